@@ -1,0 +1,180 @@
+"""Input encoders: how data becomes spikes or currents.
+
+- **Poisson rate coding** (Diehl & Cook 2015): each input fires as a Poisson process with rate
+  ``r = x / x_max * max_rate`` (Hz); in discrete time a spike occurs in a step of length ``dt`` with
+  probability ``r * dt``. The PyTorch form (Rathi & Roy 2020) draws ``rand <= |x|`` per step and keeps the sign.
+- **Direct (analog) coding** (Rathi & Roy, DIET-SNN 2021): the same analog frame is fed at every time step.
+- **Audio → features → rates**: librosa mel spectrogram or MFCC over a fixed number of frames (shorter and
+  longer utterances are linearly time-warped to that number), normalised to [0, 1], then rates.
+- **Event framing**: DVS events binned into ``(T, polarity, H, W)`` count frames.
+
+Functions accept numpy arrays and, where noted, torch tensors; randomness always comes from an explicit
+seed, ``numpy.random.Generator`` or ``torch.Generator``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "intensity_to_rates",
+    "poisson_spikes",
+    "poisson_encode",
+    "direct_encode",
+    "audio_features",
+    "features_to_rates",
+    "events_to_frames",
+]
+
+
+def _is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def intensity_to_rates(x, max_rate: float = 63.75, x_max: float | None = None) -> np.ndarray:
+    """Firing rates in Hz, proportional to intensity: ``x / x_max * max_rate``.
+
+    ``x_max`` defaults to 255 for integer input and 1 for floats. Diehl & Cook use ``max_rate = 63.75`` Hz
+    (pixel / 4). Negative intensities or ones above ``x_max`` raise ``ValueError``.
+    """
+    x = np.asarray(x)
+    if x_max is None:
+        x_max = 255.0 if np.issubdtype(x.dtype, np.integer) else 1.0
+    xf = x.astype(np.float64)
+    if xf.size and (xf.min() < 0 or xf.max() > x_max):
+        raise ValueError(f"intensities must lie in [0, {x_max}], got [{xf.min()}, {xf.max()}]")
+    if max_rate < 0:
+        raise ValueError(f"max_rate must be >= 0 Hz, got {max_rate}")
+    return xf / x_max * max_rate
+
+
+def poisson_spikes(rates_hz, n_steps: int, dt: float = 1e-3, seed: int | np.random.Generator | None = 0) -> np.ndarray:
+    """Bernoulli approximation of Poisson spike trains: bool array ``(n_steps, *rates.shape)``.
+
+    Parameters
+    ----------
+    rates_hz
+        Firing rate of each input in Hz (>= 0).
+    n_steps
+        Number of time steps.
+    dt
+        Step length in seconds; ``rates_hz * dt`` must not exceed 1.
+    seed
+        Seed or generator; the same seed gives the same spikes.
+    """
+    rates = np.asarray(rates_hz, dtype=np.float64)
+    p = rates * dt
+    if p.size and (p.min() < 0 or p.max() > 1):
+        raise ValueError(f"rate*dt must lie in [0, 1] (rates {rates.min()}..{rates.max()} Hz, dt {dt} s)")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return rng.random((n_steps, *p.shape)) < p
+
+
+def poisson_encode(x, n_steps: int, generator=None):
+    """Signed rate coding for analog input in [-1, 1]: ``spike_t = sign(x) * (u_t <= |x|)``, ``u_t ~ U(0, 1)``.
+
+    Works on numpy arrays (``generator``: seed or ``numpy.random.Generator``) and torch tensors
+    (``generator``: ``torch.Generator`` or ``None``). Returns ``(n_steps, *x.shape)`` in ``x``'s float dtype.
+    """
+    if _is_torch(x):
+        import torch
+
+        u = torch.rand((n_steps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
+        return torch.sign(x) * (u <= x.abs()).to(x.dtype)
+    x = np.asarray(x, dtype=np.float32)
+    rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
+    return np.sign(x) * (rng.random((n_steps, *x.shape)) <= np.abs(x)).astype(x.dtype)
+
+
+def direct_encode(x, n_steps: int):
+    """Direct (analog) coding: the same frame at each of ``n_steps`` steps, ``(n_steps, *x.shape)``.
+
+    Returns a broadcast view (no copy) for torch tensors and numpy arrays alike.
+    """
+    if _is_torch(x):
+        return x.unsqueeze(0).expand(n_steps, *x.shape)
+    x = np.asarray(x)
+    return np.broadcast_to(x, (n_steps, *x.shape))
+
+
+def _time_warp(feat: np.ndarray, n_frames: int) -> np.ndarray:
+    """Linearly resample the frame axis (last) to ``n_frames``."""
+    n = feat.shape[-1]
+    if n == n_frames:
+        return feat
+    src = np.linspace(0, n - 1, n_frames)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    w = src - lo
+    return feat[..., lo] * (1 - w) + feat[..., hi] * w
+
+
+def audio_features(
+    wave: np.ndarray,
+    sample_rate: int,
+    kind: Literal["mel", "mfcc"] = "mel",
+    n_features: int = 40,
+    n_frames: int = 40,
+    n_fft: int = 256,
+    hop_length: int = 64,
+    trim_db: float | None = 30.0,
+) -> np.ndarray:
+    """Fixed-size features of one utterance, ``(n_features, n_frames)`` float32.
+
+    ``kind="mel"``: log-mel spectrogram (dB, ``n_features`` mel bands); ``kind="mfcc"``: ``n_features`` MFCCs.
+    Leading and trailing silence quieter than ``trim_db`` below the peak is trimmed, then the frame axis is
+    time-warped to ``n_frames`` so every utterance has the same length. Deterministic.
+    """
+    import librosa
+
+    y = np.asarray(wave)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"expected a non-empty mono waveform, got shape {y.shape}")
+    if np.issubdtype(y.dtype, np.integer):
+        y = y.astype(np.float32) / float(np.iinfo(y.dtype).max + 1)
+    y = y.astype(np.float32)
+    if trim_db is not None:
+        trimmed, _ = librosa.effects.trim(y, top_db=trim_db, frame_length=n_fft, hop_length=hop_length)
+        if trimmed.size >= n_fft:
+            y = trimmed
+    if y.size < n_fft:
+        y = np.pad(y, (0, n_fft - y.size))
+    if kind == "mel":
+        s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
+                                           n_mels=n_features, fmax=sample_rate / 2)
+        feat = librosa.power_to_db(s, ref=1.0, top_db=80.0)
+    elif kind == "mfcc":
+        feat = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_features, n_fft=n_fft, hop_length=hop_length,
+                                    n_mels=max(40, n_features))
+    else:
+        raise ValueError(f"kind must be 'mel' or 'mfcc', got {kind!r}")
+    return _time_warp(feat, n_frames).astype(np.float32)
+
+
+def features_to_rates(features: np.ndarray, max_rate: float = 63.75, axis=None) -> np.ndarray:
+    """Rates in Hz from feature magnitudes: min-max normalised to [0, 1] (over ``axis``; all by default),
+    times ``max_rate``. A constant feature map gives zero rates."""
+    f = np.asarray(features, dtype=np.float64)
+    lo = f.min(axis=axis, keepdims=axis is not None)
+    span = f.max(axis=axis, keepdims=axis is not None) - lo
+    norm = np.divide(f - lo, span, out=np.zeros_like(f), where=span > 0)
+    return norm * max_rate
+
+
+def events_to_frames(events: dict, sensor_size: tuple[int, int, int], n_bins: int,
+                     duration_us: int | None = None) -> np.ndarray:
+    """Bin DVS events ``{x, y, p, t_us}`` into count frames ``(n_bins, polarities, height, width)`` float32.
+
+    Time ``[0, duration_us)`` (default: last timestamp + 1) is split into ``n_bins`` equal bins.
+    """
+    width, height, pols = sensor_size
+    t = np.asarray(events["t_us"], dtype=np.int64)
+    duration = int(duration_us if duration_us is not None else (t.max() + 1 if t.size else 1))
+    b = np.minimum(t * n_bins // duration, n_bins - 1)
+    keep = t < duration
+    frames = np.zeros((n_bins, pols, height, width), np.float32)
+    np.add.at(frames, (b[keep], np.asarray(events["p"])[keep], np.asarray(events["y"])[keep],
+                       np.asarray(events["x"])[keep]), 1.0)
+    return frames
