@@ -1,0 +1,141 @@
+"""Experiment configs: plain dataclasses, filled from presets, a TOML/JSON file and ``key=value`` overrides.
+
+Overrides name fields with dots for nested dataclasses (``device.levels=8``). Values are parsed by the field's
+declared type (int, float, bool, str, tuples/lists as JSON or comma lists); unknown keys and unparsable values
+raise ``ValueError`` naming the key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["apply_overrides", "parse_set_args", "read_config_file", "to_dict"]
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _parse(value: Any, tp, key: str):
+    if not isinstance(value, str):
+        return value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value.lower() in ("none", "null") and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _parse(value, a, key)
+            except ValueError:
+                continue
+        raise ValueError(f"{key}: cannot parse {value!r} as {tp}")
+    if origin is typing.Literal:
+        if value not in args:
+            raise ValueError(f"{key}: {value!r} is not one of {list(args)}")
+        return value
+    try:
+        if tp is bool:
+            if value.lower() in _TRUE:
+                return True
+            if value.lower() in _FALSE:
+                return False
+            raise ValueError
+        if tp in (int, float, str):
+            return tp(value)
+        if origin in (tuple, list):
+            items = json.loads(value) if value.strip().startswith("[") else [v for v in value.split(",") if v.strip()]
+            inner = args[0] if args else str
+            parsed = [_parse(str(v).strip(), inner, key) for v in items]
+            return tuple(parsed) if origin is tuple else parsed
+    except ValueError:
+        raise ValueError(f"{key}: cannot parse {value!r} as {getattr(tp, '__name__', tp)}") from None
+    return value
+
+
+def _check_type(value, tp, key):
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ValueError(f"{key}: expected {tp.__name__}, got {value!r}")
+    if tp is int and isinstance(value, bool):
+        raise ValueError(f"{key}: expected int, got {value!r}")
+    if typing.get_origin(tp) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def apply_overrides(cfg, overrides: Mapping[str, Any]):
+    """A copy of dataclass ``cfg`` with ``overrides`` applied (dotted keys reach nested dataclasses)."""
+    nested: dict[str, dict] = {}
+    flat: dict[str, Any] = {}
+    for key, value in overrides.items():
+        head, _, rest = key.partition(".")
+        if isinstance(value, Mapping) and not rest:
+            for k, v in value.items():
+                nested.setdefault(head, {})[k] = v
+        elif rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[head] = value
+    fields = {f.name: f for f in dataclasses.fields(cfg)}
+    hints = typing.get_type_hints(type(cfg))
+    changes = {}
+    for key in list(flat) + list(nested):
+        if key not in fields:
+            raise ValueError(f"unknown config key {key!r} for {type(cfg).__name__}; valid: {sorted(fields)}")
+    for key, value in flat.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(getattr(cfg, key)):
+            raise ValueError(f"{key} is a group; set its fields as {key}.<field>")
+        changes[key] = _check_type(_parse(value, tp, key), tp, key)
+    for key, sub in nested.items():
+        inner = getattr(cfg, key)
+        if not dataclasses.is_dataclass(inner):
+            raise ValueError(f"{key} is not a group of settings; use {key}=value")
+        try:
+            changes[key] = apply_overrides(inner, sub)
+        except ValueError as e:
+            raise ValueError(f"{key}.{e}") from None
+    return dataclasses.replace(cfg, **changes)
+
+
+def parse_set_args(items: list[str]) -> dict[str, str]:
+    """``["a=1", "b.c=x"]`` → ``{"a": "1", "b.c": "x"}``; an item without ``=`` raises ``ValueError``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Read a ``.toml`` or ``.json`` config file into a (possibly nested) dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            return tomllib.loads(text)
+        if path.suffix == ".json":
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("the top level must be an object")
+            return data
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as e:
+        raise ValueError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
+    raise ValueError(f"config file {path} must end in .toml or .json")
+
+
+def to_dict(cfg) -> dict:
+    """The config as a JSON-ready dict."""
+    return dataclasses.asdict(cfg)
