@@ -1,0 +1,57 @@
+"""LIF step semantics and surrogate gradients against their formulas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bioSNN.nn import LIF, LIFParams, lif_step, surrogate
+
+
+def test_lif_integrates_leaks_fires_and_soft_resets():
+    p = LIFParams(leak=0.5, threshold=1.0, reset="soft")
+    x = torch.tensor([0.8])
+    o1, s = lif_step(x, None, p)  # u = 0.8
+    o2, s2 = lif_step(x, s, p)  # u = 0.4 + 0.8 = 1.2 -> spike, u = 0.2
+    assert o1.item() == 0 and o2.item() == 1 and s2.u.item() == pytest.approx(0.2)
+    _, s3 = lif_step(x, s, LIFParams(leak=0.5, threshold=1.0, reset="hard"))
+    assert s3.u.item() == 0.0
+
+
+def test_module_holds_no_state():
+    lif = LIF(leak=1.0, threshold=1.0)
+    x = torch.full((3,), 0.6)
+    _, s = lif(x)
+    o, s = lif(x, s)
+    assert o.tolist() == [1.0, 1.0, 1.0] and torch.allclose(s.u, torch.full((3,), 0.2))
+    o_again, _ = lif(x)  # a fresh call starts from rest: nothing was kept on the module
+    assert o_again.sum() == 0
+    with pytest.raises(ValueError, match="leak"):
+        LIF(leak=1.5)
+    with pytest.raises(ValueError, match="surrogate"):
+        LIF(surrogate="nope")
+
+
+@pytest.mark.parametrize("name", ["linear", "fast_sigmoid"])
+def test_surrogate_gradients_match_their_formulas(name):
+    u = torch.linspace(-1, 3, 41, dtype=torch.float64, requires_grad=True)
+    theta = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    o = surrogate.spike(u, theta, name)
+    assert torch.equal(o, (u >= 1.0).double())
+    o.sum().backward()
+    ud = u.detach()
+    expected = 0.3 * torch.clamp(1 - torch.abs(ud - 1), min=0) if name == "linear" else 1 / (1 + 10 * torch.abs(ud - 1)) ** 2
+    torch.testing.assert_close(u.grad, expected)
+    torch.testing.assert_close(theta.grad, -expected.sum())
+
+
+def test_trainable_threshold_and_leak_get_gradients():
+    lif = LIF(leak=0.8, threshold=1.0, train_leak=True, train_threshold=True)
+    x = torch.rand(20, 8) * 0.9
+    state, total = None, 0
+    for t in range(20):
+        o, state = lif(x[t], state)
+        total = total + o.sum() + state.u.sum()
+    total.backward()
+    assert lif.leak.grad is not None and lif.leak.grad != 0
+    assert lif.threshold.grad is not None and lif.threshold.grad != 0

@@ -1,0 +1,55 @@
+"""The biosnn command line end to end: list, a small real demo run, resume, and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bioSNN import io
+from bioSNN.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("demo ") and "quick" in out and "full" in out
+
+
+def test_demo_run_trains_and_writes_results(tmp_path, capsys, isolated_cache):
+    tmp_path = tmp_path / "runs"
+    rc = main(["run", "demo", "--out", str(tmp_path), "--no-progress", "--set", "epochs=3", "--set", "hidden=64"])
+    assert rc == 0
+    (run,) = tmp_path.iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["config"]["epochs"] == 3 and cfg["preset"] == "quick"
+    assert 0.75 < metrics["accuracy"] <= 1.0  # 10 classes: chance is 0.1
+    assert metrics["wall_seconds"] > 0 and metrics["n_test"] == 450
+    assert metrics["history"]["epoch"] == [1, 2, 3]
+    assert set(metrics["device_accuracy"]) == {"1bit", "2bit", "3bit", "4bit"}
+    assert metrics["device_accuracy"]["4bit"] > 0.6
+    assert 0 < metrics["spike_rate_per_layer"]["hidden1"] < 1
+    assert (run / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    b = io.read(run / "model.npz")
+    assert b.arrays["fc0.weight"].shape == (64, 64) and b.provenance["dataset"] == "digits"
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path, capsys, isolated_cache):
+    tmp_path = tmp_path / "runs"
+    args = ["run", "demo", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1", "--set", "hidden=32"]
+    assert main(args) == 0
+    (run,) = tmp_path.iterdir()
+    first = json.loads((run / "metrics.json").read_text())["history"]
+    assert main(["run", "demo", "--resume", str(run), "--no-progress", "--set", "epochs=2"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    hist = json.loads((run / "metrics.json").read_text())["history"]
+    assert hist["epoch"] == [1, 2] and hist["test_accuracy"][0] == first["test_accuracy"][0]
+
+
+def test_errors_are_one_clear_line(tmp_path, capsys):
+    assert main(["run", "demo", "--out", str(tmp_path), "--set", "epochz=1"]) == 2
+    assert "unknown config key 'epochz'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="unknown experiment"):
+        main(["run", "nope"])
+    assert main(["run", "demo", "--preset", "huge", "--out", str(tmp_path)]) == 2
