@@ -21,6 +21,7 @@ from .runs import new_run_dir, write_json
 
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
+    "compression": "bioSNN.experiments.compression",
     "demo": "bioSNN.experiments.demo",
 }
 

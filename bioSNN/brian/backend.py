@@ -1,0 +1,108 @@
+"""Choosing a Brian2 backend per network, visibly, in a ``with`` block.
+
+Brian2 keeps the active device in process-wide state. :func:`backend` confines it: inside the block the named
+device is active, on leaving it Brian2 is back on the runtime device with a fresh standalone device, so one
+process can build several networks on different backends one after another (sweeps, tests).
+
+Backends
+--------
+``numpy``, ``cython``
+    Runtime code generation (Python drives the loop; per-step overhead).
+``cpp_standalone``
+    One C++ program per network: generated and compiled once, then run as often as needed with new
+    initial values (Brian2's ``run_args``), without recompiling.
+``cuda_standalone``
+    The same through brian2cuda (``pip install 'bioSNN[cuda]'``). Without a GPU the project can still be
+    generated and compiled (``gpu=False``: no GPU detection, compute capability given explicitly).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal
+
+__all__ = ["Backend", "backend", "BACKENDS", "is_standalone"]
+
+BACKENDS = ("numpy", "cython", "cpp_standalone", "cuda_standalone")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A Brian2 backend choice.
+
+    Attributes
+    ----------
+    name
+        One of :data:`BACKENDS`.
+    directory
+        Project folder of a standalone backend (generated code, binary, results).
+    threads
+        OpenMP threads of ``cpp_standalone`` (0 = off; on 2 cores, 1 thread was fastest, see ENVIRONMENT.md).
+    cuda_compute_capability
+        Target GPU architecture for ``cuda_standalone`` when no GPU is detected (9.0 = H100/H200).
+    gpu
+        Whether a GPU is present (``cuda_standalone`` detects it; False: compile only, never run).
+    """
+
+    name: Literal["numpy", "cython", "cpp_standalone", "cuda_standalone"] = "cython"
+    directory: str | None = None
+    threads: int = 0
+    cuda_compute_capability: float = 9.0
+    gpu: bool = True
+
+    def __post_init__(self):
+        if self.name not in BACKENDS:
+            raise ValueError(f"unknown Brian2 backend {self.name!r}; choose one of {BACKENDS}")
+        if self.name.endswith("standalone") and not self.directory:
+            raise ValueError(f"backend {self.name!r} needs a project directory")
+
+    @property
+    def standalone(self) -> bool:
+        return self.name.endswith("standalone")
+
+
+def is_standalone(b: Backend) -> bool:
+    return b.standalone
+
+
+def _cython_cache() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return str(Path(base) / "biosnn" / "cython")
+
+
+@contextlib.contextmanager
+def backend(b: Backend) -> Iterator[Backend]:
+    """Activate backend ``b`` for the objects created inside the block; restore runtime mode afterwards."""
+    import brian2
+    from brian2 import prefs, set_device
+
+    saved_target = prefs.codegen.target
+    try:
+        if b.name in ("numpy", "cython"):
+            prefs.codegen.target = b.name
+            if b.name == "cython":
+                prefs.codegen.runtime.cython.cache_dir = _cython_cache()
+            set_device("runtime")
+        elif b.name == "cpp_standalone":
+            set_device("cpp_standalone", directory=b.directory, build_on_run=False)
+            prefs.devices.cpp_standalone.openmp_threads = b.threads
+        else:
+            try:
+                import brian2cuda  # noqa: F401  (registers the cuda_standalone device)
+            except ImportError as e:
+                raise ImportError("cuda_standalone needs brian2cuda: pip install 'bioSNN[cuda]'") from e
+            if not b.gpu:
+                prefs.devices.cuda_standalone.cuda_backend.detect_gpus = False
+                prefs.devices.cuda_standalone.cuda_backend.gpu_id = 0
+                prefs.devices.cuda_standalone.cuda_backend.compute_capability = b.cuda_compute_capability
+            set_device("cuda_standalone", directory=b.directory, build_on_run=False)
+        yield b
+    finally:
+        if b.standalone:
+            brian2.device.reinit()
+            brian2.device.activate()
+            set_device("runtime")
+        prefs.codegen.target = saved_target

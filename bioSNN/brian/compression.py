@@ -1,0 +1,99 @@
+"""STDP-driven pruning and conductance quantization of the input synapses (Rathi et al. 2018, thesis part 1).
+
+Applied at regular intervals *during* training, between simulation chunks:
+
+- **prune**: power-law STDP depresses synapses whose presynaptic input rarely precedes the postsynaptic spike
+  (low pre/post correlation), so their weight falls. Synapses below ``prune_threshold`` are removed for good:
+  their weight is set to 0 and their ``alive`` flag cleared, which also blocks all later STDP updates.
+- **quantize**: the remaining weights are programmed onto the memristive device of :mod:`bioSNN.device`
+  (unipolar, ``2**bits`` levels between 0 and the current largest weight), the same code the PyTorch engine
+  uses for quantization-aware training.
+
+Cost model for the reports (stated so numbers can be checked):
+
+- *synaptic events* per test image = Σ over inputs of (expected input spikes) × (kept synapses of that input);
+  expected spikes = rate × presentation time of each pixel;
+- *energy* = synaptic events × E_event, E_event the same for every event (a crossbar read or an accumulate),
+  so energy ratios equal event ratios;
+- *area* = memory cells: kept synapses × bits per synapse, against the full network at ``reference_bits``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import device as _device
+
+__all__ = ["CompressionConfig", "prune", "quantize", "synaptic_events", "cost_report"]
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    """When and how to compress.
+
+    Attributes
+    ----------
+    prune
+        Prune at all.
+    prune_threshold
+        Weight below which an alive synapse is pruned.
+    bits
+        Device bits per synapse (``2**bits`` levels); 0 = no quantization.
+    interval
+        Images between two compression steps (K).
+    start
+        Images seen before the first compression step (STDP must first separate the synapses).
+    reference_bits
+        Precision of the uncompressed network in the area model.
+    """
+
+    prune: bool = False
+    prune_threshold: float = 0.05
+    bits: int = 0
+    interval: int = 1000
+    start: int = 1000
+    reference_bits: int = 8
+
+    def __post_init__(self):
+        if self.bits < 0 or self.interval < 1 or self.start < 0 or self.prune_threshold < 0:
+            raise ValueError("need bits >= 0, interval >= 1, start >= 0, prune_threshold >= 0")
+
+    @property
+    def active(self) -> bool:
+        return self.prune or self.bits > 0
+
+
+def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Remove alive synapses with ``w < threshold``; pruned synapses stay pruned (``alive`` only shrinks)."""
+    alive = alive & (w >= threshold)
+    return np.where(alive, w, 0.0), alive
+
+
+def quantize(w: np.ndarray, alive: np.ndarray, bits: int) -> tuple[np.ndarray, _device.DeviceConfig]:
+    """Weights on the nearest of ``2**bits`` unipolar device levels spanning [0, max alive weight]."""
+    w_max = float(w[alive].max()) if alive.any() else 1.0
+    cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=max(w_max, 1e-12))
+    return np.where(alive, _device.quantize(w, cfg), 0.0), cfg
+
+
+def synaptic_events(images: np.ndarray, alive: np.ndarray, max_rate_hz: float, t_present_s: float) -> float:
+    """Expected synaptic events per image: Σ_i E[spikes of input i] × kept synapses of input i, averaged."""
+    expected_spikes = images.astype(float) / 255.0 * max_rate_hz * t_present_s  # (n_images, n_input)
+    return float((expected_spikes @ alive.sum(1)).mean())
+
+
+def cost_report(images, alive, bits: int, max_rate_hz: float, t_present_s: float, reference_bits: int) -> dict:
+    """Synapses kept, bits, events/energy and area relative to the full (unpruned, reference-precision) network."""
+    full = np.ones_like(alive)
+    ev, ev_full = (synaptic_events(images, a, max_rate_hz, t_present_s) for a in (alive, full))
+    b = bits or reference_bits
+    return {
+        "synapses_kept": int(alive.sum()),
+        "fraction_pruned": float(1 - alive.mean()),
+        "bits_per_synapse": b,
+        "synaptic_events_per_image": ev,
+        "energy_vs_full": ev / ev_full,
+        "area_vs_full": float(alive.sum() * b) / (alive.size * reference_bits),
+    }

@@ -1,0 +1,138 @@
+"""Conductance-based LIF populations of the Diehl & Cook (2015) network, as Brian2 equation strings with units.
+
+Excitatory neurons (membrane ``v``, conductances ``ge``, ``gi`` in units of the leak conductance)::
+
+    τ_m dv/dt = (v_leak − v) + ge·(E_exc − v) + gi·(E_inh − v)
+    dge/dt = −ge/τ_ge,   dgi/dt = −gi/τ_gi
+    dθ/dt = −plastic·θ/τ_θ                  (adaptive threshold, frozen when plastic = 0)
+    spike when v > θ − θ_offset + v_threshold;  then v ← v_reset, θ ← θ + plastic·θ_plus
+
+Inhibitory neurons: the same membrane without θ. Parameter defaults are those of Diehl & Cook (2015),
+Front. Comput. Neurosci. 9:99, as used by the thesis. Values are plain floats in the units their field docs
+give; :meth:`namespace` turns them into Brian2 quantities. Names follow NIR where NIR has one
+(``tau``, ``v_leak``, ``v_threshold``, ``v_reset``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel"]
+
+
+@dataclass(frozen=True)
+class ExcitatoryParams:
+    """Excitatory conductance LIF with adaptive threshold.
+
+    Attributes
+    ----------
+    v_leak, v_reset, v_threshold : mV
+        Resting potential, reset potential, base threshold.
+    refractory : ms
+    tau : ms
+        Membrane time constant.
+    tau_ge, tau_gi : ms
+        Excitatory / inhibitory conductance decay.
+    e_exc, e_inh : mV
+        Reversal potentials.
+    theta_plus : mV
+        Threshold increase per spike while plastic.
+    tau_theta : ms
+        Threshold decay while plastic.
+    theta_init, theta_offset : mV
+        Initial θ and the offset subtracted from it in the threshold condition.
+    """
+
+    v_leak: float = -65.0
+    v_reset: float = -65.0
+    v_threshold: float = -52.0
+    refractory: float = 5.0
+    tau: float = 100.0
+    tau_ge: float = 1.0
+    tau_gi: float = 2.0
+    e_exc: float = 0.0
+    e_inh: float = -100.0
+    theta_plus: float = 0.05
+    tau_theta: float = 1e7
+    theta_init: float = 20.0
+    theta_offset: float = 20.0
+
+    def namespace(self, prefix: str = "exc_") -> dict:
+        from brian2 import ms, mV
+
+        units = {"refractory": ms, "tau": ms, "tau_ge": ms, "tau_gi": ms, "tau_theta": ms}
+        return {prefix + k: v * units.get(k, mV) for k, v in asdict(self).items()}
+
+    def nir_params(self) -> dict:
+        """Parameters with units for the weight bundle."""
+        units = {"refractory": "ms", "tau": "ms", "tau_ge": "ms", "tau_gi": "ms", "tau_theta": "ms"}
+        return {k: {"value": v, "unit": units.get(k, "mV")} for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class InhibitoryParams:
+    """Inhibitory conductance LIF (units as in :class:`ExcitatoryParams`); E_inh is −85 mV onto these cells."""
+
+    v_leak: float = -60.0
+    v_reset: float = -45.0
+    v_threshold: float = -40.0
+    refractory: float = 2.0
+    tau: float = 10.0
+    tau_ge: float = 1.0
+    tau_gi: float = 2.0
+    e_exc: float = 0.0
+    e_inh: float = -85.0
+
+    def namespace(self, prefix: str = "inh_") -> dict:
+        from brian2 import ms, mV
+
+        units = {"refractory": ms, "tau": ms, "tau_ge": ms, "tau_gi": ms}
+        return {prefix + k: v * units.get(k, mV) for k, v in asdict(self).items()}
+
+    def nir_params(self) -> dict:
+        units = {"refractory": "ms", "tau": "ms", "tau_ge": "ms", "tau_gi": "ms"}
+        return {k: {"value": v, "unit": units.get(k, "mV")} for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class PopulationModel:
+    """Everything a Brian2 ``NeuronGroup`` needs: equations, threshold, reset, refractoriness, namespace."""
+
+    equations: str
+    threshold: str
+    reset: str
+    refractory: str
+    namespace: dict
+
+
+_MEMBRANE = """
+dv/dt = ((P_v_leak - v) + ge*(P_e_exc - v) + gi*(P_e_inh - v)) / P_tau : volt (unless refractory)
+dge/dt = -ge / P_tau_ge : 1
+dgi/dt = -gi / P_tau_gi : 1
+"""
+
+
+def excitatory_model(p: ExcitatoryParams = ExcitatoryParams()) -> PopulationModel:
+    """Brian2 description of the excitatory population; ``plastic`` (shared, 0/1) switches θ adaptation."""
+    eqs = _MEMBRANE.replace("P_", "exc_") + """
+dtheta/dt = -plastic * theta / exc_tau_theta : volt
+plastic : 1 (shared)
+"""
+    return PopulationModel(
+        equations=eqs,
+        threshold="v > theta - exc_theta_offset + exc_v_threshold",
+        reset="v = exc_v_reset\ntheta += plastic * exc_theta_plus",
+        refractory="exc_refractory",
+        namespace=p.namespace("exc_"),
+    )
+
+
+def inhibitory_model(p: InhibitoryParams = InhibitoryParams()) -> PopulationModel:
+    """Brian2 description of the inhibitory population."""
+    return PopulationModel(
+        equations=_MEMBRANE.replace("P_", "inh_"),
+        threshold="v > inh_v_threshold",
+        reset="v = inh_v_reset",
+        refractory="inh_refractory",
+        namespace=p.namespace("inh_"),
+    )

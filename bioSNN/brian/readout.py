@@ -1,0 +1,58 @@
+"""Label assignment and classification from spike counts (Diehl & Cook 2015).
+
+After training, with weights and thresholds frozen, each excitatory neuron is assigned the class for which its
+average response over the labelling images is highest. A test image is classified as the class whose assigned
+neurons have the highest mean spike count. Neurons that never fired stay unassigned (-1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["assign_labels", "class_scores", "predict", "confusion"]
+
+
+def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n_neurons,)`` class of each neuron (−1 if silent on every image).
+
+    Parameters
+    ----------
+    counts
+        ``(n_images, n_neurons)`` spike counts.
+    labels
+        ``(n_images,)`` class of each image.
+    """
+    counts, labels = np.asarray(counts, float), np.asarray(labels)
+    if counts.shape[0] != labels.shape[0]:
+        raise ValueError(f"{counts.shape[0]} response rows but {labels.shape[0]} labels")
+    mean = np.zeros((n_classes, counts.shape[1]))
+    for c in range(n_classes):
+        sel = labels == c
+        if sel.any():
+            mean[c] = counts[sel].mean(0)
+    assignment = mean.argmax(0)
+    assignment[mean.max(0) == 0] = -1
+    return assignment
+
+
+def class_scores(counts: np.ndarray, assignments: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n_images, n_classes)``: mean count of the neurons assigned to each class (0 for classes with none)."""
+    counts = np.asarray(counts, float)
+    scores = np.zeros((counts.shape[0], n_classes))
+    for c in range(n_classes):
+        sel = assignments == c
+        if sel.any():
+            scores[:, c] = counts[:, sel].mean(1)
+    return scores
+
+
+def predict(counts: np.ndarray, assignments: np.ndarray, n_classes: int) -> np.ndarray:
+    """Predicted class of each image (ties go to the lower class index)."""
+    return class_scores(counts, assignments, n_classes).argmax(1)
+
+
+def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np.ndarray:
+    """``(n_classes, n_classes)`` counts, rows = true class."""
+    c = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(c, (np.asarray(labels), np.asarray(predictions)), 1)
+    return c

@@ -1,0 +1,69 @@
+"""Opt-in, subsampled recording: which variables of which neurons, how often.
+
+A :class:`MonitorSpec` names a population and what to record; an engine turns it into its own monitors
+(Brian2 ``StateMonitor``/``SpikeMonitor``) and hands back plain numpy arrays in a :class:`Recording`.
+Nothing is recorded unless asked for, and state is recorded only for the listed neurons at the given
+interval, so long training runs never fill memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["MonitorSpec", "Recording"]
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    """What to record of one population.
+
+    Attributes
+    ----------
+    population
+        Population name (``"input"``, ``"exc"``, ``"inh"`` in the Diehl & Cook network).
+    variables
+        State variables to record (e.g. ``("v", "theta", "ge")``); empty for spikes only.
+    indices
+        Neurons whose state is recorded.
+    dt_ms
+        Recording interval in ms (a multiple of the simulation step).
+    spikes
+        Also record all spikes of the population.
+    """
+
+    population: str
+    variables: tuple[str, ...] = ()
+    indices: tuple[int, ...] = (0,)
+    dt_ms: float = 1.0
+    spikes: bool = False
+
+    def __post_init__(self):
+        if self.dt_ms <= 0:
+            raise ValueError(f"dt_ms must be > 0, got {self.dt_ms}")
+        if not self.variables and not self.spikes:
+            raise ValueError(f"monitor of {self.population!r} records nothing: give variables or spikes=True")
+
+
+@dataclass
+class Recording:
+    """Recorded data of one :class:`MonitorSpec` as numpy arrays (times in seconds, SI units for state).
+
+    ``state[var]`` has shape ``(len(indices), n_samples)``; ``spike_i``/``spike_t`` list all spikes.
+    Successive simulation chunks are appended, with times continuing.
+    """
+
+    spec: MonitorSpec
+    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    state: dict = field(default_factory=dict)
+    spike_i: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    spike_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def append(self, t, state: dict, spike_i, spike_t, t_offset: float) -> None:
+        self.t = np.concatenate([self.t, np.asarray(t) + t_offset])
+        for k, v in state.items():
+            v = np.asarray(v)
+            self.state[k] = v if k not in self.state else np.concatenate([self.state[k], v], axis=1)
+        self.spike_i = np.concatenate([self.spike_i, np.asarray(spike_i, np.int64)])
+        self.spike_t = np.concatenate([self.spike_t, np.asarray(spike_t) + t_offset])

@@ -1,0 +1,249 @@
+"""Thesis part 1: Diehl & Cook network with power-law STDP, pruned and quantized during training.
+
+For each *variant* (``full``, ``pruned``, ``q<bits>``, ``pruned+q<bits>``) one network is trained with the same
+seed and data, compressed every ``interval`` images as the variant says, labelled on training images with
+weights frozen, and tested. The run folder gets ``metrics.json`` (one row per variant: accuracy, synapses
+kept, bits, energy and area relative to the full network), receptive fields, accuracy-vs-images curves and the
+accuracy-vs-compression plots, plus a bundle per variant. Variants run in ``workers`` parallel processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing as mp
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bioSNN import _atomic as io_atomic
+from bioSNN import data, io, viz
+from bioSNN.brian import compression, readout
+from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
+from bioSNN.models import diehl_cook
+
+SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
+
+_VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "mnist"  # image dataset of bioSNN.data; 'digits' is the embedded default
+    n_train: int = 60000  # training images per epoch (0 = all)
+    epochs: int = 1
+    n_label: int = 10000  # training images (the last ones of the set) used to assign labels
+    n_test: int = 10000  # test images (0 = all)
+    variants: tuple[str, ...] = ("full", "pruned", "q1", "q2", "q3", "q4", "pruned+q2")
+    prune_threshold: float = 0.02  # weight below which a synapse is pruned
+    interval: int = 1000  # images between compression steps
+    start: int = 5000  # images before the first compression step
+    reference_bits: int = 8  # precision of the full network in the area model
+    network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
+    backend: str = "cpp_standalone"
+    workers: int = 2  # variants trained in parallel processes
+    curve_block: int = 1000  # block size of the accuracy-vs-images curve
+    seed: int = 0
+
+
+PRESETS = {
+    # a few minutes on 2 cores, embedded digits (8x8): a smoke run of the whole pipeline
+    "quick": {"dataset": "digits", "n_train": 0, "epochs": 3, "n_label": 1347, "n_test": 0,
+              "variants": ("full", "pruned+q2"), "interval": 300, "start": 600, "curve_block": 300,
+              "network": {"n_input": 64, "n_exc": 50, "w_sum": 12.8, "max_rate": 255.0, "chunk": 300}},
+    "full": {"n_train": 60000, "epochs": 1, "network": {"n_exc": 400}},
+}
+
+
+def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
+    m = _VARIANT.match(variant)
+    if not m:
+        raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>")
+    bits = int(m.group(2) or m.group(3) or 0)
+    return compression.CompressionConfig(prune=variant.startswith("pruned"), prune_threshold=cfg.prune_threshold,
+                                         bits=bits, interval=cfg.interval, start=cfg.start,
+                                         reference_bits=cfg.reference_bits)
+
+
+def _data(cfg: Config):
+    ds = data.load(cfg.dataset)
+    if not isinstance(ds, data.ImageData) or ds.x_train.ndim != 3:
+        raise ValueError(f"compression needs a grey-scale image dataset, {cfg.dataset!r} is not one")
+    n_tr = cfg.n_train or len(ds.x_train)
+    n_te = cfg.n_test or len(ds.x_test)
+    if n_tr > len(ds.x_train) or n_te > len(ds.x_test) or cfg.n_label > n_tr:
+        raise ValueError(f"{cfg.dataset} has {len(ds.x_train)} train / {len(ds.x_test)} test images; asked for "
+                         f"n_train={n_tr}, n_test={n_te}, n_label={cfg.n_label} (<= n_train)")
+    x = np.concatenate([ds.x_train[:n_tr], ds.x_test[:n_te]]).reshape(n_tr + n_te, -1)
+    if x.shape[1] != cfg.network.n_input:
+        raise ValueError(f"{cfg.dataset} images have {x.shape[1]} pixels, network.n_input is {cfg.network.n_input}")
+    return ds, x, ds.y_train[:n_tr], ds.y_test[:n_te], n_tr
+
+
+def running_accuracy(counts: np.ndarray, labels: np.ndarray, block: int, n_classes: int):
+    """D&C's training curve: labels assigned on block b-1 classify block b (no extra simulation)."""
+    xs, accs = [], []
+    for b in range(1, len(counts) // block):
+        prev, cur = slice((b - 1) * block, b * block), slice(b * block, (b + 1) * block)
+        assign = readout.assign_labels(counts[prev], labels[prev], n_classes)
+        accs.append(float((readout.predict(counts[cur], assign, n_classes) == labels[cur]).mean()))
+        xs.append((b + 1) * block)
+    return xs, accs
+
+
+def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) -> dict:
+    """Train, label and test one variant; checkpoints after every chunk in ``out/checkpoint.npz``."""
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "result.json").exists():  # finished before an interruption of the whole run
+        return json.loads((out / "result.json").read_text())
+    comp = _compression_for(variant, cfg)
+    ds, x, y_tr, y_te, n_tr = _data(cfg)
+    net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
+    be = Backend(cfg.backend, directory=str(out / "brian_project") if cfg.backend.endswith("standalone") else None)
+    ckpt = out / "checkpoint.npz"
+    n_classes = ds.n_classes
+    with backend(be):
+        net = DiehlCookNetwork(net_cfg, x, be)
+        state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start, "train_counts": []}
+        dev = None
+        if ckpt.exists():
+            b = io.read(ckpt)
+            s = diehl_cook.state_from_bundle(b, net_cfg)
+            net.w, net.alive, net.theta = s["w"], s["alive"], s["theta"]
+            state = {**state, **b.extra["progress"]}
+            dev = b.device
+
+        def save(extra_state):
+            bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev,
+                                          provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant),
+                                          extra={"progress": extra_state})
+            io.write(ckpt, bundle)
+
+        def compress(seen):
+            nonlocal dev
+            if comp.prune:
+                net.w, net.alive = compression.prune(net.w, net.alive, comp.prune_threshold)
+            if comp.bits:
+                net.w, d = compression.quantize(net.w, net.alive, comp.bits)
+                dev = d.to_dict()
+
+        rng = np.random.default_rng(cfg.seed)
+        orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
+        counts_all = list(state["train_counts"])
+        for epoch in range(state["epoch"], cfg.epochs):
+            order = orders[epoch]
+            start_pos = state["pos"] if epoch == state["epoch"] else 0
+
+            def on_chunk(done, _epoch=epoch, _start=start_pos):
+                seen = state["seen_at_start"] + done
+                if comp.active and seen >= state["next_compress"]:
+                    compress(seen)
+                    state["next_compress"] = seen + comp.interval
+                save({"epoch": _epoch, "pos": _start + done, "seen": seen,
+                      "next_compress": state["next_compress"], "train_counts": []})
+
+            state["seen_at_start"] = state["seen"]
+            p = net.present(order[start_pos:], plastic=True, on_chunk=on_chunk, progress=progress,
+                            desc=f"{variant} epoch {epoch + 1}")
+            state["seen"] += len(order) - start_pos
+            state["pos"] = 0
+            counts_all.append((order[start_pos:], p.counts, p.repeats))
+        if comp.active:
+            compress(state["seen"])  # the deployed network: pruned and on device levels
+        # label on the last n_label training images, then test; weights and theta frozen
+        label_ids = np.arange(n_tr - cfg.n_label, n_tr)
+        lab = net.present(label_ids, plastic=False, progress=progress, desc=f"{variant} labelling")
+        assign = readout.assign_labels(lab.counts, y_tr[label_ids], n_classes)
+        test = net.present(np.arange(n_tr, len(x)), plastic=False, progress=progress, desc=f"{variant} test")
+        pred = readout.predict(test.counts, assign, n_classes)
+        acc = float((pred == y_te).mean())
+        bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, assign, device=dev,
+                                      provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant))
+        io.write(out / "network.npz", bundle)
+        save({"epoch": cfg.epochs, "pos": 0, "seen": state["seen"], "next_compress": state["next_compress"],
+              "train_counts": []})
+        build_s = net.build_seconds
+
+    ids = np.concatenate([c[0] for c in counts_all]) if counts_all else np.zeros(0, int)
+    tr_counts = np.concatenate([c[1] for c in counts_all]) if counts_all else np.zeros((0, net_cfg.n_exc))
+    curve = running_accuracy(tr_counts, y_tr[ids], cfg.curve_block, n_classes)
+    cost = compression.cost_report(x[n_tr:], net.alive, comp.bits, net_cfg.max_rate, net_cfg.t_present * 1e-3,
+                                   comp.reference_bits)
+    side = int(round(np.sqrt(net_cfg.n_input)))
+    result = {
+        "variant": variant, "accuracy": acc, **cost,
+        "confusion": readout.confusion(y_te, pred, n_classes).tolist(),
+        "curve": {"images": curve[0], "accuracy": curve[1]},
+        "mean_repeats_train": float(np.concatenate([c[2] for c in counts_all]).mean()) if counts_all else None,
+        "unassigned_neurons": int((assign < 0).sum()),
+        "test_spikes_per_image": float(test.counts.sum(1).mean()),
+        "sim_seconds": {"test": test.seconds, "label": lab.seconds}, "build_seconds": build_s,
+        "test_images_per_second": len(pred) / test.seconds if test.seconds else None,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    np.save(out / "receptive_fields.npy", net.w.T.reshape(net_cfg.n_exc, side, side).astype(np.float32))
+    io_atomic.write_json(out / "result.json", result)
+    return result
+
+
+def _worker(args):
+    cfg_dict, variant, out = args
+    from bioSNN.config import apply_overrides
+
+    return train_variant(apply_overrides(Config(), cfg_dict), variant, Path(out))
+
+
+def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
+    for v in cfg.variants:
+        _compression_for(v, cfg)  # fail early on a bad name
+    jobs = [(dataclasses.asdict(cfg), v, str(run_dir / "variants" / v.replace("+", "_"))) for v in cfg.variants]
+    if cfg.workers > 1 and len(jobs) > 1:
+        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+            results = pool.map(_worker, jobs, chunksize=1)
+    else:
+        results = [train_variant(cfg, v, Path(o), progress) for _, v, o in jobs]
+    _figures(run_dir, results, cfg)
+    table = {r["variant"]: {k: r[k] for k in ("accuracy", "synapses_kept", "fraction_pruned", "bits_per_synapse",
+                                              "energy_vs_full", "area_vs_full", "test_images_per_second")}
+             for r in results}
+    for r in results:
+        print(f"{r['variant']:>10}: accuracy {r['accuracy']:.4f}  synapses kept {r['synapses_kept']}"
+              f" ({100 * (1 - r['fraction_pruned']):.1f} %)  bits {r['bits_per_synapse']}"
+              f"  energy x{r['energy_vs_full']:.2f}  area x{r['area_vs_full']:.3f}")
+    main = next((r for r in results if r["variant"] == "full"), results[0])
+    return {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": table,
+            "details": {r["variant"]: {k: r[k] for k in ("curve", "confusion", "mean_repeats_train",
+                                                         "unassigned_neurons", "test_spikes_per_image",
+                                                         "build_seconds", "wall_seconds")} for r in results},
+            "cost_model": compression.__doc__.split("Cost model for the reports")[1].strip()}
+
+
+def _figures(run_dir: Path, results: list[dict], cfg: Config):
+    for r in results:
+        rf = np.load(run_dir / "variants" / r["variant"].replace("+", "_") / "receptive_fields.npy")
+        fig = viz.figure(figsize=(8, 8))[0]
+        fig.clf()
+        viz.plot_tiles(fig, rf)
+        fig.suptitle(f"input weights ({r['variant']}, accuracy {100 * r['accuracy']:.1f} %)")
+        viz.save(fig, run_dir / f"receptive_fields_{r['variant'].replace('+', '_')}.png", dpi=80)
+    fig, axes = viz.figure(1, 3, figsize=(15, 4), gridspec_kw={"wspace": 0.35})
+    viz.plot_curves(axes[0], {r["variant"]: (r["curve"]["images"], r["curve"]["accuracy"]) for r in results},
+                    "training images seen", "accuracy (next block)", "accuracy vs images seen")
+    for r in results:
+        axes[1].scatter(r["fraction_pruned"], r["accuracy"], label=r["variant"])
+        axes[2].scatter(r["bits_per_synapse"], r["accuracy"], label=r["variant"])
+    axes[1].set(xlabel="fraction of synapses pruned", ylabel="test accuracy", title="accuracy vs pruning")
+    axes[2].set(xlabel="bits per synapse", ylabel="test accuracy", title="accuracy vs bits")
+    for ax in axes[1:]:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    viz.save(fig, run_dir / "compression.png")
+    main = next((r for r in results if r["variant"] == "full"), results[0])
+    fig, ax = viz.figure(figsize=(4.5, 4))
+    viz.plot_confusion(ax, np.array(main["confusion"]), title=f"confusion ({main['variant']})")
+    viz.save(fig, run_dir / "confusion.png")

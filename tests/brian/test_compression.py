@@ -1,0 +1,41 @@
+"""Pruning and quantization of the input synapses, and the cost model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioSNN import device
+from bioSNN.brian import compression
+
+
+def test_pruning_never_revives_a_synapse():
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, 0.2, (50, 10))
+    w1, alive1 = compression.prune(w, np.ones_like(w, bool), 0.05)
+    assert (w1[~alive1] == 0).all() and (alive1 == (w >= 0.05)).all()
+    # STDP (or normalisation) later raises every weight above the threshold: the pruned stay pruned
+    w2, alive2 = compression.prune(w1 + 0.5, alive1, 0.05)
+    assert (alive2 == alive1).all() and (w2[~alive1] == 0).all()
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3, 4])
+def test_quantized_weights_take_only_device_levels(bits):
+    rng = np.random.default_rng(bits)
+    w = rng.uniform(0, 0.8, (784, 20))
+    alive = rng.random(w.shape) > 0.3
+    q, cfg = compression.quantize(np.where(alive, w, 0), alive, bits)
+    levels = device.from_conductance(device.level_conductances(cfg)[None], cfg)
+    assert cfg.levels == 2 ** bits and cfg.w_max == pytest.approx(w[alive].max())
+    assert np.isin(np.round(q, 12), np.round(levels, 12)).all()
+    assert (q[~alive] == 0).all() and len(np.unique(q[alive])) <= 2 ** bits
+
+
+def test_cost_report_counts_events_and_cells():
+    images = np.array([[255, 0, 255, 0]], np.uint8)  # inputs 0 and 2 fire at 100 Hz for 0.5 s: 50 spikes
+    alive = np.array([[1, 1], [1, 1], [1, 0], [0, 0]], bool)
+    r = compression.cost_report(images, alive, bits=2, max_rate_hz=100.0, t_present_s=0.5, reference_bits=8)
+    assert r["synaptic_events_per_image"] == pytest.approx(50 * 2 + 50 * 1)
+    assert r["energy_vs_full"] == pytest.approx(150 / 200)
+    assert r["synapses_kept"] == 5 and r["fraction_pruned"] == pytest.approx(3 / 8)
+    assert r["area_vs_full"] == pytest.approx(5 * 2 / (8 * 8))

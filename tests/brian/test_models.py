@@ -1,0 +1,105 @@
+"""Brian2 neuron and plasticity models: units, an analytic membrane trajectory, STDP updates of known spike
+pairs, and the readout. Runtime (numpy) backend, no compilation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+b2 = pytest.importorskip("brian2")
+from brian2 import Equations, Network, NeuronGroup, StateMonitor, Synapses, mV, ms, volt  # noqa: E402
+
+from bioSNN.brian import readout  # noqa: E402
+from bioSNN.brian.backend import Backend, backend  # noqa: E402
+from bioSNN.brian.neurons import ExcitatoryParams, excitatory_model, inhibitory_model  # noqa: E402
+from bioSNN.brian.stdp import PowerLawSTDP, TraceSTDP  # noqa: E402
+
+pytestmark = pytest.mark.brian2
+
+
+def test_equations_carry_units():
+    eqs = Equations(excitatory_model().equations)
+    assert eqs["v"].dim == volt.dim and eqs["theta"].dim == volt.dim
+    assert eqs["ge"].dim.is_dimensionless and eqs["plastic"].dim.is_dimensionless
+    ns = excitatory_model().namespace
+    assert ns["exc_tau"] == 100 * ms and ns["exc_v_threshold"] == -52 * mV and ns["exc_theta_plus"] == 0.05 * mV
+    assert inhibitory_model().namespace["inh_e_inh"] == -85 * mV
+
+
+def _exc_group(p: ExcitatoryParams, n=1):
+    m = excitatory_model(p)
+    return NeuronGroup(n, m.equations, threshold=m.threshold, reset=m.reset, refractory=m.refractory,
+                       method="euler", namespace=m.namespace)
+
+
+@pytest.mark.parametrize("ge", [0.0, 0.1])
+def test_membrane_follows_the_analytic_solution(ge):
+    """Constant conductance ge (τ_ge made huge): v relaxes to (v_leak + ge·E_exc)/(1 + ge) with τ/(1 + ge)."""
+    p = ExcitatoryParams(tau_ge=1e12)
+    with backend(Backend("numpy")):
+        b2.defaultclock.dt = 0.1 * ms
+        g = _exc_group(p)
+        g.v, g.ge, g.theta = -70 * mV, ge, 100 * mV  # θ high: no spike
+        mon = StateMonitor(g, "v", record=0)
+        Network(g, mon).run(200 * ms, namespace={})
+        t = np.asarray(mon.t / ms)
+        v = np.asarray(mon.v[0] / mV)
+    v_inf = (p.v_leak + ge * p.e_exc) / (1 + ge)
+    expected = v_inf + (-70 - v_inf) * np.exp(-t * (1 + ge) / p.tau)
+    np.testing.assert_allclose(v, expected, atol=0.02)  # Euler at 0.1 ms: error far below 0.02 mV
+
+
+def _pair_network(rule, pre_times_ms, post_times_ms, w0):
+    """One pre → one post synapse (plus a pruned twin) with spikes at exactly the given times."""
+    sm = rule.synapse_model()
+    pre = b2.SpikeGeneratorGroup(1, np.zeros(len(pre_times_ms), int), np.asarray(pre_times_ms) * ms)
+    post = NeuronGroup(1, "ge : 1", threshold="(" + " or ".join(
+        f"abs(t - {t}*ms) < 0.5*dt" for t in post_times_ms) + ")")
+    syn = Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
+    syn.connect(n=2)  # synapse 0 alive, synapse 1 pruned
+    syn.w = [w0, 0.0]
+    syn.alive = [1.0, 0.0]
+    syn.learning = 1.0
+    return Network(pre, post, syn), syn
+
+
+def test_power_law_stdp_update_of_a_spike_pair():
+    rule = PowerLawSTDP(eta=0.01, x_offset=0.4, mu=0.2, w_max=1.0, tau_pre=20.0)
+    with backend(Backend("numpy")):
+        b2.defaultclock.dt = 0.1 * ms
+        net, syn = _pair_network(rule, [10.0], [15.0, 60.0], w0=0.5)
+        net.run(80 * ms, namespace={})
+        w = np.asarray(syn.w[:])
+    # post at 15 ms: x_pre = exp(-5/20) potentiates; post at 60 ms: x_pre = exp(-50/20) < x_offset depresses
+    w1 = 0.5 + 0.01 * (np.exp(-5 / 20) - 0.4) * (1 - 0.5) ** 0.2
+    w2 = w1 + 0.01 * (np.exp(-50 / 20) - 0.4) * (1 - w1) ** 0.2
+    assert w[0] == pytest.approx(w2, rel=1e-9)
+    assert w1 > 0.5 and w2 < w1
+    assert rule.delta_w(np.exp(-5 / 20), 0.5) == pytest.approx(w1 - 0.5)
+    assert w[1] == 0.0  # pruned synapse never changes
+
+
+def test_diehl_cook_trace_rule_update():
+    rule = TraceSTDP(nu_pre=0.0001, nu_post=0.01, tau_pre=20.0, tau_post1=20.0, tau_post2=40.0)
+    with backend(Backend("numpy")):
+        b2.defaultclock.dt = 0.1 * ms
+        net, syn = _pair_network(rule, [10.0], [5.0, 15.0], w0=0.5)
+        net.run(30 * ms, namespace={})
+        w = np.asarray(syn.w[:])
+    # pre at 10: w -= ν_pre·post1(5 ms after the post spike); post at 15: w += ν_post·pre(5 ms)·post2(10 ms)
+    expected = 0.5 - 0.0001 * np.exp(-5 / 20) + 0.01 * np.exp(-5 / 20) * np.exp(-10 / 40)
+    assert w[0] == pytest.approx(expected, rel=1e-9)
+    assert w[1] == 0.0
+
+
+def test_label_assignment_and_prediction_toy_case():
+    # neuron 0 answers class 1, neuron 1 class 0, neuron 2 class 2 (weaker), neuron 3 never fires
+    counts = np.array([[0, 5, 0, 0], [0, 4, 1, 0], [6, 0, 0, 0], [3, 1, 2, 0], [0, 0, 2, 0]])
+    labels = np.array([0, 0, 1, 1, 2])
+    assign = readout.assign_labels(counts, labels, 3)
+    np.testing.assert_array_equal(assign, [1, 0, 2, -1])
+    test = np.array([[0, 9, 0, 0], [7, 1, 0, 0], [0, 1, 3, 5]])
+    np.testing.assert_array_equal(readout.predict(test, assign, 3), [0, 1, 2])
+    assert readout.confusion([0, 1, 2], [0, 1, 1], 3).tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
+    with pytest.raises(ValueError, match="labels"):
+        readout.assign_labels(counts, labels[:3], 3)

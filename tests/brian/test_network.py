@@ -1,0 +1,69 @@
+"""The Diehl & Cook network end to end on real digits: it learns above chance as one compiled program run
+chunk after chunk, and the runtime and C++ standalone backends give the same spikes for the same seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("brian2")
+
+from bioSNN import data  # noqa: E402
+from bioSNN.brian import readout  # noqa: E402
+from bioSNN.brian.backend import Backend, backend  # noqa: E402
+from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork  # noqa: E402
+
+pytestmark = pytest.mark.brian2
+
+# 8x8 digits have 64 inputs instead of 784: the normalisation target and input rate are scaled up so that the
+# excitatory neurons receive a drive comparable to the MNIST setting
+SMALL = dict(n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    d = data.load("digits")
+    return d, np.concatenate([d.x_train, d.x_test]).reshape(-1, 64)
+
+
+def test_small_network_learns_above_chance(digits, tmp_path_factory):
+    d, x = digits
+    n_tr = len(d.x_train)
+    cfg = DiehlCookConfig(**SMALL, t_rest=0.0, chunk=200)  # explicit state reset instead of the rest
+    be = Backend("cpp_standalone", directory=str(tmp_path_factory.mktemp("dc")))
+    with backend(be):
+        net = DiehlCookNetwork(cfg, x, be)
+        w0 = net.w.copy()
+        train = net.present(np.arange(n_tr), plastic=True, progress=False)
+        theta_after = net.theta.copy()
+        lab = net.present(np.arange(n_tr), plastic=False, progress=False)
+        test = net.present(np.arange(n_tr, n_tr + 450), plastic=False, progress=False)
+        assert net.build_seconds > 0 and net._chunks_run >= 7 + 7 + 3  # one build, many runs of the binary
+    assert (train.counts.sum(1) >= cfg.min_spikes).mean() > 0.9  # accepted presentations evoked >= 5 spikes
+    assert not np.allclose(net.w, w0) and (theta_after > cfg.exc.theta_init + 1).sum() >= cfg.n_exc // 2
+    np.testing.assert_allclose(net.theta, theta_after)  # frozen while labelling and testing
+    assign = readout.assign_labels(lab.counts, d.y_train, 10)
+    acc = (readout.predict(test.counts, assign, 10) == d.y_test).mean()
+    assert acc > 0.3, acc  # chance is 0.1
+
+
+def test_runtime_and_standalone_give_the_same_spikes(digits, tmp_path_factory):
+    _, x = digits
+    cfg = DiehlCookConfig(**SMALL, t_present=100.0, t_rest=50.0, chunk=12)
+    counts = {}
+    for name in ("cython", "cpp_standalone"):  # same RNG and arithmetic; numpy drifts by rounding
+        be = Backend(name, directory=str(tmp_path_factory.mktemp(name)) if name != "cython" else None)
+        with backend(be):
+            net = DiehlCookNetwork(cfg, x, be)
+            counts[name] = net.present(np.arange(10), plastic=True, progress=False).counts
+            counts[name + "_w"] = net.w
+    assert counts["cython"].sum() > 50
+    np.testing.assert_array_equal(counts["cython"], counts["cpp_standalone"])
+    np.testing.assert_allclose(counts["cython_w"], counts["cpp_standalone_w"], rtol=1e-9)
+
+
+def test_bad_images_are_rejected():
+    with pytest.raises(ValueError, match="uint8"):
+        DiehlCookNetwork(DiehlCookConfig(**SMALL), np.zeros((3, 64), np.float32), Backend("numpy"))
+    with pytest.raises(ValueError, match="chunk"):
+        DiehlCookConfig(chunk=5, max_repeats=10)
