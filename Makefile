@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with Python >= 3.11:
-#   make demo   — create .venv, install bioSNN, run the demo on the embedded digits (no download)
+#   make demo   — create .venv, install bioSNN, run the main job (STDP compression, small scale) on the
+#                 embedded digits (no download)
 #   make test   — create .venv, install bioSNN with its test tools, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -17,7 +18,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/biosnn run demo --preset quick
+	$(BIN)/biosnn run compression --preset quick
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "not slow and not gpu"

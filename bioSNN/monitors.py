@@ -31,6 +31,8 @@ class MonitorSpec:
         Recording interval in ms (a multiple of the simulation step).
     spikes
         Also record all spikes of the population.
+    keep_ms
+        Keep only the first ``keep_ms`` of simulated time (later data is dropped as it arrives).
     """
 
     population: str
@@ -38,6 +40,7 @@ class MonitorSpec:
     indices: tuple[int, ...] = (0,)
     dt_ms: float = 1.0
     spikes: bool = False
+    keep_ms: float = 5000.0
 
     def __post_init__(self):
         if self.dt_ms <= 0:
@@ -61,9 +64,15 @@ class Recording:
     spike_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def append(self, t, state: dict, spike_i, spike_t, t_offset: float) -> None:
-        self.t = np.concatenate([self.t, np.asarray(t) + t_offset])
+        """Add one chunk's data (times relative to the chunk start, which is ``t_offset`` s into the run)."""
+        limit = self.spec.keep_ms * 1e-3
+        t = np.asarray(t) + t_offset
+        keep = t < limit
+        self.t = np.concatenate([self.t, t[keep]])
         for k, v in state.items():
-            v = np.asarray(v)
+            v = np.asarray(v)[:, keep]
             self.state[k] = v if k not in self.state else np.concatenate([self.state[k], v], axis=1)
-        self.spike_i = np.concatenate([self.spike_i, np.asarray(spike_i, np.int64)])
-        self.spike_t = np.concatenate([self.spike_t, np.asarray(spike_t) + t_offset])
+        st = np.asarray(spike_t) + t_offset
+        keep = st < limit
+        self.spike_i = np.concatenate([self.spike_i, np.asarray(spike_i, np.int64)[keep]])
+        self.spike_t = np.concatenate([self.spike_t, st[keep]])

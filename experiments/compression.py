@@ -24,6 +24,7 @@ from bioSNN import data, io, viz
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
+from bioSNN.monitors import MonitorSpec
 from bioSNN.models import diehl_cook
 
 SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
@@ -47,13 +48,15 @@ class Config:
     backend: str = "cpp_standalone"
     workers: int = 2  # variants trained in parallel processes
     curve_block: int = 1000  # block size of the accuracy-vs-images curve
+    monitor: bool = False  # record the first seconds of training (rasters, v and theta traces) of one variant
+    monitor_neurons: int = 3  # excitatory neurons whose v, theta, ge are traced
     seed: int = 0
 
 
 PRESETS = {
     # a few minutes on 2 cores, embedded digits (8x8): a smoke run of the whole pipeline
     "quick": {"dataset": "digits", "n_train": 0, "epochs": 3, "n_label": 1347, "n_test": 0,
-              "variants": ("full", "pruned+q2"), "interval": 300, "start": 600, "curve_block": 300,
+              "variants": ("full", "pruned+q2"), "interval": 300, "start": 600, "curve_block": 300, "monitor": True,
               "network": {"n_input": 64, "n_exc": 50, "w_sum": 12.8, "max_rate": 255.0, "chunk": 300}},
     "full": {"n_train": 60000, "epochs": 1, "network": {"n_exc": 400}},
 }
@@ -107,8 +110,14 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
     be = Backend(cfg.backend, directory=str(out / "brian_project") if cfg.backend.endswith("standalone") else None)
     ckpt = out / "checkpoint.npz"
     n_classes = ds.n_classes
+    monitors = ()
+    if cfg.monitor and variant == cfg.variants[0]:
+        keep = 10 * net_cfg.t_slot
+        monitors = (MonitorSpec("input", spikes=True, keep_ms=keep),
+                    MonitorSpec("exc", ("v", "theta", "ge"), tuple(range(min(cfg.monitor_neurons, net_cfg.n_exc))),
+                                dt_ms=1.0, spikes=True, keep_ms=keep))
     with backend(be):
-        net = DiehlCookNetwork(net_cfg, x, be)
+        net = DiehlCookNetwork(net_cfg, x, be, monitors=monitors)
         state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start, "train_counts": []}
         dev = None
         if ckpt.exists():
@@ -186,6 +195,8 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         "test_images_per_second": len(pred) / test.seconds if test.seconds else None,
         "wall_seconds": time.perf_counter() - t0,
     }
+    if monitors:
+        _dynamics_figure(out / "dynamics.png", net, net_cfg)
     np.save(out / "receptive_fields.npy", net.w.T.reshape(net_cfg.n_exc, side, side).astype(np.float32))
     io_atomic.write_json(out / "result.json", result)
     return result
@@ -208,6 +219,9 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     else:
         results = [train_variant(cfg, v, Path(o), progress) for _, v, o in jobs]
     _figures(run_dir, results, cfg)
+    first = run_dir / "variants" / cfg.variants[0].replace("+", "_") / "dynamics.png"
+    if first.exists():
+        (run_dir / "dynamics.png").write_bytes(first.read_bytes())
     table = {r["variant"]: {k: r[k] for k in ("accuracy", "synapses_kept", "fraction_pruned", "bits_per_synapse",
                                               "energy_vs_full", "area_vs_full", "test_images_per_second")}
              for r in results}
@@ -247,3 +261,27 @@ def _figures(run_dir: Path, results: list[dict], cfg: Config):
     fig, ax = viz.figure(figsize=(4.5, 4))
     viz.plot_confusion(ax, np.array(main["confusion"]), title=f"confusion ({main['variant']})")
     viz.save(fig, run_dir / "confusion.png")
+
+
+def _dynamics_figure(path: Path, net: DiehlCookNetwork, cfg: DiehlCookConfig):
+    """Input and excitatory rasters, membrane potential and adaptive threshold of the first images."""
+    recs = {spec.population: rec for spec, rec in net.recordings.items()}
+    inp, exc = recs["input"], recs["exc"]
+    fig, axes = viz.figure(4, 1, figsize=(10, 9), sharex=True, gridspec_kw={"hspace": 0.15})
+    axes[0].scatter(inp.spike_t, inp.spike_i, s=1, marker="|", color="k")
+    axes[0].set(ylabel="input neuron", title="first presentations of training (slots of "
+                f"{cfg.t_present:g} ms image + {cfg.t_rest:g} ms rest)")
+    axes[1].scatter(exc.spike_t, exc.spike_i, s=3, marker="|", color="tab:red")
+    axes[1].set(ylabel="excitatory neuron")
+    for k, idx in enumerate(exc.spec.indices):
+        axes[2].plot(exc.t, exc.state["v"][k] * 1e3, lw=0.6, label=f"v, neuron {idx}")
+        axes[3].plot(exc.t, exc.state["theta"][k] * 1e3, lw=0.8, label=f"θ, neuron {idx}")
+    axes[2].axhline(cfg.exc.v_threshold, ls=":", color="grey")
+    axes[2].set(ylabel="v (mV)")
+    axes[3].set(ylabel="θ (mV)", xlabel="time (s)")
+    for ax in axes[2:]:
+        ax.legend(fontsize=7, loc="upper right")
+    for t in np.arange(0, exc.t.max() if exc.t.size else 0, cfg.t_slot * 1e-3):
+        for ax in axes:
+            ax.axvline(t, color="grey", lw=0.3)
+    viz.save(fig, path, dpi=80)

@@ -13,7 +13,7 @@ from bioSNN.cli import main
 def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("demo ") and "quick" in out and "full" in out
+    assert "compression " in out and "demo " in out and "quick" in out and "full" in out
 
 
 def test_demo_run_trains_and_writes_results(tmp_path, capsys, isolated_cache):

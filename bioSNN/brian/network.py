@@ -327,11 +327,13 @@ repeats_in : integer (linked)
         return per_slot[accepted], reps[accepted], k[accepted]
 
     def _collect_user_monitors(self, t_start):
+        from brian2 import StateMonitor
+
         for spec, mons in self._user_monitors.items():
             seen = self._user_seen[spec]
             state, st, si, stt = {}, np.zeros(0), np.zeros(0, np.int64), np.zeros(0)
             for m in mons:
-                if hasattr(m, "record_variables"):
+                if isinstance(m, StateMonitor):
                     st = np.asarray(m.t[:])[seen[0]:] - t_start
                     state = {v: np.asarray(getattr(m, v))[:, seen[0]:] for v in spec.variables}
                     seen[0] += len(st)

@@ -1,0 +1,50 @@
+"""The compression experiment driver on the embedded digits: pruning and quantization during training end in
+a bundle whose weights sit on device levels, and a finished run continues from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("brian2")
+
+from bioSNN import device, io  # noqa: E402
+from bioSNN.config import apply_overrides  # noqa: E402
+from bioSNN.experiments import compression as exp  # noqa: E402
+
+pytestmark = pytest.mark.brian2
+
+
+def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
+    cfg = apply_overrides(exp.Config(), {
+        "dataset": "digits", "n_train": 400, "n_label": 400, "n_test": 0, "variants": ("pruned+q2",),
+        "interval": 100, "start": 100, "curve_block": 100, "workers": 1, "prune_threshold": 0.02,
+        "network": {"n_input": 64, "n_exc": 10, "w_sum": 12.8, "max_rate": 255.0, "chunk": 100, "t_rest": 0.0}})
+    out = tmp_path / "v"
+    r = exp.train_variant(cfg, "pruned+q2", out)
+    assert 0.2 < r["fraction_pruned"] < 1 and r["bits_per_synapse"] == 2 and r["energy_vs_full"] < 1
+    assert 0.0 <= r["accuracy"] <= 1.0 and len(r["confusion"]) == 10
+    b = io.read(out / "network.npz")
+    w, alive = b.arrays["input_exc.w"], b.arrays["input_exc.alive"]
+    assert (w[~alive] == 0).all() and alive.sum() == r["synapses_kept"]
+    dev = device.DeviceConfig(**b.device)
+    levels = device.from_conductance(device.level_conductances(dev)[None], dev)
+    assert dev.levels == 4 and np.isin(np.round(w[alive], 12), np.round(levels, 12)).all()
+    assert b.arrays["exc.assignment"].shape == (10,)
+
+    # a finished result is reused; a longer run continues from the checkpoint instead of starting over
+    assert exp.train_variant(cfg, "pruned+q2", out)["accuracy"] == r["accuracy"]
+    (out / "result.json").unlink()
+    longer = dataclasses.replace(cfg, epochs=2)
+    exp.train_variant(longer, "pruned+q2", out)
+    progress = io.read(out / "checkpoint.npz").extra["progress"]
+    assert progress["epoch"] == 2 and progress["seen"] == 800
+    assert json.loads((out / "result.json").read_text())["synapses_kept"] <= r["synapses_kept"]
+
+
+def test_unknown_variant_is_named():
+    with pytest.raises(ValueError, match="unknown variant 'q9x'"):
+        exp._compression_for("q9x", exp.Config())
