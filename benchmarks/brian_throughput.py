@@ -1,0 +1,177 @@
+"""Training throughput of the Diehl & Cook network (images per second) against the usual ways to run it.
+
+Side by side in one run, on the same machine, same network (784 inputs → N excitatory/inhibitory, power-law
+STDP), same presentation (350 ms image + 150 ms rest, dt 0.5 ms), MNIST training images:
+
+- ``biosnn``          bioSNN on ``cpp_standalone``: one build, the epoch as chunks of compiled simulation with the
+                      repeat rule, normalisation and resets scheduled inside (build time reported separately);
+- ``biosnn-reset``    the same with the 150 ms rest replaced by an explicit state reset;
+- ``plain-standalone`` a bare single ``cpp_standalone`` run of the same network with TimedArray input and no
+                      per-image operations (the reference speed of ENVIRONMENT.md, ≈ 65 img/s at N = 400);
+- ``runtime-loop``    the customary Brian2 way: runtime (cython) mode, one ``net.run`` per image and rest,
+                      normalisation in Python between images;
+- ``bindsnet``        BindsNET's ``DiehlAndCook2015`` model with the same times, if BindsNET is importable
+                      (install it into a separate environment with ``--no-deps``; see ENVIRONMENT.md).
+
+Usage: ``python benchmarks/brian_throughput.py --n-exc 100 400 --images 300 --out benchmarks/results``
+(needs BIOSNN_DATA or a cached MNIST). Prints a table and writes ``brian_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def bench_biosnn(images, n_exc, t_rest, workdir):
+    from bioSNN.brian.backend import Backend, backend
+    from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
+
+    cfg = DiehlCookConfig(n_exc=n_exc, t_rest=t_rest, chunk=len(images) + 20)
+    be = Backend("cpp_standalone", directory=str(workdir))
+    with backend(be):
+        net = DiehlCookNetwork(cfg, images, be)
+        net.present(np.arange(min(20, len(images))), plastic=True, progress=False)  # build + warm-up
+        p = net.present(np.arange(len(images)), plastic=True, progress=False)
+        return {"images_per_s": len(images) / p.seconds, "build_s": net.build_seconds,
+                "peak_rss_mb_child": _rss_mb(resource.RUSAGE_CHILDREN)}
+
+
+def _plain_network(b2, rates_ta, n_exc, eqs_extra=""):
+    from bioSNN.brian.neurons import excitatory_model, inhibitory_model
+    from bioSNN.brian.stdp import PowerLawSTDP
+
+    em, im, sm = excitatory_model(), inhibitory_model(), PowerLawSTDP().synapse_model()
+    inp = b2.PoissonGroup(784, rates="stimulus(t, i)", namespace={"stimulus": rates_ta})
+    exc = b2.NeuronGroup(n_exc, em.equations, threshold=em.threshold, reset=em.reset, refractory=em.refractory,
+                         method="euler", namespace=em.namespace)
+    inh = b2.NeuronGroup(n_exc, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
+                         method="euler", namespace=im.namespace)
+    exc.v, inh.v, exc.theta, exc.plastic = -65 * b2.mV, -60 * b2.mV, 20 * b2.mV, 1.0
+    syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
+    syn.connect()
+    syn.w, syn.alive, syn.learning = "0.003 + 0.3 * rand()", 1.0, 1.0
+    ei = b2.Synapses(exc, inh, on_pre="ge_post += 10.4")
+    ei.connect(j="i")
+    ie = b2.Synapses(inh, exc, on_pre="gi_post += 17.0")
+    ie.connect(condition="i != j")
+    return b2.Network(inp, exc, inh, syn, ei, ie), syn
+
+
+def bench_plain_standalone(images, n_exc, workdir):
+    import brian2 as b2
+
+    from bioSNN.brian.backend import Backend, backend
+
+    with backend(Backend("cpp_standalone", directory=str(workdir))):
+        b2.defaultclock.dt = 0.5 * b2.ms
+        # 50 ms bins: 7 of image, 3 of rest per presentation
+        frames = np.repeat(images.astype(float) / 255 * 63.75, 10, axis=0)
+        frames[np.tile(np.arange(10) >= 7, len(images))] = 0
+        ta = b2.TimedArray(frames * b2.Hz, dt=50 * b2.ms)
+        net, _ = _plain_network(b2, ta, n_exc)
+        net.run(len(images) * 500 * b2.ms)
+        t0 = time.perf_counter()
+        b2.device.build(directory=str(workdir), compile=True, run=False, with_output=False)
+        build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        b2.device.run(with_output=False)
+        run = time.perf_counter() - t0
+    return {"images_per_s": len(images) / run, "build_s": build, "peak_rss_mb_child": _rss_mb(resource.RUSAGE_CHILDREN)}
+
+
+def bench_runtime_loop(images, n_exc):
+    import brian2 as b2
+
+    from bioSNN.brian.backend import Backend, backend
+
+    with backend(Backend("cython")):
+        b2.defaultclock.dt = 0.5 * b2.ms
+        ta = b2.TimedArray(np.zeros((1, 784)) * b2.Hz, dt=1 * b2.second)
+        net, syn = _plain_network(b2, ta, n_exc)
+        inp = [o for o in net.objects if isinstance(o, b2.PoissonGroup)][0]
+        inp.rates = 0 * b2.Hz
+        net.run(0.5 * b2.ms, namespace={})  # compile
+        t0 = time.perf_counter()
+        for img in images:
+            w = syn.w[:].reshape(784, n_exc)
+            syn.w[:] = (w * 78.0 / w.sum(0)).ravel()
+            inp.rates = img.astype(float) / 255 * 63.75 * b2.Hz
+            net.run(350 * b2.ms, namespace={})
+            inp.rates = 0 * b2.Hz
+            net.run(150 * b2.ms, namespace={})
+        return {"images_per_s": len(images) / (time.perf_counter() - t0), "peak_rss_mb": _rss_mb()}
+
+
+def bench_bindsnet(images, n_exc):
+    try:
+        import torch
+        from bindsnet.encoding import poisson
+        from bindsnet.models import DiehlAndCook2015
+    except Exception as e:  # noqa: BLE001
+        return {"skipped": f"BindsNET not importable: {type(e).__name__}: {e}"}
+    net = DiehlAndCook2015(n_inpt=784, n_neurons=n_exc, exc=22.5, inh=17.5, dt=0.5, norm=78.4,
+                           theta_plus=0.05, inpt_shape=(1, 28, 28))
+    t0 = time.perf_counter()
+    for img in images:
+        x = poisson(datum=torch.tensor(img, dtype=torch.float32) / 255 * 63.75, time=350, dt=0.5)
+        net.run(inputs={"X": x.view(-1, 1, 1, 28, 28)}, time=350)
+        net.reset_state_variables()
+    return {"images_per_s": len(images) / (time.perf_counter() - t0), "note": "350 ms presentation, state reset "
+            "instead of rest (BindsNET's own scheme)", "peak_rss_mb": _rss_mb()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n-exc", type=int, nargs="+", default=[100, 400])
+    ap.add_argument("--images", type=int, default=300, help="training images per measurement")
+    ap.add_argument("--loop-images", type=int, default=30, help="images for the slow runtime loop and BindsNET")
+    ap.add_argument("--cases", nargs="+", default=["biosnn", "biosnn-reset", "plain-standalone", "runtime-loop",
+                                                   "bindsnet"])
+    ap.add_argument("--out", default="benchmarks/results")
+    args = ap.parse_args(argv)
+    from bioSNN import data
+
+    mnist = data.load("mnist")
+    imgs = mnist.x_train[: args.images].reshape(args.images, -1)
+    results = []
+    for n in args.n_exc:
+        for case in args.cases:
+            with tempfile.TemporaryDirectory() as d:
+                if case == "biosnn":
+                    r = bench_biosnn(imgs, n, 150.0, Path(d))
+                elif case == "biosnn-reset":
+                    r = bench_biosnn(imgs, n, 0.0, Path(d))
+                elif case == "plain-standalone":
+                    r = bench_plain_standalone(imgs, n, Path(d))
+                elif case == "runtime-loop":
+                    r = bench_runtime_loop(imgs[: args.loop_images], n)
+                elif case == "bindsnet":
+                    r = bench_bindsnet(imgs[: args.loop_images], n)
+                else:
+                    raise SystemExit(f"unknown case {case}")
+            r.update(case=case, n_exc=n)
+            results.append(r)
+            print(json.dumps(r), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"cpu_count": os.cpu_count(), "images": args.images, "loop_images": args.loop_images}
+    (out / "brian_throughput.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"\n{'N':>5} {'case':<18} {'img/s':>8}")
+    for r in results:
+        print(f"{r['n_exc']:>5} {r['case']:<18} {r.get('images_per_s', float('nan')):>8.1f}")
+
+
+if __name__ == "__main__":
+    main()
