@@ -118,7 +118,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
                                 dt_ms=1.0, spikes=True, keep_ms=keep))
     with backend(be):
         net = DiehlCookNetwork(net_cfg, x, be, monitors=monitors)
-        state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start, "train_counts": []}
+        state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start}
         dev = None
         if ckpt.exists():
             b = io.read(ckpt)
@@ -143,7 +143,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
 
         rng = np.random.default_rng(cfg.seed)
         orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
-        counts_all = list(state["train_counts"])
+        counts_all = []  # training responses of this process (after a resume: from the resume point on)
         for epoch in range(state["epoch"], cfg.epochs):
             order = orders[epoch]
             start_pos = state["pos"] if epoch == state["epoch"] else 0
@@ -153,8 +153,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
                 if comp.active and seen >= state["next_compress"]:
                     compress(seen)
                     state["next_compress"] = seen + comp.interval
-                save({"epoch": _epoch, "pos": _start + done, "seen": seen,
-                      "next_compress": state["next_compress"], "train_counts": []})
+                save({"epoch": _epoch, "pos": _start + done, "seen": seen, "next_compress": state["next_compress"]})
 
             state["seen_at_start"] = state["seen"]
             p = net.present(order[start_pos:], plastic=True, on_chunk=on_chunk, progress=progress,
@@ -174,8 +173,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, assign, device=dev,
                                       provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant))
         io.write(out / "network.npz", bundle)
-        save({"epoch": cfg.epochs, "pos": 0, "seen": state["seen"], "next_compress": state["next_compress"],
-              "train_counts": []})
+        save({"epoch": cfg.epochs, "pos": 0, "seen": state["seen"], "next_compress": state["next_compress"]})
         build_s = net.build_seconds
 
     ids = np.concatenate([c[0] for c in counts_all]) if counts_all else np.zeros(0, int)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal
 
-__all__ = ["Backend", "backend", "BACKENDS", "is_standalone"]
+__all__ = ["Backend", "backend", "BACKENDS", "compile_cuda_project"]
 
 BACKENDS = ("numpy", "cython", "cpp_standalone", "cuda_standalone")
 
@@ -62,10 +62,6 @@ class Backend:
     @property
     def standalone(self) -> bool:
         return self.name.endswith("standalone")
-
-
-def is_standalone(b: Backend) -> bool:
-    return b.standalone
 
 
 def _cython_cache() -> str:
@@ -106,3 +102,55 @@ def backend(b: Backend) -> Iterator[Backend]:
             brian2.device.activate()
             set_device("runtime")
         prefs.codegen.target = saved_target
+
+
+def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = None, jobs: int = 2,
+                         timeout: float = 1800) -> float:
+    """Compile a brian2cuda project generated with ``compile=False``; returns the seconds ``make`` took.
+
+    brian2cuda 1.0a7 writes ``-std=c++11`` into its makefile, but the Thrust/CUB headers of CUDA >= 12 need
+    C++17, and CUDA 13 no longer ships cuRAND in the toolkit. The makefile is patched to C++17 and pointed at
+    the cuRAND of the ``nvidia-curand`` wheel when the toolkit lacks it (see ENVIRONMENT.md).
+    """
+    import re
+    import subprocess
+    import sys
+    import time
+
+    directory = Path(directory)
+    makefile = directory / "makefile"
+    text = makefile.read_text()
+    if "# patched by bioSNN" in text:  # already patched: just (re)run make
+        text = None
+    else:
+        text = "# patched by bioSNN\n" + text.replace("-std=c++11", "-std=c++17")
+    cuda = Path(cuda_path or os.environ.get("CUDA_PATH", "/usr/local/cuda"))
+    if text is not None and not (cuda / "include" / "curand.h").exists():
+        site = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+        found = sorted(site.glob("nvidia/*/include/curand.h")) + sorted(site.glob("nvidia/curand/include/curand.h"))
+        if not found:
+            raise FileNotFoundError(f"cuRAND headers are neither in {cuda}/include nor in an nvidia-curand wheel; "
+                                    "pip install nvidia-curand")
+        inc = found[0].parent
+        lib = inc.parent / "lib"
+        if not (lib / "libcurand.so").exists():  # wheels ship only the versioned name; -lcurand needs the plain one
+            versioned = sorted(lib.glob("libcurand.so.*"))
+            if not versioned:
+                raise FileNotFoundError(f"no libcurand.so* in {lib}")
+            link_dir = directory / "_curand"
+            link_dir.mkdir(exist_ok=True)
+            link = link_dir / "libcurand.so"
+            if not link.exists():
+                link.symlink_to(versioned[0])
+            lib_flags = f"-L{link_dir} -Xlinker -rpath={lib}"
+        else:
+            lib_flags = f"-L{lib} -Xlinker -rpath={lib}"
+        text = re.sub(r"^NVCCFLAGS = ", f"NVCCFLAGS = -I{inc} ", text, count=1, flags=re.M)
+        text = re.sub(r"^LFLAGS = ", f"LFLAGS = {lib_flags} ", text, count=1, flags=re.M)
+    if text is not None:
+        makefile.write_text(text)
+    t0 = time.perf_counter()
+    out = subprocess.run(["make", f"-j{jobs}"], cwd=directory, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"compiling the CUDA project in {directory} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return time.perf_counter() - t0

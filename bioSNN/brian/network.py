@@ -270,14 +270,9 @@ repeats_in : integer (linked)
         t0 = time.perf_counter()
         if self.backend.standalone:
             if not self._built:
-                self.net.run(duration, namespace={})
-                tb = time.perf_counter()
-                b2.device.build(directory=self.backend.directory, compile=True, run=False,
-                                with_output=False)
-                self.build_seconds = time.perf_counter() - tb
-                self._built = True
+                self.build()
                 t0 = time.perf_counter()
-            if not self.backend.gpu:
+            if self.backend.name == "cuda_standalone" and not self.backend.gpu:
                 raise RuntimeError("this backend was generated for compilation only (gpu=False); it cannot run")
             os.environ["BIOSNN_SEED"] = str(cfg.seed * 1_000_003 + self._chunks_run)  # read by the binary
             b2.device.run(run_args=args, with_output=False)
@@ -296,6 +291,24 @@ repeats_in : integer (linked)
         self._chunks_run += 1
         self._read_state()
         return self._chunk_counts(), seconds
+
+    def build(self, compile: bool = True) -> None:
+        """Generate (and compile) the standalone project for chunks of ``cfg.chunk`` presentations.
+
+        Called by the first :meth:`present`; call it directly to check that code generation and compilation
+        work without running anything (e.g. ``cuda_standalone`` on a machine without a GPU).
+        """
+        import brian2 as b2
+
+        if not self.backend.standalone:
+            raise RuntimeError(f"backend {self.backend.name!r} compiles at run time; nothing to build")
+        if self._built:
+            return
+        self.net.run(self.cfg.chunk * self.cfg.t_slot * b2.ms, namespace={})
+        tb = time.perf_counter()
+        b2.device.build(directory=self.backend.directory, compile=compile, run=False, with_output=False)
+        self.build_seconds = time.perf_counter() - tb
+        self._built = True
 
     def _read_state(self):
         syn, exc = self.synapses["input_exc"], self.groups["exc"]

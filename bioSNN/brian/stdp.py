@@ -13,7 +13,7 @@ pruning.
 ``post1`` (τ 20 ms) and ``post2`` (τ 40 ms); at a presynaptic spike ``w −= ν_pre · post1``, at a postsynaptic
 spike ``w += ν_post · pre · post2`` (post2 read before its own update), weights clipped to [0, w_max].
 
-Both gate every update by ``plastic`` (shared 0/1) and ``alive`` (0 for pruned synapses, which never change
+Both gate every update by ``learning`` (shared 0/1) and ``alive`` (0 for pruned synapses, which never change
 again) and add ``w`` to the target's ``ge`` at each presynaptic spike.
 """
 
