@@ -44,11 +44,12 @@ def _umask() -> int:
 def write_json(path: str | os.PathLike, obj) -> Path:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n", encoding="utf-8")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n", encoding="utf-8")
     return Path(path)
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps`` fallback for numpy scalars and arrays and paths."""
     import numpy as np
 
     if isinstance(o, np.generic):

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, json_default
 
 __all__ = ["FORMAT", "VERSION", "BundleError", "Population", "Projection", "Bundle", "write", "read", "provenance"]
 
@@ -185,7 +185,7 @@ def provenance(dataset: str | None = None, seed: int | None = None, **more) -> d
 
 def write(path: str | os.PathLike, bundle: Bundle) -> Path:
     """Write ``bundle`` to ``path`` atomically (a crash leaves the previous file or none)."""
-    meta = json.dumps(bundle.describe(), indent=2, default=_jsonable).encode("utf-8")
+    meta = json.dumps(bundle.describe(), indent=2, default=json_default).encode("utf-8")
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr(_META, meta)
@@ -193,14 +193,6 @@ def write(path: str | os.PathLike, bundle: Bundle) -> Path:
                 with zf.open(f"{k}.npy", "w", force_zip64=True) as f:
                     np.lib.format.write_array(f, a, allow_pickle=False)
     return Path(path)
-
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
 def read(path: str | os.PathLike) -> Bundle:

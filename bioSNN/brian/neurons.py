@@ -20,6 +20,22 @@ from dataclasses import asdict, dataclass
 __all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel"]
 
 
+def _unit(name: str) -> str:
+    """Unit of a parameter field: times (``tau*``, ``refractory``) in ms, everything else in mV."""
+    return "ms" if name.startswith("tau") or name == "refractory" else "mV"
+
+
+def _namespace(params, prefix: str) -> dict:
+    """Brian2 quantities named ``prefix + field``."""
+    from brian2 import ms, mV
+
+    return {prefix + k: v * (ms if _unit(k) == "ms" else mV) for k, v in asdict(params).items()}
+
+
+def _nir_params(params) -> dict:
+    return {k: {"value": v, "unit": _unit(k)} for k, v in asdict(params).items()}
+
+
 @dataclass(frozen=True)
 class ExcitatoryParams:
     """Excitatory conductance LIF with adaptive threshold.
@@ -58,15 +74,11 @@ class ExcitatoryParams:
     theta_offset: float = 20.0
 
     def namespace(self, prefix: str = "exc_") -> dict:
-        from brian2 import ms, mV
-
-        units = {"refractory": ms, "tau": ms, "tau_ge": ms, "tau_gi": ms, "tau_theta": ms}
-        return {prefix + k: v * units.get(k, mV) for k, v in asdict(self).items()}
+        return _namespace(self, prefix)
 
     def nir_params(self) -> dict:
         """Parameters with units for the weight bundle."""
-        units = {"refractory": "ms", "tau": "ms", "tau_ge": "ms", "tau_gi": "ms", "tau_theta": "ms"}
-        return {k: {"value": v, "unit": units.get(k, "mV")} for k, v in asdict(self).items()}
+        return _nir_params(self)
 
 
 @dataclass(frozen=True)
@@ -84,14 +96,10 @@ class InhibitoryParams:
     e_inh: float = -85.0
 
     def namespace(self, prefix: str = "inh_") -> dict:
-        from brian2 import ms, mV
-
-        units = {"refractory": ms, "tau": ms, "tau_ge": ms, "tau_gi": ms}
-        return {prefix + k: v * units.get(k, mV) for k, v in asdict(self).items()}
+        return _namespace(self, prefix)
 
     def nir_params(self) -> dict:
-        units = {"refractory": "ms", "tau": "ms", "tau_ge": "ms", "tau_gi": "ms"}
-        return {k: {"value": v, "unit": units.get(k, "mV")} for k, v in asdict(self).items()}
+        return _nir_params(self)
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,22 @@ def _ragged_slice(offsets: np.ndarray, i: int) -> slice:
     return slice(int(offsets[i]), int(offsets[i + 1]))
 
 
+class _FlagSplit:
+    """Train/test indices from a boolean ``is_test`` column."""
+
+    is_test: np.ndarray
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        return np.flatnonzero(~self.is_test)
+
+    @property
+    def test_indices(self) -> np.ndarray:
+        return np.flatnonzero(self.is_test)
+
+
 @dataclass(frozen=True)
-class AudioData:
+class AudioData(_FlagSplit):
     """Spoken digits: concatenated waveforms plus per-recording metadata."""
 
     name: str
@@ -65,17 +79,10 @@ class AudioData:
         w = self.audio[_ragged_slice(self.offsets, i)]
         return w.astype(np.float32) / 32768.0 if normalise else w
 
-    @property
-    def train_indices(self) -> np.ndarray:
-        return np.flatnonzero(~self.is_test)
-
-    @property
-    def test_indices(self) -> np.ndarray:
-        return np.flatnonzero(self.is_test)
 
 
 @dataclass(frozen=True)
-class EventData:
+class EventData(_FlagSplit):
     """Event-camera recordings: flat event columns plus per-sample metadata."""
 
     name: str
@@ -97,13 +104,6 @@ class EventData:
         s = _ragged_slice(self.offsets, i)
         return {"x": self.x[s], "y": self.y[s], "p": self.p[s], "t_us": self.t_us[s]}
 
-    @property
-    def train_indices(self) -> np.ndarray:
-        return np.flatnonzero(~self.is_test)
-
-    @property
-    def test_indices(self) -> np.ndarray:
-        return np.flatnonzero(self.is_test)
 
 
 @dataclass(frozen=True)

@@ -105,20 +105,24 @@ def _events(name: str, raw: dict) -> EventData:
     )
 
 
+def _by_split(rows: list) -> dict[str, list]:
+    """Records grouped by their ``split`` field, splits in file order."""
+    groups: dict[str, list] = {}
+    for r in rows:
+        groups.setdefault(r["split"], []).append(r)
+    return groups
+
+
 def _sst2(name: str, rows: list) -> TextData:
-    splits = {}
-    for split in dict.fromkeys(r["split"] for r in rows):
-        sel = [r for r in rows if r["split"] == split]
-        splits[split] = TextSplit([r["text"] for r in sel], np.array([r["label"] for r in sel], np.int64))
+    splits = {split: TextSplit([r["text"] for r in sel], np.array([r["label"] for r in sel], np.int64))
+              for split, sel in _by_split(rows).items()}
     return TextData(name, splits, ("negative", "positive"))
 
 
 def _multi30k(name: str, rows: list) -> TranslationData:
-    splits = {}
-    for split in dict.fromkeys(r["split"] for r in rows):
-        sel = [r for r in rows if r["split"] == split]
-        splits[split] = ParallelSplit(np.array([r["id"] for r in sel], np.int64),
-                                      [r["en"] for r in sel], [r["de"] for r in sel])
+    splits = {split: ParallelSplit(np.array([r["id"] for r in sel], np.int64), [r["en"] for r in sel],
+                                   [r["de"] for r in sel])
+              for split, sel in _by_split(rows).items()}
     return TranslationData(name, "en", "de", splits)
 
 
