@@ -16,6 +16,7 @@ give; :meth:`namespace` turns them into Brian2 quantities. Names follow NIR wher
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 __all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel"]
 
@@ -36,8 +37,22 @@ def _nir_params(params) -> dict:
     return {k: {"value": v, "unit": _unit(k)} for k, v in asdict(params).items()}
 
 
+class _UnitParams:
+    """Shared conversions of the parameter records; ``PREFIX`` names their symbols in Brian2 namespaces."""
+
+    PREFIX: ClassVar[str] = ""
+
+    def namespace(self, prefix: str | None = None) -> dict:
+        """Brian2 quantities named ``prefix + field`` (default prefix: the record's own)."""
+        return _namespace(self, self.PREFIX if prefix is None else prefix)
+
+    def nir_params(self) -> dict:
+        """Parameters with units for the weight bundle."""
+        return _nir_params(self)
+
+
 @dataclass(frozen=True)
-class ExcitatoryParams:
+class ExcitatoryParams(_UnitParams):
     """Excitatory conductance LIF with adaptive threshold.
 
     Attributes
@@ -72,17 +87,12 @@ class ExcitatoryParams:
     tau_theta: float = 1e7
     theta_init: float = 20.0
     theta_offset: float = 20.0
+    PREFIX: ClassVar[str] = "exc_"
 
-    def namespace(self, prefix: str = "exc_") -> dict:
-        return _namespace(self, prefix)
-
-    def nir_params(self) -> dict:
-        """Parameters with units for the weight bundle."""
-        return _nir_params(self)
 
 
 @dataclass(frozen=True)
-class InhibitoryParams:
+class InhibitoryParams(_UnitParams):
     """Inhibitory conductance LIF (units as in :class:`ExcitatoryParams`); E_inh is −85 mV onto these cells."""
 
     v_leak: float = -60.0
@@ -94,12 +104,8 @@ class InhibitoryParams:
     tau_gi: float = 2.0
     e_exc: float = 0.0
     e_inh: float = -85.0
+    PREFIX: ClassVar[str] = "inh_"
 
-    def namespace(self, prefix: str = "inh_") -> dict:
-        return _namespace(self, prefix)
-
-    def nir_params(self) -> dict:
-        return _nir_params(self)
 
 
 @dataclass(frozen=True)
