@@ -161,6 +161,7 @@ class DiehlCookNetwork:
         self.recordings = {spec: Recording(spec) for spec in monitors}
         self.build_seconds = 0.0
         self._built = False
+        self._order_checked = False
         self._t_offset = 0.0  # seconds simulated before the current chunk (for recordings)
 
         b2.defaultclock.dt = cfg.dt * ms
@@ -313,9 +314,11 @@ repeats_in : integer (linked)
     def _read_state(self):
         syn, exc = self.synapses["input_exc"], self.groups["exc"]
         n_in, n = self.cfg.n_input, self.cfg.n_exc
-        i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
-        if not (np.array_equal(i, np.repeat(np.arange(n_in), n)) and np.array_equal(j, np.tile(np.arange(n), n_in))):
-            raise RuntimeError("input_exc synapses are not in source-major order; cannot map weights")
+        if not self._order_checked:  # synapses never move after creation: check their order once
+            i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+            if not (np.array_equal(i, np.repeat(np.arange(n_in), n)) and np.array_equal(j, np.tile(np.arange(n), n_in))):
+                raise RuntimeError("input_exc synapses are not in source-major order; cannot map weights")
+            self._order_checked = True
         self.w = np.asarray(syn.w[:], dtype=float).reshape(n_in, n).copy()
         self.theta = np.asarray(exc.theta[:] / 1e-3, dtype=float).copy()  # volt -> mV
 
