@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from bioSNN.nn import LIF, LIFParams, lif_step, surrogate
+from bioSNN.nn import IF, LIF, LIFParams, lif_step, surrogate
 
 
 def test_lif_integrates_leaks_fires_and_soft_resets():
@@ -55,3 +57,39 @@ def test_trainable_threshold_and_leak_get_gradients():
     total.backward()
     assert lif.leak.grad is not None and lif.leak.grad != 0
     assert lif.threshold.grad is not None and lif.threshold.grad != 0
+
+
+def test_stdb_gradient_follows_alpha_exp_minus_beta_elapsed():
+    # one neuron driven so that it spikes at steps 2 and 5 (threshold 1, IF, soft reset)
+    drive = [0.6, 0.6, 0.0, 0.5, 0.5, 0.2, 0.0]
+    p = LIFParams(leak=1.0, threshold=1.0, surrogate="stdb")
+    state, grads, spikes = None, [], []
+    for x in drive:
+        u_in = torch.tensor([x], requires_grad=True)
+        o, state = lif_step(u_in, state, p)
+        o.sum().backward()  # this step's ∂o/∂I only: the carried membrane is detached below
+        state = state._replace(u=state.u.detach())
+        grads.append(u_in.grad.item())
+        spikes.append(int(o.item()))
+    assert spikes == [0, 1, 0, 0, 1, 0, 0]
+    # elapsed before each step's spike decision: far past + 1, +2, then 1, 2, 3 after the spike at step 2 ...
+    elapsed = [1001, 1002, 1, 2, 3, 1, 2]
+    expected = [0.3 * math.exp(-0.01 * e) for e in elapsed]
+    assert grads == pytest.approx(expected, rel=1e-6)
+    assert state.elapsed.item() == 2
+
+
+def test_stdb_without_elapsed_is_a_clear_error():
+    with pytest.raises(ValueError, match="elapsed"):
+        surrogate.spike(torch.zeros(2), 1.0, "stdb")
+
+
+def test_if_neuron_is_lif_without_leak_and_clamp_keeps_bounds():
+    n = IF(threshold=0.5)
+    assert n.leak.item() == 1.0 and not n.leak.requires_grad
+    lif = LIF(leak=0.9, threshold=1.0, train_leak=True, train_threshold=True)
+    with torch.no_grad():
+        lif.leak.fill_(1.7)
+        lif.threshold.fill_(-3.0)
+    lif.clamp_()
+    assert lif.leak.item() == 1.0 and lif.threshold.item() > 0

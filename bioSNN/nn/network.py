@@ -1,0 +1,335 @@
+"""One network definition, two ways to run it: as an ANN (ReLU) and as an SNN (IF/LIF neurons over T steps).
+
+A :class:`SpikingNet` is an ordered list of nodes: weighted layers (``nn.Conv2d``, ``nn.Linear``, no biases),
+``nn.AvgPool2d``/``nn.AdaptiveAvgPool2d``, ``nn.Flatten``, :class:`FixedDropout`, :class:`~bioSNN.nn.LIF`
+activations and :class:`Residual` blocks. The weighted layers after the last activation form the readout.
+
+- :meth:`SpikingNet.ann` — every LIF node acts as ``ReLU``: the ANN that is trained first and converted.
+- :meth:`SpikingNet.snn` — every LIF node runs :func:`~bioSNN.nn.lif_step` for ``T`` steps; the readout
+  integrates its input without leak or spikes and the network returns that accumulated membrane (the sum over
+  the ``T`` steps, as in Rathi et al. 2020 and Rathi & Roy 2021), the logits for cross-entropy. Dropout masks are drawn once per sample and held for all steps.
+  Inputs are coded ``direct`` (the analog frame every step; the first layer then performs MACs) or ``poisson``
+  (signed, ``spike = sign(x)·(u ≤ |x|)``).
+
+Because both modes share the same weight tensors, ANN→SNN conversion is just choosing thresholds
+(:mod:`bioSNN.nn.convert`). Operation counts for :mod:`bioSNN.energy` come from the SNN run itself: each weighted
+layer's non-zero inputs × their fan-out (accumulates), or its MACs × T when its input is analog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bioSNN import energy
+from bioSNN.encoding import poisson_encode
+
+from .neurons import LIF, LIFState
+
+__all__ = ["FixedDropout", "Residual", "SpikingNet", "SNNOutput", "RunStats"]
+
+Encoder = Literal["direct", "poisson"]
+_WEIGHTED = (nn.Conv2d, nn.Linear)
+
+
+class FixedDropout(nn.Module):
+    """Dropout whose mask is drawn once per sample and reused at every time step of an SNN run."""
+
+    def __init__(self, p: float = 0.2):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must lie in [0, 1), got {p}")
+        self.p = p
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor | None:
+        if not self.training or self.p == 0:
+            return None
+        return torch.bernoulli(torch.full_like(x, 1.0 - self.p)) / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Residual(nn.Module):
+    """Basic residual block (He et al. 2016) without batch norm or biases:
+    ``act2(conv2(act1(conv1(x))) + shortcut(x))``, shortcut = identity or a strided 1×1 convolution."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.act1 = LIF()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, stride, bias=False) if (stride != 1 or c_in != c_out) else None
+        self.act2 = LIF()
+
+    def ann(self, x: torch.Tensor) -> torch.Tensor:
+        sc = x if self.shortcut is None else self.shortcut(x)
+        return F.relu(self.conv2(F.relu(self.conv1(x))) + sc)
+
+
+class RunStats:
+    """What one SNN run counted: spikes per activation and synaptic events/MACs per weighted layer (per sample)."""
+
+    def __init__(self):
+        self.spikes: dict[str, float] = {}  # summed over batch and time
+        self.neurons: dict[str, int] = {}  # neurons per sample
+        self.events: dict[str, float] = {}  # non-zero inputs × fan-out, summed over batch and time
+        self.analog: dict[str, bool] = {}
+        self.macs: dict[str, float] = {}  # per sample, ANN view
+        self.samples = 0
+        self.time_steps = 0
+
+    def spike_rates(self) -> dict[str, float]:
+        """Spikes per neuron per time step, per activation layer."""
+        return {k: v / (self.neurons[k] * self.samples * self.time_steps) for k, v in self.spikes.items()}
+
+    def layer_ops(self) -> list[energy.LayerOps]:
+        return [energy.LayerOps(k, self.macs[k], self.events[k] / self.samples, self.analog[k], self.time_steps)
+                for k in self.macs]
+
+    def merge(self, other: "RunStats") -> "RunStats":
+        for name in ("spikes", "events"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            for k, v in theirs.items():
+                mine[k] = mine.get(k, 0.0) + v
+        self.neurons.update(other.neurons)
+        self.analog.update(other.analog)
+        self.macs.update(other.macs)
+        self.samples += other.samples
+        self.time_steps = other.time_steps
+        return self
+
+    def summary(self) -> dict:
+        ops = self.layer_ops()
+        ann, snn = energy.ann_energy_pj(ops), energy.snn_energy_pj(ops)
+        return {"time_steps": self.time_steps, "samples": self.samples, "spike_rate": self.spike_rates(),
+                "mean_spike_rate": sum(self.spikes.values()) / max(1, sum(self.neurons.values()) * self.samples
+                                                                     * self.time_steps),
+                "layers": [{"name": o.name, "macs": o.macs, "synaptic_events": o.synaptic_events,
+                            "analog_input": o.analog_input} for o in ops],
+                "ann_energy_uj": ann * 1e-6, "snn_energy_uj": snn * 1e-6,
+                "energy_ratio_ann_over_snn": ann / snn if snn else float("inf"),
+                "energy_model": energy.CONSTANTS_NOTE}
+
+
+class SNNOutput(NamedTuple):
+    logits: torch.Tensor
+    stats: RunStats | None
+
+
+def _fanout_events(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Σ over non-zero input elements of the number of outputs each one reaches (one accumulate per output)."""
+    active = (x != 0).to(x.dtype)
+    if isinstance(layer, nn.Linear):
+        return active.sum() * layer.out_features
+    if layer.groups != 1:
+        raise NotImplementedError("event counting for grouped convolutions")
+    kernel = torch.ones(1, 1, *layer.kernel_size, dtype=x.dtype, device=x.device)
+    reach = F.conv2d(active.sum(1, keepdim=True), kernel, None, layer.stride, layer.padding, layer.dilation)
+    return reach.sum() * layer.out_channels
+
+
+def _macs(layer: nn.Module, y: torch.Tensor) -> float:
+    """MACs of one sample through ``layer`` given its output ``y`` (batch first)."""
+    if isinstance(layer, nn.Linear):
+        return float(layer.in_features * layer.out_features)
+    per_out = layer.in_channels // layer.groups * layer.kernel_size[0] * layer.kernel_size[1]
+    return float(y[0].numel() * per_out)
+
+
+@dataclass
+class _Ctx:
+    """Per-run bookkeeping passed through the nodes (not stored on modules)."""
+
+    states: dict = field(default_factory=dict)
+    stats: RunStats | None = None
+    observe: Callable[[str, torch.Tensor], None] | None = None
+    first_step: bool = True
+    analog_input: bool = False
+
+
+class SpikingNet(nn.Module):
+    """A feed-forward network that runs as ANN (:meth:`ann`) or SNN (:meth:`snn`); see the module docstring.
+
+    ``forward(x, time_steps=0, encoder="direct")`` calls :meth:`ann` when ``time_steps == 0`` and
+    :meth:`snn` otherwise (returning logits only), so that ``DistributedDataParallel`` can wrap either mode.
+    """
+
+    def __init__(self, nodes: list[nn.Module], input_shape: tuple[int, ...]):
+        super().__init__()
+        self.nodes = nn.ModuleList(nodes)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self._names = self._name_nodes()
+        if not any(isinstance(n, (LIF, Residual)) for n in self.nodes):
+            raise ValueError("a SpikingNet needs at least one LIF activation")
+        with torch.no_grad():  # fail at construction, not in training, when the shapes do not fit
+            try:
+                self.ann(torch.zeros(1, *self.input_shape))
+            except RuntimeError as e:
+                raise ValueError(f"layers do not fit input shape {self.input_shape}: {e}") from None
+
+    # ---- structure ----
+    def _name_nodes(self) -> dict[int, str]:
+        names, conv, fc, act, res = {}, 0, 0, 0, 0
+        for node in self.nodes:
+            if isinstance(node, nn.Conv2d):
+                conv += 1
+                names[id(node)] = f"conv{conv}"
+            elif isinstance(node, nn.Linear):
+                fc += 1
+                names[id(node)] = f"fc{fc}"
+            elif isinstance(node, LIF):
+                act += 1
+                names[id(node)] = f"act{act}"
+            elif isinstance(node, Residual):
+                res += 1
+                for part in ("conv1", "act1", "conv2", "shortcut", "act2"):
+                    sub = getattr(node, part)
+                    if sub is not None:
+                        names[id(sub)] = f"res{res}.{part}"
+        return names
+
+    def name_of(self, module: nn.Module) -> str:
+        return self._names[id(module)]
+
+    def activations(self) -> list[LIF]:
+        """The LIF nodes in forward order (including those inside residual blocks)."""
+        out = []
+        for node in self.nodes:
+            if isinstance(node, LIF):
+                out.append(node)
+            elif isinstance(node, Residual):
+                out += [node.act1, node.act2]
+        return out
+
+    def weighted_layers(self) -> Iterator[tuple[str, nn.Module]]:
+        for node in self.nodes:
+            if isinstance(node, _WEIGHTED):
+                yield self.name_of(node), node
+            elif isinstance(node, Residual):
+                for sub in (node.conv1, node.conv2, node.shortcut):
+                    if sub is not None:
+                        yield self.name_of(sub), sub
+
+    def set_neurons(self, *, leak: float | None = None, reset: str | None = None, surrogate: str | None = None,
+                    train_leak: bool | None = None, train_threshold: bool | None = None) -> None:
+        """Change every activation's neuron settings (e.g. IF → LIF with STDB for hybrid training)."""
+        for act in self.activations():
+            if leak is not None:
+                with torch.no_grad():
+                    act.leak.fill_(leak)
+            if reset is not None:
+                act.reset = reset
+            if surrogate is not None:
+                act.surrogate = surrogate
+            if train_leak is not None:
+                act.leak.requires_grad_(train_leak)
+            if train_threshold is not None:
+                act.threshold.requires_grad_(train_threshold)
+
+    def clamp_(self) -> None:
+        """Keep every λ in [0, 1] and θ > 0 (after optimizer steps that train them)."""
+        for act in self.activations():
+            act.clamp_()
+
+    def forward(self, x: torch.Tensor, time_steps: int = 0, encoder: Encoder = "direct") -> torch.Tensor:
+        return self.ann(x) if time_steps == 0 else self.snn(x, time_steps, encoder).logits
+
+    # ---- ANN ----
+    def ann(self, x: torch.Tensor, observe: Callable[[str, torch.Tensor], None] | None = None) -> torch.Tensor:
+        """ANN forward (LIF nodes → ReLU). ``observe(name, pre_activation)`` sees each activation's input."""
+        for node in self.nodes:
+            if isinstance(node, LIF):
+                if observe is not None:
+                    observe(self.name_of(node), x)
+                x = F.relu(x)
+            elif isinstance(node, FixedDropout):
+                x = F.dropout(x, node.p, node.training)
+            elif isinstance(node, Residual):
+                if observe is None:
+                    x = node.ann(x)
+                else:
+                    h = node.conv1(x)
+                    observe(self.name_of(node.act1), h)
+                    h = node.conv2(F.relu(h)) + (x if node.shortcut is None else node.shortcut(x))
+                    observe(self.name_of(node.act2), h)
+                    x = F.relu(h)
+            else:
+                x = node(x)
+        return x
+
+    # ---- SNN ----
+    def snn(self, x: torch.Tensor, time_steps: int, encoder: Encoder = "direct", count: bool = False,
+            observe: Callable[[str, torch.Tensor], None] | None = None,
+            generator: torch.Generator | None = None) -> SNNOutput:
+        """Run ``time_steps`` steps on the batch ``x`` (analog values, batch first).
+
+        ``count``: also return a :class:`RunStats` (spike rates, events, MACs). ``observe(name, input)`` is called
+        with every activation's input current at every step (threshold balancing uses it).
+        """
+        if time_steps < 1:
+            raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+        if encoder not in ("direct", "poisson"):
+            raise ValueError(f"encoder must be 'direct' or 'poisson', got {encoder!r}")
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's {self.input_shape}")
+        ctx = _Ctx(stats=RunStats() if count else None, observe=observe)
+        out = None
+        for t in range(time_steps):
+            inp = x if encoder == "direct" else poisson_encode(x, 1, generator)[0]
+            ctx.analog_input = encoder == "direct"
+            y = self._snn_step(inp, ctx)
+            out = y if out is None else out + y
+            ctx.first_step = False
+        if ctx.stats is not None:
+            ctx.stats.samples, ctx.stats.time_steps = x.shape[0], time_steps
+        return SNNOutput(out, ctx.stats)
+
+    def _weighted(self, layer: nn.Module, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
+        y = layer(x)
+        st = ctx.stats
+        if st is not None:
+            name = self.name_of(layer)
+            with torch.no_grad():
+                st.events[name] = st.events.get(name, 0.0) + float(_fanout_events(layer, x))
+            if ctx.first_step:
+                st.macs[name] = _macs(layer, y)
+                st.analog.setdefault(name, ctx.analog_input)
+        ctx.analog_input = False
+        return y
+
+    def _act(self, act: LIF, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
+        name = self.name_of(act)
+        if ctx.observe is not None:
+            ctx.observe(name, x)
+        o, ctx.states[name] = act(x, ctx.states.get(name))
+        if ctx.stats is not None:
+            st = ctx.stats
+            st.spikes[name] = st.spikes.get(name, 0.0) + float(o.detach().sum())
+            st.neurons[name] = o[0].numel()
+        return o
+
+    def _snn_step(self, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
+        for i, node in enumerate(self.nodes):
+            if isinstance(node, _WEIGHTED):
+                x = self._weighted(node, x, ctx)
+            elif isinstance(node, LIF):
+                x = self._act(node, x, ctx)
+            elif isinstance(node, FixedDropout):
+                key = f"dropout{i}"
+                if ctx.first_step:
+                    ctx.states[key] = node.mask(x)
+                if ctx.states[key] is not None:
+                    x = x * ctx.states[key]
+            elif isinstance(node, Residual):
+                h = self._act(node.act1, self._weighted(node.conv1, x, ctx), ctx)
+                sc = x if node.shortcut is None else self._weighted(node.shortcut, x, ctx)
+                x = self._act(node.act2, self._weighted(node.conv2, h, ctx) + sc, ctx)
+            else:
+                x = node(x)
+        return x
+

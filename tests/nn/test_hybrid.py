@@ -1,0 +1,138 @@
+"""Hybrid training pieces: STDB gradients through a conv SNN, a training step, models, bundles, transforms."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from bioSNN import data, io
+from bioSNN.models.resnet import resnet20
+from bioSNN.models.vgg import vgg
+from bioSNN.nn.bundle import load_state, to_bundle
+from bioSNN.nn.convert import to_snn
+from bioSNN.nn.train import batches, evaluate, random_crop_flip, to_tensor_images, train_epoch
+
+pytestmark = pytest.mark.torch
+
+
+def small_vgg():
+    torch.manual_seed(0)
+    return vgg("vgg5", (1, 12, 12), n_classes=4, width=0.125, hidden=16, dropout=0.1)
+
+
+def test_stdb_gradient_reaches_every_layer():
+    net = small_vgg()
+    x = torch.rand(6, 1, 12, 12)
+    to_snn(net, [x], time_steps=10, scale=0.5)
+    net.set_neurons(surrogate="stdb", train_threshold=True)
+    net.train()
+    loss = nn.functional.cross_entropy(net(x, 10, "poisson"), torch.arange(6) % 4)
+    loss.backward()
+    for name, p in net.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_stdb_fine_tuning_improves_a_converted_network_on_real_digits():
+    ds = data.load("digits")
+    x, y = to_tensor_images(ds.x_train[:256]), torch.from_numpy(ds.y_train[:256]).long()
+    torch.manual_seed(0)
+    net = vgg("vgg5", (1, 8, 8), n_classes=10, width=0.25, hidden=32, dropout=0.0)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    for _ in range(40):
+        train_epoch(net, [(x, y)], opt)
+    assert evaluate(net, x, y).accuracy > 0.95
+    to_snn(net, [x], time_steps=8, scale=0.7)
+    net.set_neurons(surrogate="stdb")
+
+    @torch.no_grad()
+    def loss():
+        g = torch.Generator().manual_seed(0)
+        return float(nn.functional.cross_entropy(net.eval().snn(x, 8, "poisson", generator=g).logits, y))
+
+    before, acc_before = loss(), evaluate(net, x, y, 8, "poisson").accuracy
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    for _ in range(10):
+        train_epoch(net, [(x, y)], opt, time_steps=8, encoder="poisson")
+    after, acc_after = loss(), evaluate(net, x, y, 8, "poisson").accuracy
+    assert after < 0.8 * before and acc_after > acc_before + 0.05, (before, after, acc_before, acc_after)
+
+
+def test_dropout_mask_is_fixed_across_time_steps():
+    net = vgg("vgg5", (1, 8, 8), n_classes=3, width=0.125, hidden=32, dropout=0.5)
+    net.train()
+    seen = []
+    drop_idx = next(i for i, n in enumerate(net.nodes) if type(n).__name__ == "FixedDropout")
+    lif_before = net.nodes[drop_idx - 1]
+    orig = lif_before.forward
+
+    def spy(x, state=None):
+        o, s = orig(x, state)
+        return torch.ones_like(o), s  # every hidden neuron "spikes": what survives is the mask itself
+    lif_before.forward = spy
+    masks = []
+    fc = net.nodes[drop_idx + 1]
+    fc.register_forward_pre_hook(lambda m, a: masks.append(a[0].detach().clone()))
+    net.snn(torch.rand(2, 1, 8, 8), 5, "direct")
+    assert len(masks) == 5 and all(torch.equal(m, masks[0]) for m in masks)
+    assert 0 < (masks[0] == 0).float().mean() < 1
+
+
+@pytest.mark.parametrize("name", ["vgg5", "vgg9", "vgg11", "vgg16"])
+def test_vgg_plans_build_and_run_both_ways(name):
+    net = vgg(name, (3, 32, 32), width=0.0625, hidden=8)
+    n_conv = sum(isinstance(m, nn.Conv2d) for m in net.modules())
+    n_fc = sum(isinstance(m, nn.Linear) for m in net.modules())
+    assert n_conv + n_fc == int(name[3:])
+    x = torch.rand(2, 3, 32, 32)
+    assert net.ann(x).shape == (2, 10) and net.snn(x, 2).logits.shape == (2, 10)
+    assert all(m.bias is None for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def test_resnet20_has_twenty_weighted_layers_on_its_main_path():
+    net = resnet20(width=0.25)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    shortcuts = [m for m in convs if m.kernel_size == (1, 1)]
+    assert len(convs) - len(shortcuts) == 19 and len(shortcuts) == 2
+    out = net.snn(torch.rand(2, 3, 32, 32), 3, count=True)
+    assert out.logits.shape == (2, 10) and len(out.stats.spike_rates()) == 1 + 2 * 9
+
+
+def test_bundle_round_trip_restores_thresholds_and_weights(tmp_path):
+    net = small_vgg()
+    x = torch.rand(4, 1, 12, 12)
+    thresholds = to_snn(net, [x], time_steps=5)
+    b = to_bundle(net, model={"name": "vgg5", "width": 0.125})
+    path = io.write(tmp_path / "net.npz", b)
+    back = io.read(path)
+    assert back.population("act1").params["v_threshold"]["value"] == pytest.approx(thresholds["act1"])
+    assert [p.connectivity for p in back.projections] == ["conv2d", "conv2d", "conv2d", "linear", "linear"]
+    assert back.projection("fc1").params["pre_ops"]["value"] == ["AvgPool2d", "Flatten"]
+    other = small_vgg()
+    torch.manual_seed(5)
+    for p in other.parameters():
+        nn.init.normal_(p)
+    load_state(other, back)
+    torch.testing.assert_close(other.snn(x, 5).logits, net.snn(x, 5).logits)
+    with pytest.raises(ValueError, match="does not match"):
+        load_state(vgg("vgg9", (1, 12, 12), n_classes=4, width=0.125, hidden=16), back)
+
+
+def test_random_crop_flip_moves_content_without_changing_it():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5) + 1
+    g = torch.Generator().manual_seed(3)
+    out = random_crop_flip(x, pad=0, flip=False, generator=g)
+    assert torch.equal(out, x)
+    out = random_crop_flip(x, pad=2, flip=True, generator=g)
+    assert out.shape == x.shape
+    for i in range(2):  # every non-zero value of a crop comes from the same sample, in its own channel
+        for c in range(3):
+            vals = out[i, c][out[i, c] != 0]
+            assert set(vals.tolist()) <= set(x[i, c].flatten().tolist())
+
+
+def test_batches_shard_without_overlap():
+    x, y = torch.arange(10).float()[:, None], torch.arange(10)
+    seen = [torch.cat([yb for _, yb in batches(x, y, 3, shuffle=True, seed=1, rank=r, world=2)]) for r in (0, 1)]
+    assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0].tolist()) & set(seen[1].tolist())
