@@ -22,6 +22,7 @@ from .runs import new_run_dir, write_json
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
     "compression": "bioSNN.experiments.compression",
+    "hybrid": "bioSNN.experiments.hybrid",
     "demo": "bioSNN.experiments.demo",
 }
 

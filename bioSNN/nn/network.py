@@ -194,6 +194,8 @@ class SpikingNet(nn.Module):
         return names
 
     def name_of(self, module: nn.Module) -> str:
+        if id(module) not in self._names:  # a copied network holds new module objects: name them again
+            self._names = self._name_nodes()
         return self._names[id(module)]
 
     def activations(self) -> list[LIF]:
