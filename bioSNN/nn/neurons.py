@@ -24,7 +24,7 @@ from torch import nn
 
 from .surrogate import Surrogate, get_surrogate, needs_elapsed, spike
 
-__all__ = ["LIFParams", "LIFState", "lif_step", "LIF", "IF", "FAR_PAST"]
+__all__ = ["LIFParams", "LIFState", "lif_step", "lif_sequence", "LIF", "IF", "FAR_PAST"]
 
 FAR_PAST = 1000.0  # steps since the "last spike" of a neuron that has not spiked yet (STDB: gradient ≈ 0)
 
@@ -124,3 +124,88 @@ def IF(threshold: float = 1.0, reset: str = "soft", surrogate: str = "linear",
        train_threshold: bool = False) -> LIF:
     """Integrate-and-fire layer: a :class:`LIF` with λ = 1, fixed."""
     return LIF(1.0, threshold, reset, surrogate, train_leak=False, train_threshold=train_threshold)
+
+
+class _LIFSequence(torch.autograd.Function):
+    """:func:`lif_step` over a whole sequence, with a hand-written backward pass through time.
+
+    Same forward values as ``T`` calls of :func:`lif_step`, and the same gradients autograd computes through those
+    calls (the reset is differentiated too), but one autograd node instead of ~6·T, which is what makes long
+    sequences cheap. Saved for backward: the pre-reset membranes, the spikes and (for STDB) the elapsed steps.
+    """
+
+    @staticmethod
+    def forward(ctx, x_seq, u0, leak, threshold, elapsed0, surrogate, hard):
+        T = x_seq.shape[0]
+        leak_v, thr_v = leak.detach(), threshold.detach()
+        u_pre = torch.empty_like(x_seq)
+        o_seq = torch.empty_like(x_seq)
+        el_seq = torch.empty_like(x_seq) if elapsed0 is not None else None
+        v = u0.detach()
+        el = elapsed0
+        for t in range(T):
+            u = leak_v * v + x_seq[t]
+            o = (u >= thr_v).to(u.dtype)
+            u_pre[t], o_seq[t] = u, o
+            if el is not None:
+                el = el + 1.0
+                el_seq[t] = el
+                el = el * (1.0 - o)
+            v = u * (1.0 - o) if hard else u - thr_v * o
+        ctx.save_for_backward(u_pre, o_seq, el_seq if el_seq is not None else torch.empty(0), u0, leak, threshold)
+        ctx.surrogate, ctx.hard, ctx.has_el = surrogate, hard, el_seq is not None
+        return o_seq, v, (el if el is not None else torch.empty(0))
+
+    @staticmethod
+    def backward(ctx, g_o, g_v, _g_el):
+        u_pre, o_seq, el_seq, u0, leak, threshold = ctx.saved_tensors
+        lam, thr = leak.detach(), threshold.detach()
+        T = u_pre.shape[0]
+        g_x = torch.empty_like(u_pre)
+        d_v = g_v if g_v is not None else torch.zeros_like(u0)
+        g_lam = torch.zeros((), dtype=u_pre.dtype)
+        g_thr = torch.zeros((), dtype=u_pre.dtype)
+        need_lam, need_thr = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        for t in range(T - 1, -1, -1):
+            u, o = u_pre[t], o_seq[t]
+            s = ctx.surrogate(u, thr, el_seq[t] if ctx.has_el else None)
+            go = g_o[t] if g_o is not None else 0.0
+            if ctx.hard:
+                d_u = go * s + d_v * ((1.0 - o) - u * s)
+                d_thr_t = -go * s + d_v * (u * s)
+            else:
+                d_u = go * s + d_v * (1.0 - thr * s)
+                d_thr_t = -go * s + d_v * (thr * s - o)
+            g_x[t] = d_u
+            if need_lam:
+                v_prev = u0 if t == 0 else (u_pre[t - 1] * (1.0 - o_seq[t - 1]) if ctx.hard
+                                            else u_pre[t - 1] - thr * o_seq[t - 1])
+                g_lam = g_lam + (d_u * v_prev).sum()
+            if need_thr:
+                g_thr = g_thr + d_thr_t.sum()
+            d_v = d_u * lam
+        g_lam_out = g_lam.reshape(leak.shape) if need_lam else None
+        g_thr_out = g_thr.reshape(threshold.shape) if need_thr else None
+        return g_x, (d_v if ctx.needs_input_grad[1] else None), g_lam_out, g_thr_out, None, None, None
+
+
+def lif_sequence(x_seq: torch.Tensor, state: LIFState | None, p: LIFParams) -> tuple[torch.Tensor, LIFState]:
+    """:func:`lif_step` applied to every step of ``x_seq`` ``(T, ...)``; returns ``(spikes (T, ...), state)``.
+
+    Leak and threshold must be scalars (floats or 0-d tensors) here; the step function handles the general case.
+    """
+    if p.reset not in ("soft", "hard"):
+        raise ValueError(f"reset must be 'soft' or 'hard', got {p.reset!r}")
+    fn = get_surrogate(p.surrogate)
+    x0 = x_seq[0]
+    u0 = torch.zeros_like(x0) if state is None else state.u
+    el0 = None
+    if getattr(fn, "needs_elapsed", False):
+        el0 = state.elapsed if state is not None and state.elapsed is not None else torch.full_like(x0, FAR_PAST)
+        el0 = el0.detach()
+    leak = torch.as_tensor(p.leak, dtype=x_seq.dtype)
+    thr = torch.as_tensor(p.threshold, dtype=x_seq.dtype)
+    if leak.dim() or thr.dim():
+        raise ValueError("lif_sequence needs scalar leak and threshold; use lif_step for per-neuron values")
+    o, v, el = _LIFSequence.apply(x_seq, u0, leak, thr, el0, fn, p.reset == "hard")
+    return o, LIFState(v, el if el0 is not None else None)

@@ -59,24 +59,20 @@ def test_stdb_fine_tuning_improves_a_converted_network_on_real_digits():
     assert after < 0.8 * before and acc_after > acc_before + 0.05, (before, after, acc_before, acc_after)
 
 
-def test_dropout_mask_is_fixed_across_time_steps():
+@pytest.mark.parametrize("mode", ["step", "layer"])
+def test_dropout_mask_is_fixed_across_time_steps(mode):
+    torch.manual_seed(0)
     net = vgg("vgg5", (1, 8, 8), n_classes=3, width=0.125, hidden=32, dropout=0.5)
     net.train()
-    seen = []
     drop_idx = next(i for i, n in enumerate(net.nodes) if type(n).__name__ == "FixedDropout")
-    lif_before = net.nodes[drop_idx - 1]
-    orig = lif_before.forward
-
-    def spy(x, state=None):
-        o, s = orig(x, state)
-        return torch.ones_like(o), s  # every hidden neuron "spikes": what survives is the mask itself
-    lif_before.forward = spy
-    masks = []
-    fc = net.nodes[drop_idx + 1]
-    fc.register_forward_pre_hook(lambda m, a: masks.append(a[0].detach().clone()))
-    net.snn(torch.rand(2, 1, 8, 8), 5, "direct")
-    assert len(masks) == 5 and all(torch.equal(m, masks[0]) for m in masks)
-    assert 0 < (masks[0] == 0).float().mean() < 1
+    with torch.no_grad():
+        net.nodes[drop_idx - 1].threshold.fill_(-1e9)  # the hidden layer fires at every step: what passes is the mask
+    seen = []
+    net.nodes[drop_idx + 1].register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
+    net.snn(torch.rand(2, 1, 8, 8), 5, "direct", mode=mode)
+    masks = list(torch.cat(seen).reshape(5, 2, 32))
+    assert all(torch.equal(m, masks[0]) for m in masks)
+    assert 0 < (masks[0] == 0).float().mean() < 1 and set(masks[0].unique().tolist()) == {0.0, 2.0}
 
 
 @pytest.mark.parametrize("name", ["vgg5", "vgg9", "vgg11", "vgg16"])
@@ -136,3 +132,27 @@ def test_batches_shard_without_overlap():
     x, y = torch.arange(10).float()[:, None], torch.arange(10)
     seen = [torch.cat([yb for _, yb in batches(x, y, 3, shuffle=True, seed=1, rank=r, world=2)]) for r in (0, 1)]
     assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0].tolist()) & set(seen[1].tolist())
+
+
+@pytest.mark.parametrize("encoder", ["direct", "poisson"])
+@pytest.mark.parametrize("make", [lambda: vgg("vgg5", (1, 12, 12), n_classes=4, width=0.25, hidden=32),
+                                  lambda: resnet20((3, 16, 16), width=0.25)], ids=["vgg5", "resnet20"])
+def test_layer_by_layer_and_step_by_step_runs_agree(make, encoder):
+    torch.manual_seed(0)
+    net = make()
+    x = torch.rand(6, *net.input_shape)
+    to_snn(net, [x], 8, 0.6)
+    net.set_neurons(surrogate="stdb", leak=0.95, train_leak=True, train_threshold=True)
+    net.eval()
+    runs = []
+    for mode in ("step", "layer"):
+        net.zero_grad()
+        out = net.snn(x, 8, encoder, count=True, generator=torch.Generator().manual_seed(1), mode=mode)
+        out.logits.square().sum().backward()
+        runs.append((out.logits.detach(), [p.grad.clone() for p in net.parameters()], out.stats.summary()))
+    (l1, g1, s1), (l2, g2, s2) = runs
+    torch.testing.assert_close(l1, l2, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
+    assert s1["spike_rate"] == s2["spike_rate"] and s1["layers"] == s2["layers"]
+    assert 0 < s1["mean_spike_rate"] < 1

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from bioSNN.nn import IF, LIF, LIFParams, lif_step, surrogate
+from bioSNN.nn.neurons import lif_sequence
 
 
 def test_lif_integrates_leaks_fires_and_soft_resets():
@@ -93,3 +94,29 @@ def test_if_neuron_is_lif_without_leak_and_clamp_keeps_bounds():
         lif.threshold.fill_(-3.0)
     lif.clamp_()
     assert lif.leak.item() == 1.0 and lif.threshold.item() > 0
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+@pytest.mark.parametrize("name", ["linear", "fast_sigmoid", "stdb"])
+def test_fused_sequence_equals_step_loop_in_values_and_gradients(reset, name):
+    torch.manual_seed(0)
+    x = (torch.randn(12, 5, 7, dtype=torch.float64) * 0.8 + 0.3).requires_grad_()
+    lam = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    th = torch.tensor(1.1, dtype=torch.float64, requires_grad=True)
+    p = LIFParams(lam, th, reset, name)
+    w = torch.randn(12, 5, 7, dtype=torch.float64)
+    state, outs = None, []
+    for t in range(12):
+        o, state = lif_step(x[t], state, p)
+        outs.append(o)
+    o_loop = torch.stack(outs)
+    g_loop = torch.autograd.grad((o_loop * w).sum() + (state.u ** 2).sum(), [x, lam, th])
+    o_seq, s_seq = lif_sequence(x, None, p)
+    g_seq = torch.autograd.grad((o_seq * w).sum() + (s_seq.u ** 2).sum(), [x, lam, th])
+    assert torch.equal(o_loop, o_seq) and o_seq.sum() > 0
+    torch.testing.assert_close(s_seq.u, state.u)
+    for a, b in zip(g_loop, g_seq):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        assert a.abs().sum() > 0
+    if name == "stdb":
+        torch.testing.assert_close(s_seq.elapsed, state.elapsed)
