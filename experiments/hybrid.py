@@ -22,19 +22,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from bioSNN import data, io, viz
+from bioSNN import io, viz
 from bioSNN._atomic import write_json
 from bioSNN.nn import distributed as dist
-from bioSNN.nn.bundle import load_state, to_bundle
-from bioSNN.nn.checkpoint import optimizer_from_arrays, optimizer_to_arrays
+from bioSNN.nn.bundle import to_bundle
 from bioSNN.nn.convert import to_snn
-from bioSNN.nn.network import SpikingNet
-from bioSNN.nn.train import batches, evaluate, random_crop_flip, to_tensor_images, train_epoch
-from bioSNN.models.resnet import resnet20
-from bioSNN.models.vgg import vgg
+from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors
+from bioSNN.models import build_spiking
 
 SUMMARY = "ANN -> SNN conversion (threshold balancing) + hybrid STDB fine-tuning at few time steps (VGG/ResNet)"
 
@@ -77,77 +73,12 @@ PRESETS = {
     "full": {"dataset": "mnist", "ann_epochs": 10, "convert_steps": (25, 50, 100), "hybrid_steps": (10, 25)},
 }
 
-# value range fed to the network: images in [0, 1] for grey-scale, [-1, 1] for colour (signed Poisson coding)
-_NORMALISE = {"cifar10": (0.5, 0.5), "cifar10_full": (0.5, 0.5)}
+def _spec(cfg: Config) -> dict:
+    return {"model": cfg.model, "width": cfg.width, "hidden": cfg.hidden, "dropout": cfg.dropout}
 
 
-def build_model(cfg: Config, input_shape: tuple[int, ...], n_classes: int) -> SpikingNet:
-    if cfg.model == "resnet20":
-        return resnet20(input_shape, n_classes, cfg.width)
-    return vgg(cfg.model, input_shape, n_classes, cfg.width, cfg.hidden, cfg.dropout)
-
-
-def load_tensors(cfg: Config):
-    ds = data.load(cfg.dataset)
-    if not isinstance(ds, data.ImageData):
-        raise ValueError(f"hybrid needs an image dataset; {cfg.dataset!r} is a {type(ds).__name__}")
-    mean, std = _NORMALISE.get(cfg.dataset, (0.0, 1.0))
-
-    def take(x, y, limit):
-        if limit:
-            x, y = x[:limit], y[:limit]
-        return to_tensor_images(x, mean, std), torch.from_numpy(np.asarray(y)).long()
-
-    return ds, take(ds.x_train, ds.y_train, cfg.train_limit), take(ds.x_test, ds.y_test, cfg.test_limit)
-
-
-class _Checkpoint:
-    """One atomic bundle per phase: model state, optimizer state, epoch and history."""
-
-    def __init__(self, path: Path, cfg: Config):
-        self.path, self.cfg = path, cfg
-
-    def save(self, net: SpikingNet, opt, epoch: int, history: dict) -> None:
-        if not dist.is_main():
-            return
-        b = to_bundle(net, model={"model": self.cfg.model, "width": self.cfg.width, "hidden": self.cfg.hidden},
-                      provenance=io.provenance(self.cfg.dataset, self.cfg.seed))
-        arrays, meta = optimizer_to_arrays(opt)
-        io.write(self.path, io.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
-                                      name=b.name, provenance=b.provenance,
-                                      extra={**b.extra, "epoch": epoch, "history": history, "optimizer": meta}))
-
-    def load(self, net: SpikingNet, opt) -> tuple[int, dict]:
-        if not self.path.exists():
-            return 0, {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": []}
-        b = io.read(self.path)
-        load_state(net, b)
-        optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
-        print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")
-        return int(b.extra["epoch"]), b.extra["history"]
-
-
-def _train(net: SpikingNet, cfg: Config, ckpt: _Checkpoint, x, y, x_te, y_te, epochs: int, lr: float,
-           time_steps: int, label: str, progress: bool) -> dict:
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
-    start, history = ckpt.load(net, opt)
-    model = dist.wrap(net)
-    rank, world = dist.rank_world()
-    for epoch in range(start, epochs):
-        t0 = time.perf_counter()
-        stream = batches(x, y, cfg.batch_size, shuffle=True, seed=cfg.seed * 100 + epoch, rank=rank, world=world,
-                         transform=random_crop_flip if cfg.augment else None)
-        stats = train_epoch(model, stream, opt, time_steps, cfg.encoder,
-                            after_step=net.clamp_ if time_steps else None)
-        acc = evaluate(net, x_te, y_te, time_steps, cfg.encoder, seed=cfg.seed).accuracy if dist.is_main() else 0.0
-        for k, v in (("epoch", epoch + 1), ("train_loss", stats["loss"]), ("train_accuracy", stats["accuracy"]),
-                     ("test_accuracy", acc)):
-            history[k].append(v)
-        ckpt.save(net, opt, epoch + 1, history)
-        if progress and dist.is_main():
-            print(f"{label} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}  train {stats['accuracy']:.4f}  "
-                  f"test {acc:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
-    return history
+def _build(cfg: Config, input_shape, n_classes: int):
+    return build_spiking(cfg.model, input_shape, n_classes, cfg.width, cfg.hidden, cfg.dropout)
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
@@ -157,16 +88,19 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     if cfg.encoder not in ("poisson", "direct"):
         raise ValueError(f"encoder must be 'poisson' or 'direct', got {cfg.encoder!r}")
-    ds, (x_tr, y_tr), (x_te, y_te) = load_tensors(cfg)
+    ds, (x_tr, y_tr), (x_te, y_te) = image_tensors(cfg.dataset, cfg.train_limit, cfg.test_limit)
     n_classes = ds.n_classes
-    net = build_model(cfg, tuple(x_tr.shape[1:]), n_classes)
+    net = _build(cfg, tuple(x_tr.shape[1:]), n_classes)
+    prov = io.provenance(cfg.dataset, cfg.seed)
     ck = run_dir / "checkpoints"
     ck.mkdir(exist_ok=True)
     results = {"ann": {}, "converted": {}, "hybrid": {}}
 
     # 1. ANN
-    ann_hist = _train(net, cfg, _Checkpoint(ck / "ann.npz", cfg), x_tr, y_tr, x_te, y_te, cfg.ann_epochs,
-                      cfg.ann_lr, 0, "ANN", progress)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.ann_lr)
+    ann_hist = fit(net, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), (x_tr, y_tr), (x_te, y_te),
+                   cfg.ann_epochs, batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed, label="ANN",
+                   verbose=progress)
     results["ann"] = {**evaluate(net, x_te, y_te).summary(), "history": ann_hist}
     ann_state = copy.deepcopy(net.state_dict())
     g = torch.Generator().manual_seed(cfg.seed)
@@ -195,21 +129,21 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     x_hy, y_hy = (x_tr[:cfg.hybrid_train_limit], y_tr[:cfg.hybrid_train_limit]) if cfg.hybrid_train_limit \
         else (x_tr, y_tr)
     for t in cfg.hybrid_steps:
-        snn = build_model(cfg, tuple(x_tr.shape[1:]), n_classes)
+        snn = _build(cfg, tuple(x_tr.shape[1:]), n_classes)
         snn.load_state_dict(ann_state)
         thr = to_snn(snn, balance, t, cfg.hybrid_scale, cfg.balance_percentile, cfg.encoder,
                      generator=torch.Generator().manual_seed(cfg.seed))
         snn.set_neurons(leak=cfg.leak, surrogate=cfg.surrogate)
         start_acc = evaluate(snn, x_te, y_te, t, cfg.encoder, seed=cfg.seed).accuracy if dist.is_main() else 0.0
-        hist = _train(snn, cfg, _Checkpoint(ck / f"hybrid_T{t}.npz", cfg), x_hy, y_hy, x_te, y_te,
-                      cfg.hybrid_epochs, cfg.hybrid_lr, t, f"hybrid T={t}", progress)
+        opt = torch.optim.Adam([p for p in snn.parameters() if p.requires_grad], lr=cfg.hybrid_lr)
+        hist = fit(snn, opt, Checkpoint(ck / f"hybrid_T{t}.npz", _spec(cfg), prov), (x_hy, y_hy), (x_te, y_te),
+                   cfg.hybrid_epochs, t, cfg.encoder, cfg.batch_size, cfg.augment, cfg.seed,
+                   label=f"hybrid T={t}", verbose=progress)
         if dist.is_main():
             r = {**evaluate(snn, x_te, y_te, t, cfg.encoder, seed=cfg.seed).summary(), "initial_thresholds": thr,
                  "accuracy_before_training": start_acc, "history": hist}
             results["hybrid"][str(t)] = r
-            io.write(run_dir / f"hybrid_T{t}.npz", to_bundle(snn, model={"model": cfg.model, "width": cfg.width,
-                                                                          "hidden": cfg.hidden},
-                                                          provenance=io.provenance(cfg.dataset, cfg.seed)))
+            io.write(run_dir / f"hybrid_T{t}.npz", to_bundle(snn, model=_spec(cfg), provenance=prov))
     if not dist.is_main():
         dist.barrier()
         return {"accuracy": 0.0}
@@ -256,6 +190,9 @@ def _figure(path: Path, results: dict, cfg: Config) -> None:
         for t, r in sorted(results[kind].items(), key=lambda kv: int(kv[0])):
             rates = r["spike_rate"]
             axes[1].plot(range(len(rates)), list(rates.values()), marker=marker, ms=3, label=f"{kind} T={t}")
+            names = list(rates)
+    if results["converted"] or results["hybrid"]:
+        axes[1].set_xticks(range(len(names)), names, rotation=45, fontsize=7)
     axes[1].set(xlabel="activation layer", ylabel="spikes / neuron / step", title="spike rate per layer")
     axes[1].legend(fontsize=7)
     viz.save(fig, path)

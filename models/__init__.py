@@ -1,1 +1,16 @@
 """Network zoo (installed as ``bioSNN.models``): one module per thesis network, built only from ``bioSNN`` parts."""
+
+from __future__ import annotations
+
+
+def build_spiking(name: str, input_shape: tuple[int, ...], n_classes: int, width: float = 1.0, hidden: int = 1024,
+                  dropout: float = 0.2):
+    """A VGG (``vgg5``, ``vgg9``, ``vgg11``, ``vgg16``) or ``resnet20`` as a :class:`bioSNN.nn.network.SpikingNet`."""
+    from .resnet import resnet20
+    from .vgg import PLANS, vgg
+
+    if name == "resnet20":
+        return resnet20(tuple(input_shape), n_classes, width)
+    if name in PLANS:
+        return vgg(name, tuple(input_shape), n_classes, width, hidden, dropout)
+    raise ValueError(f"unknown model {name!r}; choose one of {sorted(PLANS) + ['resnet20']}")

@@ -53,3 +53,30 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     with pytest.raises(SystemExit, match="unknown experiment"):
         main(["run", "nope"])
     assert main(["run", "demo", "--preset", "huge", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.torch
+def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, capsys, isolated_cache):
+    root = tmp_path / "runs"
+    args = ["run", "hybrid", "--out", str(root), "--no-progress", "--set", "ann_epochs=6", "--set", "hybrid_epochs=1",
+            "--set", "convert_steps=6,24", "--set", "hybrid_steps=6", "--set", "train_limit=600",
+            "--set", "balance_samples=128"]
+    assert main(args) == 0
+    (run,) = root.iterdir()
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["ann"]["accuracy"] > 0.6  # 600 digits, 6 epochs; chance is 0.1
+    conv = m["converted"]
+    assert conv["6"]["accuracy"] <= conv["24"]["accuracy"] + 0.02  # longer windows approach the ANN
+    assert set(conv["24"]["thresholds"]) == {"act1", "act2", "act3", "act4"}
+    hy = m["hybrid"]["6"]
+    assert hy["history"]["epoch"] == [1] and 0 < hy["mean_spike_rate"] < 1
+    assert hy["energy_model"].startswith("45 nm") and hy["snn_energy_uj"] > 0
+    assert [r["network"] for r in m["table"]] == ["ANN", "converted", "converted", "hybrid"]
+    assert (run / "accuracy_vs_t.png").read_bytes()[:4] == b"\x89PNG"
+    # resume with one more hybrid epoch: the ANN and the conversions are not redone
+    assert main(["run", "hybrid", "--resume", str(run), "--no-progress", "--set", "hybrid_epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert "resumed ann.npz after epoch 6" in out and "resumed hybrid_T6.npz after epoch 1" in out
+    m2 = json.loads((run / "metrics.json").read_text())
+    assert m2["ann"]["accuracy"] == m["ann"]["accuracy"] and m2["hybrid"]["6"]["history"]["epoch"] == [1, 2]
+    assert io.read(run / "hybrid_T6.npz").population("act1").params["v_threshold"]["value"] > 0

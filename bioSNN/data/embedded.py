@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .records import ImageData
-
 SPLIT_SEED = 0
 TEST_FRACTION = 0.25
 

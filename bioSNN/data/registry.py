@@ -8,7 +8,7 @@ it fails with one message naming the file expected, where to put it and its chec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

@@ -28,7 +28,7 @@ from torch import nn
 from bioSNN import energy
 from bioSNN.encoding import poisson_encode
 
-from .neurons import LIF, LIFState, lif_sequence
+from .neurons import LIF, lif_sequence
 
 __all__ = ["FixedDropout", "Residual", "SpikingNet", "SNNOutput", "RunStats"]
 

@@ -16,9 +16,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bioSNN import io
+
+from . import distributed as dist
+from .bundle import load_state, to_bundle
+from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
 from .network import Encoder, RunStats, SpikingNet
 
-__all__ = ["to_tensor_images", "random_crop_flip", "batches", "train_epoch", "evaluate", "EvalResult"]
+__all__ = ["to_tensor_images", "image_tensors", "random_crop_flip", "batches", "train_epoch", "evaluate", "EvalResult",
+           "Checkpoint", "fit"]
 
 
 def to_tensor_images(x: np.ndarray, mean: float | tuple = 0.0, std: float | tuple = 1.0) -> torch.Tensor:
@@ -31,6 +37,30 @@ def to_tensor_images(x: np.ndarray, mean: float | tuple = 0.0, std: float | tupl
     mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
     return ((t - mean_t) / std_t).contiguous()
+
+
+# value range fed to the networks: grey-scale images in [0, 1]; colour images in [-1, 1] (signed Poisson coding)
+SIGNED = {"cifar10", "cifar10_full"}
+
+
+def image_tensors(name: str, train_limit: int = 0, test_limit: int = 0):
+    """Load an image dataset of :mod:`bioSNN.data` as float tensors ``(n, c, h, w)`` and int64 labels.
+
+    Returns ``(dataset, (x_train, y_train), (x_test, y_test))``; ``*_limit`` keep only the first N (0 = all).
+    """
+    from bioSNN import data
+
+    ds = data.load(name)
+    if not isinstance(ds, data.ImageData):
+        raise ValueError(f"{name!r} is a {type(ds).__name__}, not an image dataset")
+    mean, std = (0.5, 0.5) if name in SIGNED else (0.0, 1.0)
+
+    def take(x, y, limit):
+        if limit:
+            x, y = x[:limit], y[:limit]
+        return to_tensor_images(x, mean, std), torch.from_numpy(np.asarray(y)).long()
+
+    return ds, take(ds.x_train, ds.y_train, train_limit), take(ds.x_test, ds.y_test, test_limit)
 
 
 def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
@@ -127,3 +157,67 @@ def evaluate(net: SpikingNet, x: torch.Tensor, y: torch.Tensor, time_steps: int 
             stats = out.stats if stats is None else stats.merge(out.stats)
     p = torch.cat(preds).numpy()
     return EvalResult(float((p == y.numpy()).mean()), p, stats)
+
+
+class Checkpoint:
+    """One atomic bundle per training phase: model state, optimizer state, epoch and history (no pickle)."""
+
+    def __init__(self, path, model_spec: dict, provenance: dict | None = None):
+        from pathlib import Path
+
+        self.path, self.model_spec, self.provenance = Path(path), model_spec, provenance or {}
+
+    def save(self, net: SpikingNet, opt: torch.optim.Optimizer, epoch: int, history: dict) -> None:
+        if not dist.is_main():
+            return
+        b = to_bundle(net, model=self.model_spec, provenance=self.provenance)
+        arrays, meta = optimizer_to_arrays(opt)
+        io.write(self.path, io.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
+                                      name=b.name, provenance=b.provenance,
+                                      extra={**b.extra, "epoch": epoch, "history": history, "optimizer": meta}))
+
+    def load(self, net: SpikingNet, opt: torch.optim.Optimizer) -> tuple[int, dict]:
+        """Restore a saved phase into ``net`` and ``opt``; ``(0, empty history)`` when there is none."""
+        if not self.path.exists():
+            return 0, {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": []}
+        b = io.read(self.path)
+        load_state(net, b)
+        optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
+        print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")
+        return int(b.extra["epoch"]), b.extra["history"]
+
+
+def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tuple, test: tuple, epochs: int,
+        time_steps: int = 0, encoder: Encoder = "direct", batch_size: int = 64, augment: bool = False,
+        seed: int = 0, scheduler=None, label: str = "", verbose: bool = True) -> dict:
+    """Train for ``epochs`` (resuming from ``ckpt``), test after each epoch, checkpoint after each epoch.
+
+    ``time_steps == 0`` trains the ANN; otherwise the SNN, with λ and θ clamped after every step. Under
+    torchrun the model is wrapped in DDP and each rank trains on its shard. Returns the history.
+    """
+    import time
+
+    x, y = train
+    x_te, y_te = test
+    start, history = ckpt.load(net, opt)
+    if scheduler is not None:
+        for _ in range(start):
+            scheduler.step()
+    model = dist.wrap(net)
+    rank, world = dist.rank_world()
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
+                         transform=random_crop_flip if augment else None)
+        stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None)
+        if scheduler is not None:
+            scheduler.step()
+        acc = evaluate(net, x_te, y_te, time_steps, encoder, seed=seed).accuracy if dist.is_main() else 0.0
+        for k, v in (("epoch", epoch + 1), ("train_loss", stats["loss"]), ("train_accuracy", stats["accuracy"]),
+                     ("test_accuracy", acc)):
+            history[k].append(v)
+        ckpt.save(net, opt, epoch + 1, history)
+        if verbose and dist.is_main():
+            print(f"{label} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}  train {stats['accuracy']:.4f}  "
+                  f"test {acc:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return history

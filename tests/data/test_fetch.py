@@ -11,7 +11,6 @@ import io
 import tarfile
 import threading
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
