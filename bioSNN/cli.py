@@ -23,6 +23,7 @@ from .runs import new_run_dir, write_json
 EXPERIMENTS = {
     "compression": "bioSNN.experiments.compression",
     "hybrid": "bioSNN.experiments.hybrid",
+    "diet": "bioSNN.experiments.diet",
     "demo": "bioSNN.experiments.demo",
 }
 

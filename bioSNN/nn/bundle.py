@@ -17,6 +17,7 @@ from torch import nn
 from bioSNN.io import Bundle, Population, Projection
 
 from .neurons import LIF
+from .qat import weight_parameter
 from .network import FixedDropout, Residual, SpikingNet
 
 __all__ = ["to_bundle", "load_state", "STATE_PREFIX"]
@@ -39,8 +40,8 @@ def to_bundle(net: SpikingNet, model: dict | None = None, **kwargs) -> Bundle:
     for act in net.activations():
         name = net.name_of(act)
         pops.append(Population(name, sizes[name], "lif_discrete", {
-            "leak": {"value": float(act.leak), "unit": "1"},
-            "v_threshold": {"value": float(act.threshold), "unit": "1"},
+            "leak": {"value": float(act.leak.detach()), "unit": "1"},
+            "v_threshold": {"value": float(act.threshold.detach()), "unit": "1"},
             "reset": {"value": act.reset, "unit": ""},
         }))
     arrays = {STATE_PREFIX + k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
@@ -56,7 +57,8 @@ def to_bundle(net: SpikingNet, model: dict | None = None, **kwargs) -> Bundle:
             params, conn = {}, "linear"
         if ops:
             params["pre_ops"] = {"value": list(ops), "unit": ""}
-        projs.append(Projection(net.name_of(layer), source, target, keys[id(layer.weight)], conn, params))
+        projs.append(Projection(net.name_of(layer), source, target, keys[id(weight_parameter(layer))], conn,
+                                params))
 
     pending: nn.Module | None = None
     for node in net.nodes:
