@@ -41,7 +41,7 @@ def test_gradients_reach_every_leak_and_threshold_and_clamping_holds():
     for _ in range(3):
         train_epoch(net, [(x, y)], opt, 4, "direct", after_step=net.clamp_)
         # ... and clamp_ after each step brings every λ back, keeping θ positive
-        assert all(0.0 <= float(a.leak) <= 1.0 and float(a.threshold) > 0 for a in net.activations())
+        assert all(0.0 <= float(a.leak.detach()) <= 1.0 and float(a.threshold.detach()) > 0 for a in net.activations())
 
 
 def test_direct_input_reaches_the_first_layer_unchanged_at_every_step():
