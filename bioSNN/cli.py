@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,17 +64,39 @@ def cmd_run(args) -> int:
         cfg = apply_overrides(cfg, parse_set_args(args.set))
     else:
         cfg = build_config(mod, args.preset, args.config, args.set)
-        run_dir = new_run_dir(args.out, args.name)
-    write_json(run_dir / "config.json", {"experiment": args.name, "preset": args.preset, "config": to_dict(cfg)})
-    print(f"run folder: {run_dir}")
+        run_dir = _shared_run_dir(args.out, args.name)
+    main_rank = _rank() == 0
+    if main_rank:
+        write_json(run_dir / "config.json", {"experiment": args.name, "preset": args.preset, "config": to_dict(cfg)})
+        print(f"run folder: {run_dir}")
     t0 = time.perf_counter()
     metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
+    if not main_rank:  # under torchrun only rank 0 reports
+        return 0
     metrics = {"accuracy": metrics.pop("accuracy"), "wall_seconds": time.perf_counter() - t0, **metrics}
     if not 0.0 <= metrics["accuracy"] <= 1.0:
         raise RuntimeError(f"experiment {args.name} reported accuracy {metrics['accuracy']}, not a fraction")
     write_json(run_dir / "metrics.json", metrics)
     print(f"accuracy {metrics['accuracy']:.4f}  wall {metrics['wall_seconds']:.1f} s  -> {run_dir / 'metrics.json'}")
     return 0
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _shared_run_dir(out: str, name: str) -> Path:
+    """A new run folder; under torchrun (WORLD_SIZE > 1) rank 0 creates it and every rank receives its path."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return new_run_dir(out, name)
+    import torch.distributed as tdist
+
+    from .nn import distributed
+
+    distributed.setup()
+    box = [str(new_run_dir(out, name)) if tdist.get_rank() == 0 else None]
+    tdist.broadcast_object_list(box, src=0)
+    return Path(box[0])
 
 
 def cmd_data(args) -> int:
