@@ -55,9 +55,9 @@ def _plain_network(b2, rates_ta, n_exc, eqs_extra=""):
     em, im, sm = excitatory_model(), inhibitory_model(), PowerLawSTDP().synapse_model()
     inp = b2.PoissonGroup(784, rates="stimulus(t, i)", namespace={"stimulus": rates_ta})
     exc = b2.NeuronGroup(n_exc, em.equations, threshold=em.threshold, reset=em.reset, refractory=em.refractory,
-                         method="euler", namespace=em.namespace)
+                         method=em.method, namespace=em.namespace)
     inh = b2.NeuronGroup(n_exc, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
-                         method="euler", namespace=im.namespace)
+                         method=im.method, namespace=im.namespace)
     exc.v, inh.v, exc.theta, exc.plastic = -65 * b2.mV, -60 * b2.mV, 20 * b2.mV, 1.0
     syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
     syn.connect()

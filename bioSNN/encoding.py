@@ -20,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "intensity_to_rates",
+    "features_to_intensity",
     "poisson_spikes",
     "poisson_encode",
     "direct_encode",
@@ -178,3 +179,9 @@ def events_to_frames(events: dict, sensor_size: tuple[int, int, int], n_bins: in
     np.add.at(frames, (b[keep], np.asarray(events["p"])[keep], np.asarray(events["y"])[keep],
                        np.asarray(events["x"])[keep]), 1.0)
     return frames
+
+
+def features_to_intensity(features: np.ndarray) -> np.ndarray:
+    """uint8 intensities 0–255 of a feature map (min–max over the whole map, like a grey image), the input
+    format of the Brian2 ensembles. A constant map gives zeros."""
+    return np.rint(features_to_rates(features, max_rate=255.0)).astype(np.uint8)

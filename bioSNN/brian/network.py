@@ -1,7 +1,10 @@
 """The Diehl & Cook (2015) network in Brian2, driven as whole simulations of many image presentations.
 
 Structure: ``input`` (Poisson, one neuron per pixel) → ``exc`` (conductance LIF, adaptive θ) one-to-one →
-``inh`` → all-but-self back onto ``exc`` (lateral inhibition, soft winner-take-all).
+``inh`` → all-but-self back onto ``exc`` (lateral inhibition, soft winner-take-all). :class:`EnsembleNetwork`
+runs several such ensembles on one time line — e.g. an image and an audio ensemble shown paired stimuli — and
+can join their excitatory populations by plastic cross-modal synapses (:class:`CrossConfig`, thesis part 2);
+:class:`DiehlCookNetwork` is the single-ensemble case.
 
 How an epoch runs
 -----------------
@@ -37,7 +40,7 @@ from .backend import Backend
 from .neurons import ExcitatoryParams, InhibitoryParams, excitatory_model, inhibitory_model
 from .stdp import PowerLawSTDP, TraceSTDP
 
-__all__ = ["DiehlCookConfig", "DiehlCookNetwork", "Presentation"]
+__all__ = ["DiehlCookConfig", "DiehlCookNetwork", "EnsembleNetwork", "CrossConfig", "Presentation"]
 
 
 @dataclass(frozen=True)
@@ -112,52 +115,127 @@ class DiehlCookConfig:
         return self.t_present + self.t_rest
 
 
+@dataclass(frozen=True)
+class CrossConfig:
+    """Plastic excitatory synapses between the excitatory populations of two ensembles, in both directions.
+
+    Each presynaptic spike adds ``gain · w`` to the target's excitatory conductance; ``w`` learns with the
+    power-law STDP rule (``stdp``) while the network is plastic. ``gain = 0`` leaves the ensembles independent.
+
+    Attributes
+    ----------
+    gain
+        Multiplier of the cross-modal weights onto the target conductance (dimensionless, >= 0).
+    w_init_low, w_init_high
+        Initial weights, uniform.
+    w_sum
+        Each target neuron's incoming cross weights are rescaled to this sum after every presentation while
+        plastic (like the input weights); 0 disables it.
+    stdp
+        Plasticity rule of the cross-modal synapses.
+    """
+
+    gain: float = 1.0
+    w_init_low: float = 0.0
+    w_init_high: float = 0.05
+    w_sum: float = 0.0
+    stdp: PowerLawSTDP = field(default_factory=PowerLawSTDP)
+
+    def __post_init__(self):
+        if self.gain < 0:
+            raise ValueError(f"cross-modal gain must be >= 0 (excitatory only), got {self.gain}")
+        if not 0 <= self.w_init_low <= self.w_init_high:
+            raise ValueError(f"need 0 <= w_init_low <= w_init_high, got {self.w_init_low}, {self.w_init_high}")
+
+
 @dataclass
 class Presentation:
-    """What a pass over a sequence of images produced.
+    """What a pass over a sequence of stimuli produced.
 
     Attributes
     ----------
     counts
-        ``(n_images, n_exc)`` spikes of each excitatory neuron during the accepted presentation of each image.
+        ``(n_items, n_exc)`` spikes of each excitatory neuron during the accepted presentation of each item — of
+        the only ensemble, or a dict ``{ensemble: counts}`` for several.
     repeats
-        ``(n_images,)`` how often each image had to be shown again with a higher rate.
+        ``(n_items,)`` how often each item had to be shown again with a higher rate.
     slots
         Presentations simulated (accepted + repeats + unused padding of the last chunk).
     seconds
         Wall time of the simulation runs (build excluded).
     """
 
-    counts: np.ndarray
+    counts: np.ndarray | dict
     repeats: np.ndarray
     slots: int
     seconds: float
 
 
-class DiehlCookNetwork:
-    """Build inside a :func:`~bioSNN.brian.backend.backend` block and use it inside the same block.
+def _prefix(name: str) -> str:
+    return f"{name}_" if name else ""
 
-    The learnable state lives in numpy and is pushed to the simulator before every chunk and read back after:
-    ``w`` (``(n_input, n_exc)`` input weights), ``alive`` (mask; pruned synapses are 0 and never change),
-    ``theta`` (adaptive thresholds, mV).
+
+class EnsembleNetwork:
+    """One or more Diehl & Cook ensembles on one time line, optionally joined by cross-modal synapses.
+
+    ``ensembles`` maps a name to ``(config, stimuli)``, stimuli being ``(n_items, n_input)`` uint8 intensities
+    (pixels, or audio features scaled to 0–255). Every slot shows one item to every ensemble at the same time
+    (items paired by the caller). Groups are named ``<ensemble>_input``, ``<ensemble>_exc``, ``<ensemble>_inh``
+    (plain ``input``/``exc``/``inh`` for an ensemble named ``""``), cross-modal synapses ``<a>_to_<b>``.
+    Timing, repeat rule, chunking and seed come from the first ensemble's config and must agree across ensembles.
+    The repeat rule needs ``min_spikes`` in *every* ensemble.
+
+    Build inside a :func:`~bioSNN.brian.backend.backend` block and use it inside the same block. Learnable state
+    lives in numpy and is pushed to the simulator before every chunk and read back after: ``state[name]`` holds
+    ``w`` (``(n_input, n_exc)``), ``alive`` (mask; pruned synapses are 0 and never change) and ``theta`` (mV);
+    ``cross_state["a_to_b"]`` holds ``w`` and ``alive`` (``(n_exc_a, n_exc_b)``).
     """
 
-    def __init__(self, cfg: DiehlCookConfig, images: np.ndarray, be: Backend,
-                 monitors: tuple[MonitorSpec, ...] = ()):
+    _SHARED = ("t_present", "t_rest", "dt", "min_spikes", "max_repeats", "rate_boost", "chunk", "seed")
+
+    def __init__(self, ensembles: dict[str, tuple[DiehlCookConfig, np.ndarray]], be: Backend,
+                 monitors: tuple[MonitorSpec, ...] = (), cross: CrossConfig | None = None):
         import brian2 as b2
         from brian2 import Hz, ms
 
-        images = np.asarray(images)
-        if images.ndim != 2 or images.shape[1] != cfg.n_input:
-            raise ValueError(f"images must be (n_images, {cfg.n_input}), got {images.shape}")
-        if images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 intensities 0-255, got {images.dtype}")
-        self.cfg, self.backend, self.images = cfg, be, images
-        n_in, n = cfg.n_input, cfg.n_exc
+        if not ensembles:
+            raise ValueError("need at least one ensemble")
+        names = list(ensembles)
+        if "" in names and len(names) > 1:
+            raise ValueError("the unnamed ensemble '' can only be used alone")
+        for name in names:
+            if name and not name.isidentifier() or name == "slots":
+                raise ValueError(f"ensemble names must be identifiers other than 'slots', got {name!r}")
+        cfg = ensembles[names[0]][0]
+        for name, (c, stim) in ensembles.items():
+            for key in self._SHARED:
+                if getattr(c, key) != getattr(cfg, key):
+                    raise ValueError(f"ensemble {name!r}: {key}={getattr(c, key)} differs from {getattr(cfg, key)}")
+            stim = np.asarray(stim)
+            if stim.ndim != 2 or stim.shape[1] != c.n_input:
+                raise ValueError(f"ensemble {name!r}: stimuli must be (n_items, {c.n_input}), got {stim.shape}")
+            if stim.dtype != np.uint8:
+                raise ValueError(f"ensemble {name!r}: stimuli must be uint8 intensities 0-255, got {stim.dtype}")
+        if cross is not None and len(names) != 2:
+            raise ValueError(f"cross-modal synapses join exactly two ensembles, got {len(names)}")
+        self.cfg, self.backend, self.cross_cfg = cfg, be, cross
+        self.configs = {n: ensembles[n][0] for n in names}
+        self.stimuli = {n: np.asarray(ensembles[n][1]) for n in names}
+        self.names = names
         rng = np.random.default_rng(cfg.seed)
-        self.w = rng.uniform(cfg.w_init_low, cfg.w_init_high, (n_in, n))
-        self.alive = np.ones((n_in, n), bool)
-        self.theta = np.full(n, cfg.exc.theta_init)  # mV
+        self.state = {}
+        for n in names:
+            c = self.configs[n]
+            self.state[n] = {"w": rng.uniform(c.w_init_low, c.w_init_high, (c.n_input, c.n_exc)),
+                             "alive": np.ones((c.n_input, c.n_exc), bool),
+                             "theta": np.full(c.n_exc, c.exc.theta_init)}
+        self.cross_state = {}
+        if cross is not None:
+            a, b = names
+            for src, dst in ((a, b), (b, a)):
+                shape = (self.configs[src].n_exc, self.configs[dst].n_exc)
+                self.cross_state[f"{src}_to_{dst}"] = {"w": rng.uniform(cross.w_init_low, cross.w_init_high, shape),
+                                                       "alive": np.ones(shape, bool)}
         self.recordings = {spec: Recording(spec) for spec in monitors}
         self.build_seconds = 0.0
         self._built = False
@@ -167,69 +245,37 @@ class DiehlCookNetwork:
         b2.defaultclock.dt = cfg.dt * ms
         b2.seed(cfg.seed)
         t_slot = cfg.t_slot * ms
-        ns = {"t_slot": t_slot, "t_present": cfg.t_present * ms, "max_rate": cfg.max_rate * Hz,
-              "rate_boost": cfg.rate_boost * Hz, "min_spikes": cfg.min_spikes, "max_repeats": cfg.max_repeats,
-              "w_target": cfg.w_sum, "w_ei": cfg.w_exc_inh, "w_ie": cfg.w_inh_exc}
-        self._pixels = b2.TimedArray(images, dt=1 * ms, name="pixels")
-        self._seq = b2.TimedArray(np.zeros(cfg.chunk, np.int32), dt=1 * ms, name="sequence")
-        ns.update(pixels=self._pixels, sequence=self._seq)
+        ns = {"t_slot": t_slot, "t_present": cfg.t_present * ms, "rate_boost": cfg.rate_boost * Hz,
+              "min_spikes": cfg.min_spikes, "max_repeats": cfg.max_repeats}
+        self._seqs = {n: b2.TimedArray(np.zeros(cfg.chunk, np.int32), dt=1 * ms, name=f"{_prefix(n)}sequence")
+                      for n in names}
+        ns.update({f"{_prefix(n)}sequence": self._seqs[n] for n in names})
+        counts_ok = " and ".join(f"{_prefix(n)}count >= min_spikes" for n in names)
+        ctrl_vars = "k : integer\nrepeats : integer\n" + "".join(
+            f"{_prefix(n)}item : integer\n{_prefix(n)}count : integer\n" for n in names)
+        ctrl = b2.NeuronGroup(1, ctrl_vars, name="controller", namespace=ns)
+        ctrl.run_regularly(
+            f"accept = int(({counts_ok}) or repeats >= max_repeats)\nk += accept\n"
+            "repeats = (repeats + 1) * (1 - accept)\n"
+            + "".join(f"{_prefix(n)}item = int({_prefix(n)}sequence(k * ms) + 0.5)\n{_prefix(n)}count = 0\n"
+                      for n in names),
+            dt=t_slot, when="start", order=-10, name="controller_step")
+        ctrl.k, ctrl.repeats = -1, cfg.max_repeats
 
-        ctrl = b2.NeuronGroup(1, "k : integer\nimg : integer\nrepeats : integer\ncount : integer",
-                              name="controller", namespace=ns)
-        ctrl.run_regularly("""accept = int(count >= min_spikes or repeats >= max_repeats)
-k += accept
-repeats = (repeats + 1) * (1 - accept)
-img = int(sequence(k * ms) + 0.5)
-count = 0""", dt=t_slot, when="start", order=-10, name="controller_step")
-        ctrl.k, ctrl.repeats, ctrl.count = -1, cfg.max_repeats, 0
-
-        inp = b2.NeuronGroup(n_in, """
-rate = int(t - t_slot * floor(t / t_slot + 1e-6) < t_present) * pixels(img_in * ms, i) / 255.0 * (max_rate + rate_boost * repeats_in) : Hz
-img_in : integer (linked)
-repeats_in : integer (linked)
-""", threshold="rand() < rate * dt", name="input", namespace=ns)
-        inp.img_in = b2.linked_var(ctrl, "img", index=np.zeros(n_in, dtype=int))
-        inp.repeats_in = b2.linked_var(ctrl, "repeats", index=np.zeros(n_in, dtype=int))
-
-        em, im = excitatory_model(cfg.exc), inhibitory_model(cfg.inh)
-        exc = b2.NeuronGroup(n, em.equations + "wsum : 1\n", threshold=em.threshold, reset=em.reset,
-                             refractory=em.refractory, method="euler", name="exc", namespace={**em.namespace, **ns})
-        inh = b2.NeuronGroup(n, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
-                             method="euler", name="inh", namespace={**im.namespace, **ns})
-        exc.v, inh.v = cfg.exc.v_leak * b2.mV, cfg.inh.v_leak * b2.mV
-
-        sm = cfg.stdp.synapse_model()
-        syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, name="input_exc",
-                          namespace={**sm.namespace, **ns})
-        syn.connect()
-        ei = b2.Synapses(exc, inh, on_pre="ge_post += w_ei", name="exc_inh", namespace=ns)
-        ei.connect(j="i")
-        ie = b2.Synapses(inh, exc, on_pre="gi_post += w_ie", name="inh_exc", namespace=ns)
-        ie.connect(condition="i != j")
-        counter = b2.Synapses(exc, ctrl, on_pre="count_post += 1", name="spike_counter")
-        counter.connect()
-
-        # per-slot weight normalisation (D&C normalise after every image), as scheduled operations
-        exc.run_regularly("wsum = 0", dt=t_slot, when="start", order=-9, name="norm_clear")
-        syn.run_regularly("wsum_post += w", dt=t_slot, when="start", order=-8, name="norm_sum")
-        syn.run_regularly("w = w * (1 - learning + learning * w_target / (wsum_post + 1e-12))",
-                          dt=t_slot, when="start", order=-7, name="norm_scale")
-        if cfg.t_rest == 0:  # no rest: explicit reset of the state at each new presentation
-            exc.run_regularly("v = exc_v_leak\nge = 0\ngi = 0", dt=t_slot, when="start", order=-6,
-                              name="exc_reset")
-            inh.run_regularly("v = inh_v_leak\nge = 0\ngi = 0", dt=t_slot, when="start", order=-6,
-                              name="inh_reset")
-            trace_vars = ["xpre"] if cfg.rule == "power_law" else ["pre", "post1", "post2"]
-            syn.run_regularly("\n".join(f"{v} = 0" for v in trace_vars), dt=t_slot, when="start", order=-6,
-                              name="trace_reset")
-
-        self._spikes = b2.SpikeMonitor(exc, name="exc_spikes")
+        self.groups = {"controller": ctrl}
+        self.synapses = {}
+        self._spikes = {}
+        self._pixels = {}
+        objects = [ctrl]
+        cross_targets = set(names) if cross is not None else set()
+        for n in names:
+            objects += self._build_ensemble(b2, n, ns, ctrl, t_slot, n in cross_targets)
+        if cross is not None:
+            objects += self._build_cross(b2, cross, ns, t_slot)
         self._slots = b2.StateMonitor(ctrl, ["k", "repeats"], record=0, dt=t_slot, when="start", order=-5,
                                       name="slot_monitor")
-        self.groups = {"input": inp, "exc": exc, "inh": inh, "controller": ctrl}
-        self.synapses = {"input_exc": syn, "exc_inh": ei, "inh_exc": ie}
+        objects.append(self._slots)
         self._user_monitors = {}
-        objects = [ctrl, inp, exc, inh, syn, ei, ie, counter, self._spikes, self._slots]
         for spec in monitors:
             if spec.population not in self.groups:
                 raise ValueError(f"monitor on unknown population {spec.population!r}; have {list(self.groups)}")
@@ -251,23 +297,105 @@ repeats_in : integer (linked)
                 f'for (int _i = 0; _i < {threads}; _i++) '
                 'brian::_random_generators[_i].seed(std::strtoul(_s, NULL, 10) + _i); } }'))
         self._chunks_run = 0
-        self._seen = {"spikes": 0, "slots": 0}
+        self._seen = {"slots": 0, **{n: 0 for n in names}}
         self._user_seen = {spec: [0, 0] for spec in monitors}
 
+    def _build_ensemble(self, b2, n: str, ns: dict, ctrl, t_slot, with_cross: bool) -> list:
+        from brian2 import Hz, ms
+
+        c, px = self.configs[n], _prefix(n)
+        ens_ns = {**ns, "max_rate": c.max_rate * Hz, "w_target": c.w_sum, "w_ei": c.w_exc_inh, "w_ie": c.w_inh_exc}
+        pixels = b2.TimedArray(self.stimuli[n], dt=1 * ms, name=f"{px}pixels")
+        self._pixels[n] = pixels
+        ens_ns["stimulus"] = pixels
+        inp = b2.NeuronGroup(c.n_input, """
+rate = int(t - t_slot * floor(t / t_slot + 1e-6) < t_present) * stimulus(img_in * ms, i) / 255.0 * (max_rate + rate_boost * repeats_in) : Hz
+img_in : integer (linked)
+repeats_in : integer (linked)
+""", threshold="rand() < rate * dt", name=f"{px}input", namespace=ens_ns)
+        inp.img_in = b2.linked_var(ctrl, f"{px}item", index=np.zeros(c.n_input, dtype=int))
+        inp.repeats_in = b2.linked_var(ctrl, "repeats", index=np.zeros(c.n_input, dtype=int))
+        em, im = excitatory_model(c.exc), inhibitory_model(c.inh)
+        extra = "wsum : 1\n" + ("wsumx : 1\n" if with_cross else "")
+        exc = b2.NeuronGroup(c.n_exc, em.equations + extra, threshold=em.threshold, reset=em.reset,
+                             refractory=em.refractory, method=em.method, name=f"{px}exc",
+                             namespace={**em.namespace, **ens_ns})
+        inh = b2.NeuronGroup(c.n_exc, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
+                             method=im.method, name=f"{px}inh", namespace={**im.namespace, **ens_ns})
+        exc.v, inh.v = c.exc.v_leak * b2.mV, c.inh.v_leak * b2.mV
+        sm = c.stdp.synapse_model()
+        syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, name=f"{px}input_exc",
+                          namespace={**sm.namespace, **ens_ns})
+        syn.connect()
+        ei = b2.Synapses(exc, inh, on_pre="ge_post += w_ei", name=f"{px}exc_inh", namespace=ens_ns)
+        ei.connect(j="i")
+        ie = b2.Synapses(inh, exc, on_pre="gi_post += w_ie", name=f"{px}inh_exc", namespace=ens_ns)
+        ie.connect(condition="i != j")
+        counter = b2.Synapses(exc, ctrl, on_pre=f"{px}count_post += 1", name=f"{px}spike_counter")
+        counter.connect()
+        # per-slot weight normalisation (D&C normalise after every image), as scheduled operations
+        exc.run_regularly("wsum = 0", dt=t_slot, when="start", order=-9, name=f"{px}norm_clear")
+        syn.run_regularly("wsum_post += w", dt=t_slot, when="start", order=-8, name=f"{px}norm_sum")
+        syn.run_regularly("w = w * (1 - learning + learning * w_target / (wsum_post + 1e-12))",
+                          dt=t_slot, when="start", order=-7, name=f"{px}norm_scale")
+        objects = [inp, exc, inh, syn, ei, ie, counter]
+        if self.cfg.t_rest == 0:  # no rest: explicit reset of the state at each new presentation
+            exc.run_regularly("v = exc_v_leak\nge = 0\ngi = 0", dt=t_slot, when="start", order=-6,
+                              name=f"{px}exc_reset")
+            inh.run_regularly("v = inh_v_leak\nge = 0\ngi = 0", dt=t_slot, when="start", order=-6,
+                              name=f"{px}inh_reset")
+            trace_vars = ["xpre"] if c.rule == "power_law" else ["pre", "post1", "post2"]
+            syn.run_regularly("\n".join(f"{v} = 0" for v in trace_vars), dt=t_slot, when="start", order=-6,
+                              name=f"{px}trace_reset")
+        self._spikes[n] = b2.SpikeMonitor(exc, name=f"{px}exc_spikes")
+        self.groups.update({f"{px}input": inp, f"{px}exc": exc, f"{px}inh": inh})
+        self.synapses.update({f"{px}input_exc": syn, f"{px}exc_inh": ei, f"{px}inh_exc": ie})
+        return objects + [self._spikes[n]]
+
+    def _build_cross(self, b2, cross: CrossConfig, ns: dict, t_slot) -> list:
+        sm = cross.stdp.synapse_model()
+        objects = []
+        for key in self.cross_state:
+            src, dst = key.split("_to_")
+            pre, post = self.groups[f"{_prefix(src)}exc"], self.groups[f"{_prefix(dst)}exc"]
+            syn = b2.Synapses(pre, post, sm.model, on_pre=sm.on_pre.replace("ge_post += w", "ge_post += cross_gain * w"),
+                              on_post=sm.on_post, name=key,
+                              namespace={**sm.namespace, **ns, "cross_gain": cross.gain, "wx_target": cross.w_sum})
+            syn.connect()
+            if cross.w_sum > 0:
+                post.run_regularly("wsumx = 0", dt=t_slot, when="start", order=-9, name=f"{key}_norm_clear")
+                syn.run_regularly("wsumx_post += w", dt=t_slot, when="start", order=-8, name=f"{key}_norm_sum")
+                syn.run_regularly("w = w * (1 - learning + learning * wx_target / (wsumx_post + 1e-12))",
+                                  dt=t_slot, when="start", order=-7, name=f"{key}_norm_scale")
+            if self.cfg.t_rest == 0:
+                syn.run_regularly("xpre = 0", dt=t_slot, when="start", order=-6, name=f"{key}_trace_reset")
+            self.synapses[key] = syn
+            objects.append(syn)
+        return objects
+
     # ----------------------------------------------------------------------------------------------------
-    def _state_args(self, seq: np.ndarray, plastic: bool) -> dict:
-        syn, exc = self.synapses["input_exc"], self.groups["exc"]
+    def _state_args(self, seqs: dict, plastic: bool) -> dict:
         from brian2 import mV
 
-        return {syn.w: self.w.ravel(), syn.alive: self.alive.ravel().astype(float), exc.theta: self.theta * mV,
-                syn.learning: float(plastic), exc.plastic: float(plastic), self._seq: seq}
+        args = {}
+        for n in self.names:
+            px, st = _prefix(n), self.state[n]
+            syn, exc = self.synapses[f"{px}input_exc"], self.groups[f"{px}exc"]
+            args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
+                         exc.theta: st["theta"] * mV, syn.learning: float(plastic), exc.plastic: float(plastic),
+                         self._seqs[n]: seqs[n]})
+        for key, st in self.cross_state.items():
+            syn = self.synapses[key]
+            args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
+                         syn.learning: float(plastic)})
+        return args
 
-    def _run_chunk(self, seq: np.ndarray, plastic: bool):
+    def _run_chunk(self, seqs: dict, plastic: bool):
         import brian2 as b2
 
         cfg = self.cfg
         duration = cfg.chunk * cfg.t_slot * b2.ms
-        args = self._state_args(seq, plastic)
+        args = self._state_args(seqs, plastic)
         t0 = time.perf_counter()
         if self.backend.standalone:
             if not self._built:
@@ -277,14 +405,16 @@ repeats_in : integer (linked)
                 raise RuntimeError("this backend was generated for compilation only (gpu=False); it cannot run")
             os.environ["BIOSNN_SEED"] = str(cfg.seed * 1_000_003 + self._chunks_run)  # read by the binary
             b2.device.run(run_args=args, with_output=False)
-            self._seen = {"spikes": 0, "slots": 0}  # every standalone run starts with empty monitors
+            self._seen = {k: 0 for k in self._seen}  # every standalone run starts with empty monitors
             self._user_seen = {s: [0, 0] for s in self._user_seen}
         else:
             ctrl = self.groups["controller"]
-            ctrl.k, ctrl.repeats, ctrl.count = -1, cfg.max_repeats, 0
+            ctrl.k, ctrl.repeats = -1, cfg.max_repeats
+            for n in self.names:
+                setattr(ctrl, f"{_prefix(n)}count", 0)
             for var, value in args.items():
-                if var is self._seq:
-                    self._seq.values[:] = value
+                if isinstance(var, b2.TimedArray):
+                    var.values[:] = value
                 else:
                     var[:] = value
             self.net.run(duration, namespace={})
@@ -311,36 +441,49 @@ repeats_in : integer (linked)
         self.build_seconds = time.perf_counter() - tb
         self._built = True
 
+    def _all_to_all(self):
+        """(synapses, n_pre, n_post, state dict) of every learnable all-to-all projection."""
+        for n in self.names:
+            c = self.configs[n]
+            yield self.synapses[f"{_prefix(n)}input_exc"], c.n_input, c.n_exc, self.state[n]
+        for key, st in self.cross_state.items():
+            yield self.synapses[key], st["w"].shape[0], st["w"].shape[1], st
+
     def _read_state(self):
-        syn, exc = self.synapses["input_exc"], self.groups["exc"]
-        n_in, n = self.cfg.n_input, self.cfg.n_exc
-        if not self._order_checked:  # synapses never move after creation: check their order once
-            i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
-            if not (np.array_equal(i, np.repeat(np.arange(n_in), n)) and np.array_equal(j, np.tile(np.arange(n), n_in))):
-                raise RuntimeError("input_exc synapses are not in source-major order; cannot map weights")
-            self._order_checked = True
-        self.w = np.asarray(syn.w[:], dtype=float).reshape(n_in, n).copy()
-        self.theta = np.asarray(exc.theta[:] / 1e-3, dtype=float).copy()  # volt -> mV
+        for syn, n_pre, n_post, st in self._all_to_all():
+            if not self._order_checked:  # synapses never move after creation: check their order once
+                i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
+                if not (np.array_equal(i, np.repeat(np.arange(n_pre), n_post))
+                        and np.array_equal(j, np.tile(np.arange(n_post), n_pre))):
+                    raise RuntimeError(f"{syn.name} synapses are not in source-major order; cannot map weights")
+            st["w"] = np.asarray(syn.w[:], dtype=float).reshape(n_pre, n_post).copy()
+        self._order_checked = True
+        for n in self.names:
+            exc = self.groups[f"{_prefix(n)}exc"]
+            self.state[n]["theta"] = np.asarray(exc.theta[:] / 1e-3, dtype=float).copy()  # volt -> mV
 
     def _chunk_counts(self):
-        """Per accepted presentation of this chunk: spike counts and repeats."""
+        """Per accepted presentation of this chunk: spike counts of each ensemble, repeats and slot index."""
         cfg = self.cfg
         t_start = self._t_offset if not self.backend.standalone else 0.0
-        sp_i = np.asarray(self._spikes.i[:])[self._seen["spikes"]:]
-        sp_t = np.asarray(self._spikes.t[:])[self._seen["spikes"]:]
         k = np.asarray(self._slots.k[0])[self._seen["slots"]:]
         reps = np.asarray(self._slots.repeats[0])[self._seen["slots"]:]
-        self._seen["spikes"] += len(sp_i)
         self._seen["slots"] += len(k)
-        slot = np.floor((sp_t - t_start) / (cfg.t_slot * 1e-3) + 1e-6).astype(np.int64)
-        keep = (slot >= 0) & (slot < len(k))
-        per_slot = np.bincount(slot[keep] * cfg.n_exc + sp_i[keep], minlength=len(k) * cfg.n_exc)
-        per_slot = per_slot.reshape(len(k), cfg.n_exc)
-        last_ok = per_slot[-1].sum() >= cfg.min_spikes or reps[-1] >= cfg.max_repeats
+        per_slot = {}
+        for n in self.names:
+            mon, n_exc = self._spikes[n], self.configs[n].n_exc
+            sp_i = np.asarray(mon.i[:])[self._seen[n]:]
+            sp_t = np.asarray(mon.t[:])[self._seen[n]:]
+            self._seen[n] += len(sp_i)
+            slot = np.floor((sp_t - t_start) / (cfg.t_slot * 1e-3) + 1e-6).astype(np.int64)
+            keep = (slot >= 0) & (slot < len(k))
+            counts = np.bincount(slot[keep] * n_exc + sp_i[keep], minlength=len(k) * n_exc)
+            per_slot[n] = counts.reshape(len(k), n_exc)
+        last_ok = all(per_slot[n][-1].sum() >= cfg.min_spikes for n in self.names) or reps[-1] >= cfg.max_repeats
         accepted = np.append(k[1:] > k[:-1], last_ok)
         self._collect_user_monitors(t_start)
         self._t_offset += cfg.chunk * cfg.t_slot * 1e-3
-        return per_slot[accepted], reps[accepted], k[accepted]
+        return {n: c[accepted] for n, c in per_slot.items()}, reps[accepted], k[accepted]
 
     def _collect_user_monitors(self, t_start):
         from brian2 import StateMonitor
@@ -360,35 +503,83 @@ repeats_in : integer (linked)
             self.recordings[spec].append(st, state, si, stt, self._t_offset)
 
     # ----------------------------------------------------------------------------------------------------
-    def present(self, image_ids, plastic: bool, on_chunk: Callable[[int], None] | None = None,
-                progress: bool = True, desc: str = "images") -> Presentation:
-        """Show ``self.images[image_ids]`` in order, learning if ``plastic``; returns per-image responses.
+    def present(self, item_ids, plastic: bool, on_chunk: Callable[[int], None] | None = None,
+                progress: bool = True, desc: str = "items") -> Presentation:
+        """Show ``stimuli[name][item_ids[name]]`` to every ensemble at once, in order; learn if ``plastic``.
 
-        ``on_chunk(n_done)`` runs after every chunk (prune, quantize, checkpoint — it may change ``w``,
-        ``alive`` and ``theta``, which are pushed to the simulator before the next chunk).
+        ``item_ids``: one index array per ensemble (a dict, all of the same length), or a single array when
+        there is one ensemble. ``on_chunk(n_done)`` runs after every chunk (prune, quantize, checkpoint — it may
+        change the state, which is pushed to the simulator before the next chunk). Returns per-item responses.
         """
         from tqdm.auto import tqdm
 
-        ids = np.asarray(image_ids, dtype=np.int32)
-        if ids.size and (ids.min() < 0 or ids.max() >= len(self.images)):
-            raise IndexError(f"image ids must lie in [0, {len(self.images)})")
-        n = len(ids)
-        counts = np.zeros((n, self.cfg.n_exc), np.int32)
-        repeats = np.zeros(n, np.int32)
+        if not isinstance(item_ids, dict):
+            if len(self.names) != 1:
+                raise ValueError(f"give one index array per ensemble as a dict with keys {self.names}")
+            item_ids = {self.names[0]: item_ids}
+        if set(item_ids) != set(self.names):
+            raise ValueError(f"item ids for ensembles {sorted(item_ids)}, network has {self.names}")
+        ids = {n: np.asarray(item_ids[n], dtype=np.int32) for n in self.names}
+        lengths = {len(v) for v in ids.values()}
+        if len(lengths) != 1:
+            raise ValueError(f"paired item id arrays must have equal lengths, got {sorted(lengths)}")
+        for n, v in ids.items():
+            if v.size and (v.min() < 0 or v.max() >= len(self.stimuli[n])):
+                raise IndexError(f"{n or 'image'} ids must lie in [0, {len(self.stimuli[n])})")
+        total = lengths.pop()
+        counts = {n: np.zeros((total, self.configs[n].n_exc), np.int32) for n in self.names}
+        repeats = np.zeros(total, np.int32)
         pos, slots, seconds = 0, 0, 0.0
-        with tqdm(total=n, desc=desc, unit="img", disable=not progress) as bar:
-            while pos < n:
-                seq = ids[pos:pos + self.cfg.chunk]
-                seq = np.concatenate([seq, np.full(self.cfg.chunk - len(seq), seq[-1], np.int32)])
-                (c, r, k), s = self._run_chunk(seq, plastic)
-                done = min(len(c), n - pos)
+        chunk = self.cfg.chunk
+        with tqdm(total=total, desc=desc, unit="item", disable=not progress) as bar:
+            while pos < total:
+                seqs = {}
+                for n, v in ids.items():
+                    seq = v[pos:pos + chunk]
+                    seqs[n] = np.concatenate([seq, np.full(chunk - len(seq), seq[-1], np.int32)])
+                (c, r, k), s = self._run_chunk(seqs, plastic)
+                done = min(len(r), total - pos)
                 if done == 0:
                     raise RuntimeError("a whole chunk passed without an accepted presentation")
-                counts[pos:pos + done], repeats[pos:pos + done] = c[:done], r[:done]
+                for n in self.names:
+                    counts[n][pos:pos + done] = c[n][:done]
+                repeats[pos:pos + done] = r[:done]
                 pos += done
-                slots += self.cfg.chunk
+                slots += chunk
                 seconds += s
                 bar.update(done)
                 if on_chunk is not None:
                     on_chunk(pos)
         return Presentation(counts, repeats, slots, seconds)
+
+
+class DiehlCookNetwork(EnsembleNetwork):
+    """The single-ensemble Diehl & Cook network: groups ``input``, ``exc``, ``inh``; state as ``w``, ``alive``,
+    ``theta``; :meth:`present` takes an array of image ids and returns ``counts`` as one array."""
+
+    def __init__(self, cfg: DiehlCookConfig, images: np.ndarray, be: Backend,
+                 monitors: tuple[MonitorSpec, ...] = ()):
+        images = np.asarray(images)
+        if images.ndim != 2 or images.shape[1] != cfg.n_input:
+            raise ValueError(f"images must be (n_images, {cfg.n_input}), got {images.shape}")
+        if images.dtype != np.uint8:
+            raise ValueError(f"images must be uint8 intensities 0-255, got {images.dtype}")
+        super().__init__({"": (cfg, images)}, be, monitors)
+        self.images = images
+
+    def _get(key):
+        return property(lambda self: self.state[""][key], lambda self, v: self.state[""].__setitem__(key, v))
+
+    w = _get("w")
+    alive = _get("alive")
+    theta = _get("theta")
+    del _get
+
+    def present(self, image_ids, plastic: bool, on_chunk: Callable[[int], None] | None = None,
+                progress: bool = True, desc: str = "images") -> Presentation:
+        ids = np.asarray(image_ids, dtype=np.int32)
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.images)):
+            raise IndexError(f"image ids must lie in [0, {len(self.images)})")
+        p = super().present({"": ids}, plastic, on_chunk, progress, desc)
+        p.counts = p.counts[""]
+        return p

@@ -117,6 +117,10 @@ class PopulationModel:
     reset: str
     refractory: str
     namespace: dict
+    # v is linear in itself given the conductances; exponential Euler integrates that exactly per step and stays
+    # stable when synchronous inhibition makes gi·dt/τ ≫ 1 (forward Euler then overshoots to huge |v|, fires
+    # spuriously and drove θ to >1 V in a 784→400 run)
+    method: str = "exponential_euler"
 
 
 _MEMBRANE = """

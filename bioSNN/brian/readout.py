@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign_labels", "class_scores", "predict", "confusion"]
+__all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores"]
 
 
 def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -56,3 +56,15 @@ def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np
     c = np.zeros((n_classes, n_classes), np.int64)
     np.add.at(c, (np.asarray(labels), np.asarray(predictions)), 1)
     return c
+
+
+def combined_scores(scores: list[np.ndarray]) -> np.ndarray:
+    """Multimodal vote: each ensemble's class scores ``(n, n_classes)`` divided by their per-sample sum (so each
+    ensemble casts one unit of vote, however strongly it fired), then added. Silent rows contribute nothing."""
+    total = None
+    for s in scores:
+        s = np.asarray(s, float)
+        norm = s.sum(1, keepdims=True)
+        v = np.divide(s, norm, out=np.zeros_like(s), where=norm > 0)
+        total = v if total is None else total + v
+    return total

@@ -29,7 +29,7 @@ def test_equations_carry_units():
 def _exc_group(p: ExcitatoryParams, n=1):
     m = excitatory_model(p)
     return NeuronGroup(n, m.equations, threshold=m.threshold, reset=m.reset, refractory=m.refractory,
-                       method="euler", namespace=m.namespace)
+                       method=m.method, namespace=m.namespace)
 
 
 @pytest.mark.parametrize("ge", [0.0, 0.1])
@@ -46,7 +46,22 @@ def test_membrane_follows_the_analytic_solution(ge):
         v = np.asarray(mon.v[0] / mV)
     v_inf = (p.v_leak + ge * p.e_exc) / (1 + ge)
     expected = v_inf + (-70 - v_inf) * np.exp(-t * (1 + ge) / p.tau)
-    np.testing.assert_allclose(v, expected, atol=0.02)  # Euler at 0.1 ms: error far below 0.02 mV
+    np.testing.assert_allclose(v, expected, atol=1e-6)  # exponential Euler is exact for a constant conductance
+
+
+def test_membrane_stays_between_reversal_potentials_under_synchronous_inhibition():
+    """400 inhibitory cells firing in one step add gi = 400 × 17 = 6800 (gi·dt/τ = 34 at dt = 0.5 ms): v must
+    approach E_inh, never overshoot beyond the reversal potentials (forward Euler jumps to ±10⁴ mV here)."""
+    p = ExcitatoryParams()
+    with backend(Backend("numpy")):
+        b2.defaultclock.dt = 0.5 * ms
+        g = _exc_group(p)
+        g.v, g.gi, g.ge, g.theta = -60 * mV, 400 * 17.0, 5.0, 20 * mV
+        mon = StateMonitor(g, "v", record=0)
+        Network(g, mon).run(20 * ms, namespace={})
+        v = np.asarray(mon.v[0] / mV)
+    assert v.min() >= p.e_inh - 1e-6 and v.max() <= p.e_exc + 1e-6
+    assert v[4] < -90  # pulled towards E_inh = -100 mV within 2 ms
 
 
 def _pair_network(rule, pre_times_ms, post_times_ms, w0):
