@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "compression": "bioSNN.experiments.compression",
     "hybrid": "bioSNN.experiments.hybrid",
     "diet": "bioSNN.experiments.diet",
+    "multimodal": "bioSNN.experiments.multimodal",
     "demo": "bioSNN.experiments.demo",
 }
 

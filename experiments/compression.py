@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import multiprocessing as mp
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +27,6 @@ from bioSNN.monitors import MonitorSpec
 from bioSNN.models import diehl_cook
 
 SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
-
-_VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
-
 
 @dataclass(frozen=True)
 class Config:
@@ -66,13 +62,8 @@ PRESETS = {
 
 
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
-    m = _VARIANT.match(variant)
-    if not m:
-        raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>")
-    bits = int(m.group(2) or m.group(3) or 0)
-    return compression.CompressionConfig(prune=variant.startswith("pruned"), prune_threshold=cfg.prune_threshold,
-                                         bits=bits, interval=cfg.interval, start=cfg.start,
-                                         reference_bits=cfg.reference_bits)
+    return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
+                                                      cfg.reference_bits)
 
 
 def _data(cfg: Config):

@@ -20,6 +20,7 @@ Cost model for the reports (stated so numbers can be checked):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,8 @@ import numpy as np
 from .. import device as _device
 
 __all__ = ["CompressionConfig", "prune", "quantize", "synaptic_events", "cost_report"]
+
+_VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,17 @@ class CompressionConfig:
     @property
     def active(self) -> bool:
         return self.prune or self.bits > 0
+
+    @classmethod
+    def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
+                     reference_bits: int = 8) -> "CompressionConfig":
+        """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
+        m = _VARIANT.match(variant)
+        if not m:
+            raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>")
+        bits = int(m.group(2) or m.group(3) or 0)
+        return cls(prune=variant.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
+                   interval=interval, start=start, reference_bits=reference_bits)
 
 
 def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

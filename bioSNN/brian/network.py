@@ -38,7 +38,7 @@ import numpy as np
 from ..monitors import MonitorSpec, Recording
 from .backend import Backend
 from .neurons import ExcitatoryParams, InhibitoryParams, excitatory_model, inhibitory_model
-from .stdp import PowerLawSTDP, TraceSTDP
+from .stdp import PowerLawSTDP, SynapseModel, TraceSTDP
 
 __all__ = ["DiehlCookConfig", "DiehlCookNetwork", "EnsembleNetwork", "CrossConfig", "Presentation"]
 
@@ -146,6 +146,14 @@ class CrossConfig:
             raise ValueError(f"cross-modal gain must be >= 0 (excitatory only), got {self.gain}")
         if not 0 <= self.w_init_low <= self.w_init_high:
             raise ValueError(f"need 0 <= w_init_low <= w_init_high, got {self.w_init_low}, {self.w_init_high}")
+
+    def synapse_model(self):
+        """The STDP synapse with its transmission scaled by ``cross_gain`` (in the namespace)."""
+        sm = self.stdp.synapse_model()
+        on_pre = sm.on_pre.replace("ge_post += w", "ge_post += cross_gain * w")
+        if on_pre == sm.on_pre:
+            raise RuntimeError("the STDP model's transmission line changed; update CrossConfig.synapse_model")
+        return SynapseModel(sm.model, on_pre, sm.on_post, {**sm.namespace, "cross_gain": self.gain})
 
 
 @dataclass
@@ -353,14 +361,13 @@ repeats_in : integer (linked)
         return objects + [self._spikes[n]]
 
     def _build_cross(self, b2, cross: CrossConfig, ns: dict, t_slot) -> list:
-        sm = cross.stdp.synapse_model()
+        sm = cross.synapse_model()
         objects = []
         for key in self.cross_state:
             src, dst = key.split("_to_")
             pre, post = self.groups[f"{_prefix(src)}exc"], self.groups[f"{_prefix(dst)}exc"]
-            syn = b2.Synapses(pre, post, sm.model, on_pre=sm.on_pre.replace("ge_post += w", "ge_post += cross_gain * w"),
-                              on_post=sm.on_post, name=key,
-                              namespace={**sm.namespace, **ns, "cross_gain": cross.gain, "wx_target": cross.w_sum})
+            syn = b2.Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, name=key,
+                              namespace={**sm.namespace, **ns, "wx_target": cross.w_sum})
             syn.connect()
             if cross.w_sum > 0:
                 post.run_regularly("wsumx = 0", dt=t_slot, when="start", order=-9, name=f"{key}_norm_clear")
