@@ -137,52 +137,63 @@ class _LIFSequence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x_seq, u0, leak, threshold, elapsed0, surrogate, hard):
         T = x_seq.shape[0]
-        leak_v, thr_v = leak.detach(), threshold.detach()
+        lam, thr = float(leak), float(threshold)
         u_pre = torch.empty_like(x_seq)
         o_seq = torch.empty_like(x_seq)
-        el_seq = torch.empty_like(x_seq) if elapsed0 is not None else None
         v = u0.detach()
-        el = elapsed0
-        for t in range(T):
-            u = leak_v * v + x_seq[t]
-            o = (u >= thr_v).to(u.dtype)
-            u_pre[t], o_seq[t] = u, o
-            if el is not None:
-                el = el + 1.0
-                el_seq[t] = el
-                el = el * (1.0 - o)
-            v = u * (1.0 - o) if hard else u - thr_v * o
+        for t in range(T):  # the recurrence: three kernels per step, two of them writing in place
+            u = torch.add(x_seq[t], v, alpha=lam, out=u_pre[t])
+            o = torch.ge(u, thr, out=o_seq[t])  # spikes as 0./1. in the input's dtype
+            v = u * (1.0 - o) if hard else torch.sub(u, o, alpha=thr)
+        fired = o_seq.bool() if elapsed0 is not None else None
+        el_seq, el = None, torch.empty(0)
+        if elapsed0 is not None:  # steps since the last spike, after each step's increment (before its reset)
+            el_seq = torch.empty_like(x_seq)
+            e = elapsed0
+            for t in range(T):
+                e = torch.add(e, 1.0, out=el_seq[t])
+                e = e.masked_fill(fired[t], 0.0)
+            el = e
         ctx.save_for_backward(u_pre, o_seq, el_seq if el_seq is not None else torch.empty(0), u0, leak, threshold)
         ctx.surrogate, ctx.hard, ctx.has_el = surrogate, hard, el_seq is not None
-        return o_seq, v, (el if el is not None else torch.empty(0))
+        return o_seq, v, el
 
     @staticmethod
     def backward(ctx, g_o, g_v, _g_el):
+        # With d_v the gradient reaching step t's post-reset membrane (d_v = λ·d_u[t+1]; g_v at the last step)
+        # and s = ∂o/∂u the surrogate:
+        #   soft: d_u = d_v + s·(g_o − θ·d_v)          ∂L/∂θ|_t = d_v·(1 − o) − d_u
+        #   hard: d_u = d_v·(1 − o) + s·(g_o − u·d_v)  ∂L/∂θ|_t = d_v·(1 − o) − d_u
+        #   ∂L/∂λ|_t = d_u · v[t−1] (post-reset membrane of the previous step)
+        # Step by step on slices that stay in cache: whole-sequence temporaries of a conv layer are tens of MB,
+        # and on CPU those passes cost more than the arithmetic (measured: 2x slower than the step loop).
         u_pre, o_seq, el_seq, u0, leak, threshold = ctx.saved_tensors
-        lam, thr = leak.detach(), threshold.detach()
+        lam, thr = float(leak), float(threshold)
+        thr_t = threshold.detach()
         T = u_pre.shape[0]
+        need_lam, need_thr = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
         g_x = torch.empty_like(u_pre)
         d_v = g_v if g_v is not None else torch.zeros_like(u0)
-        g_lam = torch.zeros((), dtype=u_pre.dtype)
-        g_thr = torch.zeros((), dtype=u_pre.dtype)
-        need_lam, need_thr = ctx.needs_input_grad[2], ctx.needs_input_grad[3]
+        g_lam = u_pre.new_zeros(())
+        g_thr = u_pre.new_zeros(())
         for t in range(T - 1, -1, -1):
             u, o = u_pre[t], o_seq[t]
-            s = ctx.surrogate(u, thr, el_seq[t] if ctx.has_el else None)
-            go = g_o[t] if g_o is not None else 0.0
+            s = ctx.surrogate(u, thr_t, el_seq[t] if ctx.has_el else None)
+            go = g_o[t] if g_o is not None else torch.zeros_like(u)
             if ctx.hard:
-                d_u = go * s + d_v * ((1.0 - o) - u * s)
-                d_thr_t = -go * s + d_v * (u * s)
+                keep = 1.0 - o
+                d_u = torch.addcmul(d_v * keep, s, torch.addcmul(go, u, d_v, value=-1.0), out=g_x[t])
             else:
-                d_u = go * s + d_v * (1.0 - thr * s)
-                d_thr_t = -go * s + d_v * (thr * s - o)
-            g_x[t] = d_u
-            if need_lam:
-                v_prev = u0 if t == 0 else (u_pre[t - 1] * (1.0 - o_seq[t - 1]) if ctx.hard
-                                            else u_pre[t - 1] - thr * o_seq[t - 1])
-                g_lam = g_lam + (d_u * v_prev).sum()
+                d_u = torch.addcmul(d_v, s, torch.add(go, d_v, alpha=-thr), out=g_x[t])
             if need_thr:
-                g_thr = g_thr + d_thr_t.sum()
+                g_thr += (d_v * (1.0 - o)).sum() - d_u.sum()
+            if need_lam:
+                if t == 0:
+                    v_prev = u0
+                else:
+                    v_prev = u_pre[t - 1] * (1.0 - o_seq[t - 1]) if ctx.hard else \
+                        torch.sub(u_pre[t - 1], o_seq[t - 1], alpha=thr)
+                g_lam += (d_u * v_prev).sum()
             d_v = d_u * lam
         g_lam_out = g_lam.reshape(leak.shape) if need_lam else None
         g_thr_out = g_thr.reshape(threshold.shape) if need_thr else None
