@@ -121,10 +121,13 @@ def audio_features(
     n_fft: int = 256,
     hop_length: int = 64,
     trim_db: float | None = 30.0,
+    db_range: float = 80.0,
 ) -> np.ndarray:
     """Fixed-size features of one utterance, ``(n_features, n_frames)`` float32.
 
-    ``kind="mel"``: log-mel spectrogram (dB, ``n_features`` mel bands); ``kind="mfcc"``: ``n_features`` MFCCs.
+    ``kind="mel"``: log-mel spectrogram (dB, ``n_features`` mel bands, floored ``db_range`` dB below the
+    utterance's peak, so a smaller range leaves only the loudest time-frequency bins above the floor);
+    ``kind="mfcc"``: ``n_features`` MFCCs.
     Leading and trailing silence quieter than ``trim_db`` below the peak is trimmed, then the frame axis is
     time-warped to ``n_frames`` so every utterance has the same length. Deterministic.
     """
@@ -145,7 +148,9 @@ def audio_features(
     if kind == "mel":
         s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
                                            n_mels=n_features, fmax=sample_rate / 2)
-        feat = librosa.power_to_db(s, ref=1.0, top_db=80.0)
+        if db_range <= 0:
+            raise ValueError(f"db_range must be > 0 dB, got {db_range}")
+        feat = librosa.power_to_db(s, ref=1.0, top_db=db_range)
     elif kind == "mfcc":
         feat = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_features, n_fft=n_fft, hop_length=hop_length,
                                     n_mels=max(40, n_features))

@@ -53,6 +53,7 @@ class Config:
     variants: tuple[str, ...] = VARIANTS
     n_mels: int = 20  # audio features: mel bands ...
     n_frames: int = 20  # ... x frames = audio input neurons
+    db_range: float = 80.0  # mel floor below each utterance's peak (dB): smaller = sparser audio input
     image_noise: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     audio_snr_db: tuple[float, ...] = (10.0, 5.0, 0.0, -5.0)
     image: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_exc=400))
@@ -83,7 +84,8 @@ def _audio_stimuli(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = None
         wave = ds.waveform(int(i), normalise=True)
         if snr_db is not None:
             wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
-        out[row] = features_to_intensity(audio_features(wave, ds.sample_rate, "mel", cfg.n_mels, cfg.n_frames)).ravel()
+        out[row] = features_to_intensity(audio_features(wave, ds.sample_rate, "mel", cfg.n_mels, cfg.n_frames,
+                                                            db_range=cfg.db_range)).ravel()
     return out
 
 

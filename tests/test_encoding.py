@@ -63,6 +63,15 @@ def test_audio_features_on_real_fsdd(data_dir, monkeypatch):
     assert rates.min() == 0.0 and rates.max() == pytest.approx(50.0)
     with pytest.raises(ValueError, match="kind"):
         encoding.audio_features(fsdd.waveform(0), 8000, kind="cqt")
+    # the mel floor: db_range dB below the peak; a narrower range leaves fewer bins above it
+    spans = {db: np.ptp(encoding.audio_features(fsdd.waveform(0), fsdd.sample_rate, "mel", 20, 30, db_range=db))
+             for db in (80.0, 30.0)}
+    assert spans[30.0] <= 30.0 + 1e-3 < spans[80.0] <= 80.0 + 1e-3  # time-warping may shave the peak a little
+    wide, narrow = (encoding.features_to_intensity(encoding.audio_features(
+        fsdd.waveform(0), fsdd.sample_rate, "mel", 20, 30, db_range=db)) for db in (80.0, 30.0))
+    assert (narrow == 0).mean() > (wide == 0).mean()
+    with pytest.raises(ValueError, match="db_range"):
+        encoding.audio_features(fsdd.waveform(0), 8000, "mel", db_range=0.0)
 
 
 def test_events_to_frames_counts_every_event():

@@ -63,6 +63,9 @@ class DiehlCookConfig:
         Initial input weights drawn uniformly from this range.
     w_sum
         Sum of each excitatory neuron's input weights after normalisation (78 for 784 inputs).
+    input_delay : ms
+        Input → excitatory transmission delays drawn uniformly from [0, input_delay] per synapse (fixed by
+        ``seed``); Diehl & Cook's code uses 10 ms, 0 gives no delays.
     w_exc_inh, w_inh_exc
         Fixed weights exc → inh (one-to-one) and inh → exc (all but self).
     rule
@@ -85,6 +88,7 @@ class DiehlCookConfig:
     w_init_low: float = 0.003
     w_init_high: float = 0.303
     w_sum: float = 78.0
+    input_delay: float = 0.0
     w_exc_inh: float = 10.4
     w_inh_exc: float = 17.0
     exc: ExcitatoryParams = field(default_factory=ExcitatoryParams)
@@ -105,6 +109,8 @@ class DiehlCookConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.t_present <= 0 or self.t_rest < 0 or self.dt <= 0:
             raise ValueError("need t_present > 0, t_rest >= 0, dt > 0 (ms)")
+        if not 0 <= self.input_delay < self.t_rest + self.t_present:
+            raise ValueError(f"input_delay must lie in [0, t_present + t_rest), got {self.input_delay} ms")
 
     @property
     def stdp(self) -> PowerLawSTDP | TraceSTDP:
@@ -335,6 +341,8 @@ repeats_in : integer (linked)
         syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, name=f"{px}input_exc",
                           namespace={**sm.namespace, **ens_ns})
         syn.connect()
+        if c.input_delay > 0:  # fixed per synapse, drawn in numpy so runtime and standalone agree
+            syn.delay = np.random.default_rng([c.seed, 7]).uniform(0.0, c.input_delay, c.n_input * c.n_exc) * ms
         ei = b2.Synapses(exc, inh, on_pre="ge_post += w_ei", name=f"{px}exc_inh", namespace=ens_ns)
         ei.connect(j="i")
         ie = b2.Synapses(inh, exc, on_pre="gi_post += w_ie", name=f"{px}inh_exc", namespace=ens_ns)

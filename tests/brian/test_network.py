@@ -49,7 +49,7 @@ def test_small_network_learns_above_chance(digits, tmp_path_factory):
 
 def test_runtime_and_standalone_give_the_same_spikes(digits, tmp_path_factory):
     _, x = digits
-    cfg = DiehlCookConfig(**SMALL, t_present=100.0, t_rest=50.0, chunk=12)
+    cfg = DiehlCookConfig(**SMALL, t_present=100.0, t_rest=50.0, chunk=12, input_delay=5.0)
     counts = {}
     for name in ("cython", "cpp_standalone"):  # same RNG and arithmetic; numpy drifts by rounding
         be = Backend(name, directory=str(tmp_path_factory.mktemp(name)) if name != "cython" else None)
@@ -57,9 +57,13 @@ def test_runtime_and_standalone_give_the_same_spikes(digits, tmp_path_factory):
             net = DiehlCookNetwork(cfg, x, be)
             counts[name] = net.present(np.arange(10), plastic=True, progress=False).counts
             counts[name + "_w"] = net.w
+            counts[name + "_delay"] = np.asarray(net.synapses["input_exc"].delay[:])
     assert counts["cython"].sum() > 50
     np.testing.assert_array_equal(counts["cython"], counts["cpp_standalone"])
     np.testing.assert_allclose(counts["cython_w"], counts["cpp_standalone_w"], rtol=1e-9)
+    delays = counts["cpp_standalone_delay"]  # seconds, uniform in [0, 5 ms], the same draw on both backends
+    assert 0 <= delays.min() < 0.5e-3 and 4.5e-3 < delays.max() <= 5e-3
+    np.testing.assert_allclose(counts["cython_delay"], delays, atol=1e-12)
 
 
 def test_bad_images_are_rejected():
@@ -67,3 +71,5 @@ def test_bad_images_are_rejected():
         DiehlCookNetwork(DiehlCookConfig(**SMALL), np.zeros((3, 64), np.float32), Backend("numpy"))
     with pytest.raises(ValueError, match="chunk"):
         DiehlCookConfig(chunk=5, max_repeats=10)
+    with pytest.raises(ValueError, match="input_delay"):
+        DiehlCookConfig(input_delay=-1.0)

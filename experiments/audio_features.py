@@ -1,0 +1,91 @@
+"""Which audio representation should feed the audio ensemble of the multimodal network?
+
+A Diehl & Cook ensemble learns, in effect, one prototype per excitatory neuron by competitive (winner-take-all)
+learning on min-max-normalised intensity maps, then labels each neuron and votes. This script measures each
+candidate FSDD representation with the non-spiking analogue of that pipeline, in seconds instead of hours:
+k-means with as many centroids as neurons on the training utterances (unsupervised), each centroid labelled by
+the majority class of its training members, each test utterance classified by its nearest centroid — plus,
+as a ceiling, a nearest-class-mean classifier. Features are the exact input arrays the ensemble would get
+(:func:`bioSNN.encoding.audio_features` → :func:`bioSNN.encoding.features_to_intensity`).
+
+Usage: ``python -m bioSNN.experiments.audio_features --out experiments/results/audio_features`` (needs FSDD,
+e.g. ``BIOSNN_DATA``). Writes ``metrics.json`` with one row per representation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bioSNN import data
+from bioSNN._atomic import write_json
+from bioSNN.encoding import audio_features, features_to_intensity
+
+# (kind, features, frames, dB range of the mel floor)
+CANDIDATES = (("mel", 8, 8, 80.0), ("mel", 16, 16, 80.0), ("mel", 20, 20, 80.0), ("mel", 28, 28, 80.0),
+              ("mel", 40, 20, 80.0), ("mfcc", 20, 20, 80.0), ("mfcc", 13, 30, 80.0),
+              ("mel", 8, 8, 30.0), ("mel", 20, 20, 40.0), ("mel", 20, 20, 30.0), ("mel", 20, 20, 20.0))
+
+
+def stimuli(ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.0) -> np.ndarray:
+    """``(n_utterances, n_features * n_frames)`` uint8, the ensemble's input intensities."""
+    out = np.empty((len(ds.labels), n_features * n_frames), np.uint8)
+    for i in range(len(ds.labels)):
+        feat = audio_features(ds.waveform(i, normalise=True), ds.sample_rate, kind, n_features, n_frames,
+                              db_range=db_range)
+        out[i] = features_to_intensity(feat).ravel()
+    return out
+
+
+def prototype_accuracy(x_tr, y_tr, x_te, y_te, n_prototypes: int, seed: int = 0) -> float:
+    """k-means prototypes labelled by majority vote, nearest-prototype classification."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=n_prototypes, n_init=1, random_state=seed).fit(x_tr)
+    n_classes = int(y_tr.max()) + 1
+    votes = np.zeros((n_prototypes, n_classes))
+    np.add.at(votes, (km.labels_, y_tr), 1)
+    label = votes.argmax(1)
+    return float((label[km.predict(x_te)] == y_te).mean())
+
+
+def class_mean_accuracy(x_tr, y_tr, x_te, y_te) -> float:
+    means = np.stack([x_tr[y_tr == c].mean(0) for c in np.unique(y_tr)])
+    d = ((x_te[:, None, :] - means[None]) ** 2).sum(-1)
+    return float((d.argmin(1) == y_te).mean())
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prototypes", type=int, nargs="+", default=[100, 400])
+    ap.add_argument("--out", default="experiments/results/audio_features")
+    args = ap.parse_args(argv)
+    ds = data.load("fsdd")
+    tr, te = np.flatnonzero(~ds.is_test), np.flatnonzero(ds.is_test)
+    rows = []
+    for kind, nf, nt, db in CANDIDATES:
+        t0 = time.perf_counter()
+        x8 = stimuli(ds, kind, nf, nt, db)
+        x = x8.astype(np.float32) / 255.0
+        row = {"kind": kind, "n_features": nf, "n_frames": nt, "db_range": db if kind == "mel" else None,
+               "inputs": nf * nt, "mean_intensity": float(x.mean()),
+               "class_mean": class_mean_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te])}
+        for k in args.prototypes:
+            row[f"prototypes_{k}"] = prototype_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te], k)
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    result = {"dataset": "fsdd", "train": len(tr), "test": len(te), "rows": rows,
+              "method": "k-means prototypes (n_init 1, seed 0) labelled by majority; nearest class mean as ceiling"}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "metrics.json", result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
