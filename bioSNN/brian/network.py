@@ -37,7 +37,7 @@ import numpy as np
 
 from ..monitors import MonitorSpec, Recording
 from .backend import Backend
-from .neurons import ExcitatoryParams, InhibitoryParams, excitatory_model, inhibitory_model
+from .neurons import INTEGRATIONS, ExcitatoryParams, InhibitoryParams, excitatory_model, inhibitory_model
 from .stdp import PowerLawSTDP, SynapseModel, TraceSTDP
 
 __all__ = ["DiehlCookConfig", "DiehlCookNetwork", "EnsembleNetwork", "CrossConfig", "Presentation"]
@@ -70,6 +70,10 @@ class DiehlCookConfig:
         Fixed weights exc → inh (one-to-one) and inh → exc (all but self).
     rule
         ``"power_law"`` (thesis) or ``"diehl_cook"`` (trace rule), with parameters in ``power_law``/``trace``.
+    integration
+        Membrane numerics: ``"exponential_euler"``, ``"step_mean"`` (exponential Euler with each conductance's
+        exact mean over the step) or ``"euler"`` (forward Euler, Diehl & Cook's; unstable under synchronous
+        inhibition) — see :func:`bioSNN.brian.neurons._membrane`.
     chunk
         Slots per simulation run (between two chances to prune, quantize, checkpoint).
     seed
@@ -96,10 +100,13 @@ class DiehlCookConfig:
     rule: str = "power_law"
     power_law: PowerLawSTDP = field(default_factory=PowerLawSTDP)
     trace: TraceSTDP = field(default_factory=TraceSTDP)
+    integration: str = "exponential_euler"
     chunk: int = 1000
     seed: int = 0
 
     def __post_init__(self):
+        if self.integration not in INTEGRATIONS:
+            raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
         if self.rule not in ("power_law", "diehl_cook"):
             raise ValueError(f"rule must be 'power_law' or 'diehl_cook', got {self.rule!r}")
         if self.chunk <= self.max_repeats:
@@ -329,7 +336,8 @@ repeats_in : integer (linked)
 """, threshold="rand() < rate * dt", name=f"{px}input", namespace=ens_ns)
         inp.img_in = b2.linked_var(ctrl, f"{px}item", index=np.zeros(c.n_input, dtype=int))
         inp.repeats_in = b2.linked_var(ctrl, "repeats", index=np.zeros(c.n_input, dtype=int))
-        em, im = excitatory_model(c.exc), inhibitory_model(c.inh)
+        em = excitatory_model(c.exc, c.integration, c.dt)
+        im = inhibitory_model(c.inh, c.integration, c.dt)
         extra = "wsum : 1\n" + ("wsumx : 1\n" if with_cross else "")
         exc = b2.NeuronGroup(c.n_exc, em.equations + extra, threshold=em.threshold, reset=em.reset,
                              refractory=em.refractory, method=em.method, name=f"{px}exc",

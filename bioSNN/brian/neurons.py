@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import ClassVar
 
-__all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel"]
+__all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel",
+           "INTEGRATIONS"]
 
 
 def _unit(name: str) -> str:
@@ -119,31 +120,60 @@ class InhibitoryParams(_UnitParams):
 
 
 
+INTEGRATIONS = ("exponential_euler", "step_mean", "euler")
+
+
 @dataclass(frozen=True)
 class PopulationModel:
-    """Everything a Brian2 ``NeuronGroup`` needs: equations, threshold, reset, refractoriness, namespace."""
+    """Everything a Brian2 ``NeuronGroup`` needs: equations, threshold, reset, refractoriness, namespace,
+    integration method."""
 
     equations: str
     threshold: str
     reset: str
     refractory: str
     namespace: dict
-    # v is linear in itself given the conductances; exponential Euler integrates that exactly per step and stays
-    # stable when synchronous inhibition makes gi·dt/τ ≫ 1 (forward Euler then overshoots to huge |v|, fires
-    # spuriously and drove θ to >1 V in a 784→400 run)
     method: str = "exponential_euler"
 
 
 _MEMBRANE = """
-dv/dt = ((P_v_leak - v) + ge*(P_e_exc - v) + gi*(P_e_inh - v)) / P_tau : volt (unless refractory)
+dv/dt = ((P_v_leak - v) + ge*P_ge_mean*(P_e_exc - v) + gi*P_gi_mean*(P_e_inh - v)) / P_tau : volt (unless refractory)
 dge/dt = -ge / P_tau_ge : 1
 dgi/dt = -gi / P_tau_gi : 1
 """
 
 
-def excitatory_model(p: ExcitatoryParams = ExcitatoryParams()) -> PopulationModel:
-    """Brian2 description of the excitatory population; ``plastic`` (shared, 0/1) switches θ adaptation."""
-    eqs = _MEMBRANE.replace("P_", "exc_") + """
+def _membrane(prefix: str, p, integration: str, dt: float | None) -> tuple[str, dict, str]:
+    """Membrane equations, the conductance factors of the chosen integration, and the Brian2 method.
+
+    - ``"exponential_euler"``: v exact for the conductances held at their step-start values. Always stays
+      between the reversal potentials, but a fresh conductance jump counts as if it lasted the whole step
+      (at dt = 0.5 ms: 1.27× the exact charge of a τ = 1 ms synapse).
+    - ``"step_mean"``: the same, with each conductance replaced by its exact mean over the step,
+      g·(τ/dt)(1 − e^(−dt/τ)); charge per input spike is exact, and it stays stable.
+    - ``"euler"``: forward Euler, the numerics of Diehl & Cook's code. When many inhibitory cells fire in one
+      step, gi·dt/τ ≫ 1 and v overshoots far beyond the reversal potentials (seen at N = 400: θ > 1 V).
+    """
+    import math
+
+    if integration not in INTEGRATIONS:
+        raise ValueError(f"integration must be one of {INTEGRATIONS}, got {integration!r}")
+    factors = {f"{prefix}ge_mean": 1.0, f"{prefix}gi_mean": 1.0}
+    if integration == "step_mean":
+        if dt is None or dt <= 0:
+            raise ValueError("integration 'step_mean' needs the simulation step dt (ms)")
+        factors = {f"{prefix}ge_mean": p.tau_ge / dt * (1 - math.exp(-dt / p.tau_ge)),
+                   f"{prefix}gi_mean": p.tau_gi / dt * (1 - math.exp(-dt / p.tau_gi))}
+    method = "euler" if integration == "euler" else "exponential_euler"
+    return _MEMBRANE.replace("P_", prefix), factors, method
+
+
+def excitatory_model(p: ExcitatoryParams = ExcitatoryParams(), integration: str = "exponential_euler",
+                     dt: float | None = None) -> PopulationModel:
+    """Brian2 description of the excitatory population; ``plastic`` (shared, 0/1) switches θ adaptation.
+    ``integration`` and ``dt`` (ms): see :func:`_membrane`."""
+    membrane, factors, method = _membrane("exc_", p, integration, dt)
+    eqs = membrane + """
 dtheta/dt = -plastic * theta / exc_tau_theta : volt
 plastic : 1 (shared)
 """
@@ -152,16 +182,20 @@ plastic : 1 (shared)
         threshold="v > theta - exc_theta_offset + exc_v_threshold and t - lastspike > exc_spike_gap",
         reset="v = exc_v_reset\ntheta += plastic * exc_theta_plus",
         refractory="exc_refractory",
-        namespace=p.namespace("exc_"),
+        namespace={**p.namespace("exc_"), **factors},
+        method=method,
     )
 
 
-def inhibitory_model(p: InhibitoryParams = InhibitoryParams()) -> PopulationModel:
-    """Brian2 description of the inhibitory population."""
+def inhibitory_model(p: InhibitoryParams = InhibitoryParams(), integration: str = "exponential_euler",
+                     dt: float | None = None) -> PopulationModel:
+    """Brian2 description of the inhibitory population (``integration``, ``dt``: see :func:`_membrane`)."""
+    membrane, factors, method = _membrane("inh_", p, integration, dt)
     return PopulationModel(
-        equations=_MEMBRANE.replace("P_", "inh_"),
+        equations=membrane,
         threshold="v > inh_v_threshold",
         reset="v = inh_v_reset",
         refractory="inh_refractory",
-        namespace=p.namespace("inh_"),
+        namespace={**p.namespace("inh_"), **factors},
+        method=method,
     )

@@ -64,6 +64,34 @@ def test_membrane_stays_between_reversal_potentials_under_synchronous_inhibition
     assert v[4] < -90  # pulled towards E_inh = -100 mV within 2 ms
 
 
+def _decaying_conductance_trajectory(integration, dt):
+    """v of one neuron after conductance jumps ge = 2, gi = 1 at t = 0 (θ high: no spike), sampled every 0.5 ms."""
+    p = ExcitatoryParams()
+    with backend(Backend("numpy")):
+        b2.defaultclock.dt = dt * ms
+        m = excitatory_model(p, integration, dt)
+        g = NeuronGroup(1, m.equations, threshold=m.threshold, reset=m.reset, refractory=m.refractory,
+                        method=m.method, namespace=m.namespace)
+        g.v, g.ge, g.gi, g.theta = -65 * mV, 2.0, 1.0, 200 * mV
+        mon = StateMonitor(g, "v", record=0, dt=0.5 * ms)
+        Network(g, mon).run(10 * ms, namespace={})
+        return np.asarray(mon.v[0] / mV)
+
+
+def test_step_mean_integration_matches_a_fine_step_reference():
+    """At the network's dt = 0.5 ms, fast synaptic conductances (τ 1 and 2 ms) change a lot within a step.
+    Using their exact step means keeps v within 0.01 mV of a dt = 0.005 ms reference; holding them at the
+    step-start value (plain exponential Euler) or forward Euler errs by > 0.1 mV."""
+    ref = _decaying_conductance_trajectory("exponential_euler", 0.005)
+    err = {k: np.abs(_decaying_conductance_trajectory(k, 0.5) - ref).max()
+           for k in ("step_mean", "exponential_euler", "euler")}
+    assert err["step_mean"] < 0.01 and err["exponential_euler"] > 0.1 and err["euler"] > 0.1, err
+    with pytest.raises(ValueError, match="integration"):
+        excitatory_model(ExcitatoryParams(), "rk4", 0.5)
+    with pytest.raises(ValueError, match="dt"):
+        excitatory_model(ExcitatoryParams(), "step_mean")
+
+
 @pytest.mark.parametrize("gap", [5.0, 50.0])
 def test_spike_gap_spaces_the_spikes_of_a_driven_neuron(gap):
     """Under a constant drive that recharges the membrane in 4.5 ms after the 5 ms clamp, the neuron fires every
