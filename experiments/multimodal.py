@@ -54,10 +54,17 @@ class Config:
     n_mels: int = 20  # audio features: mel bands ...
     n_frames: int = 20  # ... x frames = audio input neurons
     db_range: float = 80.0  # mel floor below each utterance's peak (dB): smaller = sparser audio input
+    # "minmax": each utterance's log-mel map scaled to 0-255 like a grey image (n_mels*n_frames inputs);
+    # "onoff": each feature z-scored with training-set statistics, then split into an ON input (z > 0) and an
+    # OFF input (z < 0), full rate at |z| = onoff_z (2*n_mels*n_frames inputs): removes the spectral shape all
+    # utterances share, which otherwise becomes every neuron's receptive field
+    audio_code: str = "onoff"
+    onoff_z: float = 2.0
     image_noise: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     audio_snr_db: tuple[float, ...] = (10.0, 5.0, 0.0, -5.0)
     image: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_exc=400))
-    audio: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_input=400, n_exc=400, w_sum=39.8))
+    # 2 x 20 x 20 ON/OFF inputs; weight sum per input as in D&C (78 / 784)
+    audio: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_input=800, n_exc=400, w_sum=79.6))
     cross: CrossConfig = field(default_factory=lambda: CrossConfig(gain=1.0, w_init_high=0.05, w_sum=4.0))
     compress: str = "full"  # or pruned, q<bits>, pruned+q<bits>: applied to input and cross-modal synapses
     prune_threshold: float = 0.02
@@ -72,29 +79,46 @@ PRESETS = {
     "quick": {"image_dataset": "digits", "n_pairs": 1500, "n_label": 500, "n_mels": 8, "n_frames": 8,
               "image_noise": (0.4, 0.8), "audio_snr_db": (5.0, -5.0),
               "image": {"n_input": 64, "n_exc": 40, "w_sum": 12.8, "max_rate": 255.0, "chunk": 250},
-              "audio": {"n_input": 64, "n_exc": 40, "w_sum": 12.8, "max_rate": 255.0, "chunk": 250},
+              "audio": {"n_input": 128, "n_exc": 40, "w_sum": 12.8, "max_rate": 255.0, "chunk": 250},
               "cross": {"w_sum": 1.0}, "interval": 250, "start": 500},
     "full": {},
 }
 
 
-def _audio_stimuli(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
-    out = np.empty((len(idx), cfg.n_mels * cfg.n_frames), np.uint8)
+def _audio_features(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
+    """``(len(idx), n_mels * n_frames)`` float32 log-mel features (dB)."""
+    out = np.empty((len(idx), cfg.n_mels * cfg.n_frames), np.float32)
     for row, i in enumerate(idx):
         wave = ds.waveform(int(i), normalise=True)
         if snr_db is not None:
             wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
-        out[row] = features_to_intensity(audio_features(wave, ds.sample_rate, "mel", cfg.n_mels, cfg.n_frames,
-                                                            db_range=cfg.db_range)).ravel()
+        out[row] = audio_features(wave, ds.sample_rate, "mel", cfg.n_mels, cfg.n_frames, db_range=cfg.db_range).ravel()
     return out
+
+
+def audio_code(feats: np.ndarray, cfg: Config, stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """uint8 input intensities of the audio ensemble from features (see ``Config.audio_code``)."""
+    if cfg.audio_code == "minmax":
+        return np.stack([features_to_intensity(f) for f in feats]) if len(feats) else feats.astype(np.uint8)
+    if cfg.audio_code == "onoff":
+        mu, sd = stats
+        z = (feats - mu) / sd / cfg.onoff_z
+        on, off = np.clip(z, 0, 1), np.clip(-z, 0, 1)
+        return np.rint(np.concatenate([on, off], axis=1) * 255).astype(np.uint8)
+    raise ValueError(f"audio_code must be 'minmax' or 'onoff', got {cfg.audio_code!r}")
+
+
+def _audio_inputs(cfg: Config) -> int:
+    return cfg.n_mels * cfg.n_frames * (2 if cfg.audio_code == "onoff" else 1)
 
 
 def prepare(cfg: Config) -> dict:
     """Stimulus arrays of both modalities (train, test, and every corrupted test copy) and the id sequences."""
     img_ds, aud_ds = data.load(cfg.image_dataset), data.load(cfg.audio_dataset)
-    if cfg.image.n_input != img_ds.x_train[0].size or cfg.audio.n_input != cfg.n_mels * cfg.n_frames:
-        raise ValueError(f"image.n_input must be {img_ds.x_train[0].size} and audio.n_input n_mels*n_frames = "
-                         f"{cfg.n_mels * cfg.n_frames}")
+    if cfg.image.n_input != img_ds.x_train[0].size or cfg.audio.n_input != _audio_inputs(cfg):
+        raise ValueError(f"image.n_input must be {img_ds.x_train[0].size} and audio.n_input "
+                         f"{_audio_inputs(cfg)} (n_mels*n_frames, twice that for audio_code 'onoff'); got "
+                         f"{cfg.image.n_input} and {cfg.audio.n_input}")
     a_train, a_test = np.flatnonzero(~aud_ds.is_test), np.flatnonzero(aud_ds.is_test)
     ya_train, ya_test = aud_ds.labels[a_train], aud_ds.labels[a_test]
     # train pairs (ids into the train stimulus blocks)
@@ -110,11 +134,13 @@ def prepare(cfg: Config) -> dict:
         imgs.append(noise.gaussian_pixel_noise(test_imgs, sigma, seed=cfg.seed + 10 + k))
         test_img_ids[f"image_noise={sigma}"] = offset + np.arange(len(ti))
         offset += len(ti)
-    auds = [_audio_stimuli(aud_ds, a_train, cfg), _audio_stimuli(aud_ds, a_test, cfg)]
+    f_train = _audio_features(aud_ds, a_train, cfg)
+    stats = (f_train.mean(0), f_train.std(0) + 1e-6)  # training utterances only
+    auds = [audio_code(f_train, cfg, stats), audio_code(_audio_features(aud_ds, a_test, cfg), cfg, stats)]
     test_aud_ids = {"clean": len(a_train) + ta}
     offset = len(a_train) + len(a_test)
     for snr in cfg.audio_snr_db:
-        auds.append(_audio_stimuli(aud_ds, a_test[ta], cfg, snr, seed=cfg.seed + 100))
+        auds.append(audio_code(_audio_features(aud_ds, a_test[ta], cfg, snr, seed=cfg.seed + 100), cfg, stats))
         test_aud_ids[f"audio_snr={snr}dB"] = offset + np.arange(len(ta))
         offset += len(ta)
     conditions = {"clean": (test_img_ids["clean"], test_aud_ids["clean"])}

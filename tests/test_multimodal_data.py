@@ -63,3 +63,23 @@ def test_audio_features_of_real_fsdd_clips_are_fixed_size_and_deterministic(data
     assert f1.shape == f3.shape == (20, 16) and np.array_equal(f1, f2) and not np.array_equal(f1, f3)
     img = features_to_intensity(f1)
     assert img.dtype == np.uint8 and img.min() == 0 and img.max() == 255
+
+
+def test_onoff_audio_code_splits_standardised_features():
+    from bioSNN.experiments.multimodal import Config, audio_code
+
+    cfg = Config(audio_code="onoff", onoff_z=2.0)
+    rng = np.random.default_rng(0)
+    feats = rng.normal(-40.0, 5.0, (50, 6)).astype(np.float32)
+    stats = (feats.mean(0), feats.std(0))
+    x = audio_code(feats, cfg, stats)
+    assert x.shape == (50, 12) and x.dtype == np.uint8
+    on, off = x[:, :6], x[:, 6:]
+    assert not ((on > 0) & (off > 0)).any()  # a feature is above or below its mean, never both
+    z = (feats - stats[0]) / stats[1]
+    np.testing.assert_array_equal(on > 0, np.rint(np.clip(z / 2, 0, 1) * 255) > 0)
+    assert (on[z >= 2.0] == 255).all() and (off[z <= -2.0] == 255).all()  # full rate at |z| >= onoff_z
+    mean_row = audio_code(stats[0][None], cfg, stats)
+    assert (mean_row == 0).all()  # the spectral shape every utterance shares drives nothing
+    with pytest.raises(ValueError, match="audio_code"):
+        audio_code(feats, Config(audio_code="mfcc"), stats)
