@@ -49,12 +49,20 @@ def bench_biosnn(images, n_exc, t_rest, workdir):
                 "peak_rss_mb_child": _rss_mb(resource.RUSAGE_CHILDREN)}
 
 
-def _plain_network(b2, rates_ta, n_exc, eqs_extra=""):
+def _plain_network(b2, rates, n_exc, namespace=None):
+    """The same network written plainly; ``rates``: a rate expression (with ``namespace``) or a settable
+    initial rate (the customary loop assigns new rates before each image)."""
     from bioSNN.brian.neurons import excitatory_model, inhibitory_model
     from bioSNN.brian.stdp import PowerLawSTDP
 
-    em, im, sm = excitatory_model(), inhibitory_model(), PowerLawSTDP().synapse_model()
-    inp = b2.PoissonGroup(784, rates="stimulus(t, i)", namespace={"stimulus": rates_ta})
+    from bioSNN.brian.network import DiehlCookConfig
+    from bioSNN.brian.neurons import ExcitatoryParams, InhibitoryParams
+
+    c = DiehlCookConfig()  # the engine's defaults: integration, spike gap, STDP
+    em = excitatory_model(ExcitatoryParams(), c.integration, c.dt)
+    im = inhibitory_model(InhibitoryParams(), c.integration, c.dt)
+    sm = PowerLawSTDP().synapse_model()
+    inp = b2.PoissonGroup(784, rates=rates, namespace=namespace)
     exc = b2.NeuronGroup(n_exc, em.equations, threshold=em.threshold, reset=em.reset, refractory=em.refractory,
                          method=em.method, namespace=em.namespace)
     inh = b2.NeuronGroup(n_exc, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
@@ -81,7 +89,7 @@ def bench_plain_standalone(images, n_exc, workdir):
         frames = np.repeat(images.astype(float) / 255 * 63.75, 10, axis=0)
         frames[np.tile(np.arange(10) >= 7, len(images))] = 0
         ta = b2.TimedArray(frames * b2.Hz, dt=50 * b2.ms)
-        net, _ = _plain_network(b2, ta, n_exc)
+        net, _ = _plain_network(b2, "stimulus(t, i)", n_exc, {"stimulus": ta})
         net.run(len(images) * 500 * b2.ms)
         t0 = time.perf_counter()
         b2.device.build(directory=str(workdir), compile=True, run=False, with_output=False)
@@ -99,8 +107,7 @@ def bench_runtime_loop(images, n_exc):
 
     with backend(Backend("cython")):
         b2.defaultclock.dt = 0.5 * b2.ms
-        ta = b2.TimedArray(np.zeros((1, 784)) * b2.Hz, dt=1 * b2.second)
-        net, syn = _plain_network(b2, ta, n_exc)
+        net, syn = _plain_network(b2, 0 * b2.Hz, n_exc)
         inp = [o for o in net.objects if isinstance(o, b2.PoissonGroup)][0]
         inp.rates = 0 * b2.Hz
         net.run(0.5 * b2.ms, namespace={})  # compile
