@@ -131,10 +131,10 @@ def _import_bindsnet():
     import sys
     import types
 
-    spec = importlib.util.find_spec("bindsnet")
-    if spec is None:
-        raise ImportError("No module named 'bindsnet'")
-    if "bindsnet" not in sys.modules:
+    if "bindsnet" not in sys.modules:  # (a second call finds the stand-in package already there)
+        spec = importlib.util.find_spec("bindsnet")
+        if spec is None:
+            raise ImportError("No module named 'bindsnet'")
         pkg = types.ModuleType("bindsnet")
         pkg.__path__ = list(spec.submodule_search_locations)
         sys.modules["bindsnet"] = pkg
