@@ -52,11 +52,9 @@ def bench_biosnn(images, n_exc, t_rest, workdir):
 def _plain_network(b2, rates, n_exc, namespace=None):
     """The same network written plainly; ``rates``: a rate expression (with ``namespace``) or a settable
     initial rate (the customary loop assigns new rates before each image)."""
-    from bioSNN.brian.neurons import excitatory_model, inhibitory_model
-    from bioSNN.brian.stdp import PowerLawSTDP
-
     from bioSNN.brian.network import DiehlCookConfig
-    from bioSNN.brian.neurons import ExcitatoryParams, InhibitoryParams
+    from bioSNN.brian.neurons import ExcitatoryParams, InhibitoryParams, excitatory_model, inhibitory_model
+    from bioSNN.brian.stdp import PowerLawSTDP
 
     c = DiehlCookConfig()  # the engine's defaults: integration, spike gap, STDP
     em = excitatory_model(ExcitatoryParams(), c.integration, c.dt)
@@ -109,7 +107,6 @@ def bench_runtime_loop(images, n_exc):
         b2.defaultclock.dt = 0.5 * b2.ms
         net, syn = _plain_network(b2, 0 * b2.Hz, n_exc)
         inp = [o for o in net.objects if isinstance(o, b2.PoissonGroup)][0]
-        inp.rates = 0 * b2.Hz
         net.run(0.5 * b2.ms, namespace={})  # compile
         t0 = time.perf_counter()
         for img in images:

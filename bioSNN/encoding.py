@@ -136,6 +136,8 @@ def audio_features(
     y = np.asarray(wave)
     if y.ndim != 1 or y.size == 0:
         raise ValueError(f"expected a non-empty mono waveform, got shape {y.shape}")
+    if kind == "mel" and db_range <= 0:
+        raise ValueError(f"db_range must be > 0 dB, got {db_range}")
     if np.issubdtype(y.dtype, np.integer):
         y = y.astype(np.float32) / float(np.iinfo(y.dtype).max + 1)
     y = y.astype(np.float32)
@@ -148,8 +150,6 @@ def audio_features(
     if kind == "mel":
         s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
                                            n_mels=n_features, fmax=sample_rate / 2)
-        if db_range <= 0:
-            raise ValueError(f"db_range must be > 0 dB, got {db_range}")
         feat = librosa.power_to_db(s, ref=1.0, top_db=db_range)
     elif kind == "mfcc":
         feat = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_features, n_fft=n_fft, hop_length=hop_length,

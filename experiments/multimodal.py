@@ -35,7 +35,7 @@ from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.data.pairing import pair_by_label
-from bioSNN.encoding import audio_features, features_to_intensity
+from bioSNN.encoding import audio_features, features_to_rates
 from bioSNN.models import multimodal as mm_bundle
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
@@ -99,7 +99,7 @@ def _audio_features(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = Non
 def audio_code(feats: np.ndarray, cfg: Config, stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """uint8 input intensities of the audio ensemble from features (see ``Config.audio_code``)."""
     if cfg.audio_code == "minmax":
-        return np.stack([features_to_intensity(f) for f in feats]) if len(feats) else feats.astype(np.uint8)
+        return np.rint(features_to_rates(feats, max_rate=255.0, axis=1)).astype(np.uint8)  # min-max per utterance
     if cfg.audio_code == "onoff":
         mu, sd = stats
         z = (feats - mu) / sd / cfg.onoff_z

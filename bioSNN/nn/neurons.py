@@ -145,9 +145,9 @@ class _LIFSequence(torch.autograd.Function):
             u = torch.add(x_seq[t], v, alpha=lam, out=u_pre[t])
             o = torch.ge(u, thr, out=o_seq[t])  # spikes as 0./1. in the input's dtype
             v = u * (1.0 - o) if hard else torch.sub(u, o, alpha=thr)
-        fired = o_seq.bool() if elapsed0 is not None else None
         el_seq, el = None, torch.empty(0)
         if elapsed0 is not None:  # steps since the last spike, after each step's increment (before its reset)
+            fired = o_seq.bool()
             el_seq = torch.empty_like(x_seq)
             e = elapsed0
             for t in range(T):
@@ -180,13 +180,13 @@ class _LIFSequence(torch.autograd.Function):
             u, o = u_pre[t], o_seq[t]
             s = ctx.surrogate(u, thr_t, el_seq[t] if ctx.has_el else None)
             go = g_o[t] if g_o is not None else torch.zeros_like(u)
+            keep = 1.0 - o if ctx.hard or need_thr else None
             if ctx.hard:
-                keep = 1.0 - o
                 d_u = torch.addcmul(d_v * keep, s, torch.addcmul(go, u, d_v, value=-1.0), out=g_x[t])
             else:
                 d_u = torch.addcmul(d_v, s, torch.add(go, d_v, alpha=-thr), out=g_x[t])
             if need_thr:
-                g_thr += (d_v * (1.0 - o)).sum() - d_u.sum()
+                g_thr += (d_v * keep).sum() - d_u.sum()
             if need_lam:
                 if t == 0:
                     v_prev = u0
