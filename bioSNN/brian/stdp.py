@@ -76,8 +76,10 @@ learning : 1 (shared)
 dxpre/dt = -xpre / stdp_tau_pre : 1 (event-driven)
 """,
             on_pre="ge_post += w\n" + ("xpre = 1" if self.trace == "set" else "xpre += 1"),
-            on_post="w = clip(w + learning * alive * stdp_eta * (xpre - stdp_x_offset)"
-                    " * clip(stdp_w_max - w, 0, stdp_w_max)**stdp_mu, 0, stdp_w_max)",
+            # the whole update, clip included, is gated: a frozen or pruned synapse never changes (weights the
+            # per-image normalisation scaled above w_max, or device levels above it, stay as they are)
+            on_post="w += learning * alive * (clip(w + stdp_eta * (xpre - stdp_x_offset)"
+                    " * clip(stdp_w_max - w, 0, stdp_w_max)**stdp_mu, 0, stdp_w_max) - w)",
             namespace={"stdp_eta": self.eta, "stdp_x_offset": self.x_offset, "stdp_mu": self.mu,
                        "stdp_w_max": self.w_max, "stdp_tau_pre": self.tau_pre * ms},
         )
@@ -128,8 +130,8 @@ dpre/dt = -pre / stdp_tau_pre : 1 (event-driven)
 dpost1/dt = -post1 / stdp_tau_post1 : 1 (event-driven)
 dpost2/dt = -post2 / stdp_tau_post2 : 1 (event-driven)
 """,
-            on_pre="ge_post += w\npre = 1\nw = clip(w - learning * alive * stdp_nu_pre * post1, 0, stdp_w_max)",
-            on_post="w = clip(w + learning * alive * stdp_nu_post * pre * post2, 0, stdp_w_max)\n"
+            on_pre="ge_post += w\npre = 1\nw += learning * alive * (clip(w - stdp_nu_pre * post1, 0, stdp_w_max) - w)",
+            on_post="w += learning * alive * (clip(w + stdp_nu_post * pre * post2, 0, stdp_w_max) - w)\n"
                     "post1 = 1\npost2 = 1",
             namespace={"stdp_nu_pre": self.nu_pre, "stdp_nu_post": self.nu_post, "stdp_w_max": self.w_max,
                        "stdp_tau_pre": self.tau_pre * ms, "stdp_tau_post1": self.tau_post1 * ms,

@@ -158,6 +158,23 @@ def test_diehl_cook_trace_rule_update():
     assert w[1] == 0.0
 
 
+@pytest.mark.parametrize("rule", [PowerLawSTDP(), TraceSTDP()], ids=["power_law", "trace"])
+def test_frozen_synapses_keep_weights_above_w_max(rule):
+    # normalisation can scale weights above w_max and device levels may lie above it; with learning off
+    # (labelling, test) no spike may touch them, not even the clip to [0, w_max]
+    with backend(Backend("numpy")):
+        b2.defaultclock.dt = 0.1 * ms
+        net, syn = _pair_network(rule, [10.0, 30.0], [15.0, 35.0], w0=1.07)
+        syn.learning = 0.0
+        net.run(50 * ms, namespace={})
+        frozen = np.asarray(syn.w[:])
+        net2, syn2 = _pair_network(rule, [10.0, 30.0], [15.0, 35.0], w0=1.07)
+        net2.run(50 * ms, namespace={})
+        learning = np.asarray(syn2.w[:])
+    assert frozen[0] == 1.07 and frozen[1] == 0.0
+    assert learning[0] <= rule.w_max  # while learning, the rule's bounds hold
+
+
 def test_label_assignment_and_prediction_toy_case():
     # neuron 0 answers class 1, neuron 1 class 0, neuron 2 class 2 (weaker), neuron 3 never fires
     counts = np.array([[0, 5, 0, 0], [0, 4, 1, 0], [6, 0, 0, 0], [3, 1, 2, 0], [0, 0, 2, 0]])
