@@ -25,6 +25,8 @@ __all__ = [
     "poisson_encode",
     "direct_encode",
     "audio_features",
+    "utterance_features",
+    "onoff_code",
     "features_to_rates",
     "events_to_frames",
 ]
@@ -157,6 +159,51 @@ def audio_features(
     else:
         raise ValueError(f"kind must be 'mel' or 'mfcc', got {kind!r}")
     return _time_warp(feat, n_frames).astype(np.float32)
+
+
+def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_features: int = 40,
+                       n_frames: int = 40, db_range: float = 80.0, snr_db: float | None = None,
+                       seed: int = 0) -> np.ndarray:
+    """:func:`audio_features` of many utterances of a waveform dataset (``ds.waveform(i, normalise=True)``,
+    ``ds.sample_rate``, e.g. FSDD), flattened: ``(len(idx), n_features * n_frames)`` float32.
+
+    ``idx``: utterance indices (all by default). ``snr_db``: add white noise at this SNR first
+    (:func:`bioSNN.noise.white_noise`, seeded by ``seed`` + the utterance index, so each clip's noise is fixed).
+    """
+    from bioSNN import noise
+
+    idx = np.arange(len(ds.labels)) if idx is None else np.asarray(idx)
+    if kind == "mel" and db_range <= 0:  # before any audio work
+        raise ValueError(f"db_range must be > 0 dB, got {db_range}")
+    out = np.empty((len(idx), n_features * n_frames), np.float32)
+    for row, i in enumerate(idx):
+        wave = ds.waveform(int(i), normalise=True)
+        if snr_db is not None:
+            wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
+        out[row] = audio_features(wave, ds.sample_rate, kind, n_features, n_frames, db_range=db_range).ravel()
+    return out
+
+
+def onoff_code(features: np.ndarray, mean: np.ndarray, std: np.ndarray, z_full: float = 2.0) -> np.ndarray:
+    """ON/OFF input intensities (uint8) of feature rows, ``(n, 2 * n_features)``.
+
+    Each feature is standardised with ``mean`` and ``std`` (of the training rows), then split like the ON and
+    OFF channels of a retina or cochlear nucleus: ON = clip(z / z_full, 0, 1), OFF = clip(−z / z_full, 0, 1),
+    so a feature ``z_full`` standard deviations above (below) its mean drives its ON (OFF) input at full rate
+    and a typical value drives neither. Unlike min-max scaling per utterance, the code keeps what distinguishes
+    an utterance from the average one instead of the spectral shape that all utterances share.
+    """
+    if z_full <= 0:
+        raise ValueError(f"z_full must be > 0, got {z_full}")
+    f = np.asarray(features, dtype=np.float64)
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    if mean.shape != f.shape[-1:] or std.shape != f.shape[-1:]:
+        raise ValueError(f"mean and std need shape {f.shape[-1:]}, got {mean.shape} and {std.shape}")
+    if np.any(std <= 0):
+        raise ValueError("std must be > 0 for every feature")
+    z = (f - mean) / std / z_full
+    on, off = np.clip(z, 0, 1), np.clip(-z, 0, 1)
+    return np.rint(np.concatenate([on, off], axis=-1) * 255).astype(np.uint8)
 
 
 def features_to_rates(features: np.ndarray, max_rate: float = 63.75, axis=None) -> np.ndarray:

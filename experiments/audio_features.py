@@ -23,22 +23,25 @@ import numpy as np
 
 from bioSNN import data
 from bioSNN._atomic import write_json
-from bioSNN.encoding import audio_features, features_to_intensity
+from bioSNN.encoding import features_to_intensity, onoff_code, utterance_features
 
-# (kind, features, frames, dB range of the mel floor)
-CANDIDATES = (("mel", 8, 8, 80.0), ("mel", 16, 16, 80.0), ("mel", 20, 20, 80.0), ("mel", 28, 28, 80.0),
+# (kind, features, frames, dB range of the mel floor); "mel_onoff" is the multimodal default: log-mel features
+# standardised with the training utterances' mean and std, split into ON and OFF inputs (twice the inputs)
+CANDIDATES = (("mel_onoff", 20, 20, 80.0), ("mel_onoff", 8, 8, 80.0), ("mel", 8, 8, 80.0), ("mel", 16, 16, 80.0), ("mel", 20, 20, 80.0), ("mel", 28, 28, 80.0),
               ("mel", 40, 20, 80.0), ("mfcc", 20, 20, 80.0), ("mfcc", 13, 30, 80.0),
               ("mel", 8, 8, 30.0), ("mel", 20, 20, 40.0), ("mel", 20, 20, 30.0), ("mel", 20, 20, 20.0))
 
 
-def stimuli(ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.0) -> np.ndarray:
-    """``(n_utterances, n_features * n_frames)`` uint8, the ensemble's input intensities."""
-    out = np.empty((len(ds.labels), n_features * n_frames), np.uint8)
-    for i in range(len(ds.labels)):
-        feat = audio_features(ds.waveform(i, normalise=True), ds.sample_rate, kind, n_features, n_frames,
-                              db_range=db_range)
-        out[i] = features_to_intensity(feat).ravel()
-    return out
+def stimuli(ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.0,
+            train: np.ndarray | None = None) -> np.ndarray:
+    """``(n_utterances, inputs)`` uint8, the ensemble's input intensities: min-max per utterance, or for
+    ``mel_onoff`` the ON/OFF code with statistics of the ``train`` utterances (all when None)."""
+    base = "mel" if kind == "mel_onoff" else kind
+    feats = utterance_features(ds, None, base, n_features, n_frames, db_range)
+    if kind == "mel_onoff":
+        ref = feats if train is None else feats[train]
+        return onoff_code(feats, ref.mean(0), ref.std(0) + 1e-6, z_full=2.0)
+    return np.stack([features_to_intensity(f).ravel() for f in feats.reshape(len(feats), n_features, n_frames)])
 
 
 def prototype_accuracy(x_tr, y_tr, x_te, y_te, n_prototypes: int, seed: int = 0) -> float:
@@ -69,10 +72,10 @@ def main(argv=None) -> dict:
     rows = []
     for kind, nf, nt, db in CANDIDATES:
         t0 = time.perf_counter()
-        x8 = stimuli(ds, kind, nf, nt, db)
+        x8 = stimuli(ds, kind, nf, nt, db, train=tr)
         x = x8.astype(np.float32) / 255.0
-        row = {"kind": kind, "n_features": nf, "n_frames": nt, "db_range": db if kind == "mel" else None,
-               "inputs": nf * nt, "mean_intensity": float(x.mean()),
+        row = {"kind": kind, "n_features": nf, "n_frames": nt, "db_range": db if kind != "mfcc" else None,
+               "inputs": x.shape[1], "mean_intensity": float(x.mean()),
                "class_mean": class_mean_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te])}
         for k in args.prototypes:
             row[f"prototypes_{k}"] = prototype_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te], k)

@@ -35,7 +35,7 @@ from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.data.pairing import pair_by_label
-from bioSNN.encoding import audio_features, features_to_rates
+from bioSNN.encoding import features_to_rates, onoff_code, utterance_features
 from bioSNN.models import multimodal as mm_bundle
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
@@ -87,13 +87,7 @@ PRESETS = {
 
 def _audio_features(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
     """``(len(idx), n_mels * n_frames)`` float32 log-mel features (dB)."""
-    out = np.empty((len(idx), cfg.n_mels * cfg.n_frames), np.float32)
-    for row, i in enumerate(idx):
-        wave = ds.waveform(int(i), normalise=True)
-        if snr_db is not None:
-            wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
-        out[row] = audio_features(wave, ds.sample_rate, "mel", cfg.n_mels, cfg.n_frames, db_range=cfg.db_range).ravel()
-    return out
+    return utterance_features(ds, idx, "mel", cfg.n_mels, cfg.n_frames, cfg.db_range, snr_db, seed)
 
 
 def audio_code(feats: np.ndarray, cfg: Config, stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
@@ -101,10 +95,7 @@ def audio_code(feats: np.ndarray, cfg: Config, stats: tuple[np.ndarray, np.ndarr
     if cfg.audio_code == "minmax":
         return np.rint(features_to_rates(feats, max_rate=255.0, axis=1)).astype(np.uint8)  # min-max per utterance
     if cfg.audio_code == "onoff":
-        mu, sd = stats
-        z = (feats - mu) / sd / cfg.onoff_z
-        on, off = np.clip(z, 0, 1), np.clip(-z, 0, 1)
-        return np.rint(np.concatenate([on, off], axis=1) * 255).astype(np.uint8)
+        return onoff_code(feats, *stats, z_full=cfg.onoff_z)
     raise ValueError(f"audio_code must be 'minmax' or 'onoff', got {cfg.audio_code!r}")
 
 

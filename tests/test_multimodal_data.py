@@ -83,3 +83,26 @@ def test_onoff_audio_code_splits_standardised_features():
     assert (mean_row == 0).all()  # the spectral shape every utterance shares drives nothing
     with pytest.raises(ValueError, match="audio_code"):
         audio_code(feats, Config(audio_code="mfcc"), stats)
+
+
+@pytest.mark.data
+def test_utterance_features_stack_clips_and_fix_each_clips_noise(data_dir):
+    from bioSNN import data
+    from bioSNN.encoding import onoff_code, utterance_features
+
+    ds = data.load("fsdd")
+    idx = np.array([3, 0, 7])
+    f = utterance_features(ds, idx, "mel", 10, 12)
+    assert f.shape == (3, 120) and f.dtype == np.float32
+    np.testing.assert_array_equal(f[1], audio_features(ds.waveform(0, normalise=True), ds.sample_rate, "mel", 10,
+                                                       12).ravel())
+    n1 = utterance_features(ds, idx, "mel", 10, 12, snr_db=0.0, seed=5)
+    n2 = utterance_features(ds, idx[::-1], "mel", 10, 12, snr_db=0.0, seed=5)
+    np.testing.assert_array_equal(n1, n2[::-1])  # a clip's noise depends on the clip, not on its position
+    assert not np.allclose(n1, f)  # 0 dB noise changes the features
+    with pytest.raises(ValueError, match="db_range"):
+        utterance_features(ds, idx, "mel", 10, 12, db_range=0.0)
+    with pytest.raises(ValueError, match="mean and std"):
+        onoff_code(f, f.mean(0)[:5], f.std(0))
+    with pytest.raises(ValueError, match="std must be > 0"):
+        onoff_code(f, f.mean(0), np.zeros(120))
