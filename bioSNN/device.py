@@ -15,7 +15,11 @@ target conductance and is programmed to the nearest state:
 
 - ``unipolar``: w ∈ [0, w_max] → G = g_min + (g_max − g_min) · w / w_max (one device per synapse);
 - ``differential``: signed w ∈ [−w_max, w_max] → a pair with w ∝ G⁺ − G⁻; the sign picks the device that
-  carries |w|, the other stays at g_min (two devices per synapse).
+  carries |w|, the other stays at g_min (two devices per synapse);
+- ``proportional``: w ∈ (0, w_max] → G = g_max · w / w_max, read as w = w_max · G / g_max (one device, no
+  offset subtraction). Every state is a nonzero weight, the lowest w_max · g_min / g_max: for pruned crossbars,
+  where a zero weight is a cell that is not there, so all states serve the kept synapses (with
+  g_min = g_max / L the weights are w_max · k / L, k = 1 … L).
 
 Weights outside the range are clipped to it. Programming a real array adds Gaussian noise of standard deviation
 ``noise · (g_max − g_min)`` to every device (clipped at 0 S) and leaves a fraction ``stuck_off`` of devices at
@@ -48,7 +52,8 @@ class DeviceConfig:
     g_min, g_max
         Lowest and highest conductance in siemens, ``0 <= g_min < g_max``.
     mapping
-        ``"unipolar"`` (w in [0, w_max], one device) or ``"differential"`` (signed w = G⁺ − G⁻, two devices).
+        ``"unipolar"`` (w in [0, w_max], one device), ``"differential"`` (signed w = G⁺ − G⁻, two devices) or
+        ``"proportional"`` (w = w_max · G / g_max > 0, one device; zero weights are absent cells).
     w_max
         Weight magnitude mapped to ``g_max`` (dimensionless, > 0).
     nonlinearity
@@ -64,7 +69,7 @@ class DeviceConfig:
     levels: int = 16
     g_min: float = 1e-6
     g_max: float = 1e-4
-    mapping: Literal["unipolar", "differential"] = "unipolar"
+    mapping: Literal["unipolar", "differential", "proportional"] = "unipolar"
     w_max: float = 1.0
     nonlinearity: float = 0.0
     noise: float = 0.0
@@ -77,8 +82,8 @@ class DeviceConfig:
             raise ValueError(f"levels must be an integer >= 2, got {self.levels}")
         if not (0 <= self.g_min < self.g_max) or not math.isfinite(self.g_max):
             raise ValueError(f"need 0 <= g_min < g_max, got g_min={self.g_min}, g_max={self.g_max}")
-        if self.mapping not in ("unipolar", "differential"):
-            raise ValueError(f"mapping must be 'unipolar' or 'differential', got {self.mapping!r}")
+        if self.mapping not in ("unipolar", "differential", "proportional"):
+            raise ValueError(f"mapping must be 'unipolar', 'differential' or 'proportional', got {self.mapping!r}")
         if not self.w_max > 0:
             raise ValueError(f"w_max must be > 0, got {self.w_max}")
         if self.nonlinearity < 0 or self.noise < 0:
@@ -140,12 +145,16 @@ def _weight_to_target(w, cfg: DeviceConfig):
 
         if cfg.mapping == "unipolar":
             return (cfg.g_min + span * w.clamp(0, cfg.w_max) / cfg.w_max).unsqueeze(0)
+        if cfg.mapping == "proportional":
+            return (cfg.g_max * w.clamp(0, cfg.w_max) / cfg.w_max).unsqueeze(0)
         mag = cfg.g_min + span * w.abs().clamp(max=cfg.w_max) / cfg.w_max
         low = torch.full_like(w, cfg.g_min)
         return torch.stack([torch.where(w >= 0, mag, low), torch.where(w < 0, mag, low)])
     w = np.asarray(w, dtype=np.float64)
     if cfg.mapping == "unipolar":
         return (cfg.g_min + span * np.clip(w, 0, cfg.w_max) / cfg.w_max)[None]
+    if cfg.mapping == "proportional":
+        return (cfg.g_max * np.clip(w, 0, cfg.w_max) / cfg.w_max)[None]
     mag = cfg.g_min + span * np.minimum(np.abs(w), cfg.w_max) / cfg.w_max
     return np.stack([np.where(w >= 0, mag, cfg.g_min), np.where(w < 0, mag, cfg.g_min)])
 
@@ -184,6 +193,8 @@ def from_conductance(g, cfg: DeviceConfig):
     if g.shape[0] != cfg.devices_per_synapse:
         raise ValueError(f"{cfg.mapping} mapping expects a leading axis of {cfg.devices_per_synapse} "
                          f"device(s), got shape {tuple(g.shape)}")
+    if cfg.mapping == "proportional":
+        return g[0] * (cfg.w_max / cfg.g_max)
     scale = cfg.w_max / (cfg.g_max - cfg.g_min)
     if cfg.mapping == "unipolar":
         return (g[0] - cfg.g_min) * scale

@@ -40,6 +40,7 @@ class Config:
     interval: int = 1000  # images between compression steps
     start: int = 5000  # images before the first compression step
     reference_bits: int = 8  # precision of the full network in the area model
+    zero_level: bool | None = None  # is one device state weight 0? None: only without pruning (compression.py)
     network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
     backend: str = "cpp_standalone"
     workers: int = 2  # variants trained in parallel processes
@@ -62,7 +63,7 @@ PRESETS = {
 
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
     return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
-                                                      cfg.reference_bits)
+                                                      cfg.reference_bits, cfg.zero_level)
 
 
 def _data(cfg: Config):
@@ -131,7 +132,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
             if comp.prune:
                 net.w, net.alive = compression.prune(net.w, net.alive, comp.prune_threshold)
             if comp.bits:
-                net.w, d = compression.quantize(net.w, net.alive, comp.bits)
+                net.w, d = compression.quantize(net.w, net.alive, comp.bits, comp.levels_include_zero)
                 dev = d.to_dict()
 
         rng = np.random.default_rng(cfg.seed)

@@ -176,7 +176,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                 if comp.prune:
                     st["w"], st["alive"] = compression.prune(st["w"], st["alive"], comp.prune_threshold)
                 if comp.bits:
-                    st["w"], _ = compression.quantize(st["w"], st["alive"], comp.bits)
+                    st["w"], _ = compression.quantize(st["w"], st["alive"], comp.bits, comp.levels_include_zero)
 
         start = progress_state["pos"]
 

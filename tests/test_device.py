@@ -28,6 +28,21 @@ def test_quantized_values_are_exactly_the_levels(bits, mapping):
     assert np.isin(g, device.level_conductances(cfg)).all()
 
 
+def test_proportional_mapping_has_no_zero_state():
+    # 2 bits, g_min = g_max / 4: weights w_max * k / 4, k = 1..4; a weight 0 still reads as the lowest state
+    cfg = DeviceConfig.from_bits(2, mapping="proportional", w_max=0.8, g_min=2.5e-5, g_max=1e-4)
+    q = device.quantize(np.array([0.0, 0.05, 0.11, 0.35, 0.52, 0.79, 3.0]), cfg)
+    np.testing.assert_allclose(q, [0.2, 0.2, 0.2, 0.4, 0.6, 0.8, 0.8])
+    g = device.to_conductance(np.array([0.4]), cfg)
+    assert g.shape == (1, 1) and g[0, 0] == pytest.approx(5e-5)  # G = g_max * w / w_max, no offset
+    np.testing.assert_allclose(device.from_conductance(device.level_conductances(cfg)[None], cfg), [.2, .4, .6, .8])
+    t = torch.tensor([0.05, 0.35], requires_grad=True)
+    qt = device.quantize(t, cfg)
+    qt.sum().backward()
+    np.testing.assert_allclose(qt.detach().numpy(), [0.2, 0.4], rtol=1e-6)
+    assert t.grad.tolist() == [1.0, 1.0]
+
+
 def test_nearest_level_and_clipping():
     cfg = DeviceConfig(levels=5, w_max=1.0)  # levels 0, .25, .5, .75, 1
     q = device.quantize(np.array([-0.3, 0.1, 0.13, 0.6, 0.9, 7.0]), cfg)

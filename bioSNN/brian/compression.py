@@ -6,8 +6,10 @@ Applied at regular intervals *during* training, between simulation chunks:
   (low pre/post correlation), so their weight falls. Synapses below ``prune_threshold`` are removed for good:
   their weight is set to 0 and their ``alive`` flag cleared, which also blocks all later STDP updates.
 - **quantize**: the remaining weights are programmed onto the memristive device of :mod:`bioSNN.device`
-  (unipolar, ``2**bits`` levels between 0 and the current largest weight), the same code the PyTorch engine
-  uses for quantization-aware training.
+  (``2**bits`` levels up to the current largest weight m), the same code the PyTorch engine uses for
+  quantization-aware training. Without pruning the lowest state is weight 0 (``unipolar``: 0, m/3, 2m/3, m at
+  2 bits); with pruning a zero weight is an absent cell, so all states serve kept synapses (``proportional``:
+  m/4, m/2, 3m/4, m at 2 bits) and quantization never silences a kept synapse (``zero_level``).
 
 Cost model for the reports (stated so numbers can be checked):
 
@@ -50,6 +52,8 @@ class CompressionConfig:
         Images seen before the first compression step (STDP must first separate the synapses).
     reference_bits
         Precision of the uncompressed network in the area model.
+    zero_level
+        Whether one of the ``2**bits`` states is weight 0; ``None``: only when not pruning (see the module).
     """
 
     prune: bool = False
@@ -58,6 +62,7 @@ class CompressionConfig:
     interval: int = 1000
     start: int = 1000
     reference_bits: int = 8
+    zero_level: bool | None = None
 
     def __post_init__(self):
         if self.bits < 0 or self.interval < 1 or self.start < 0 or self.prune_threshold < 0:
@@ -67,16 +72,20 @@ class CompressionConfig:
     def active(self) -> bool:
         return self.prune or self.bits > 0
 
+    @property
+    def levels_include_zero(self) -> bool:
+        return (not self.prune) if self.zero_level is None else bool(self.zero_level)
+
     @classmethod
     def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
-                     reference_bits: int = 8) -> "CompressionConfig":
+                     reference_bits: int = 8, zero_level: bool | None = None) -> "CompressionConfig":
         """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
         m = _VARIANT.match(variant)
         if not m:
             raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>")
         bits = int(m.group(2) or m.group(3) or 0)
         return cls(prune=variant.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
-                   interval=interval, start=start, reference_bits=reference_bits)
+                   interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level)
 
 
 def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -85,10 +94,18 @@ def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarra
     return np.where(alive, w, 0.0), alive
 
 
-def quantize(w: np.ndarray, alive: np.ndarray, bits: int) -> tuple[np.ndarray, _device.DeviceConfig]:
-    """Weights on the nearest of ``2**bits`` unipolar device levels spanning [0, max alive weight]."""
-    w_max = float(w[alive].max()) if alive.any() else 1.0
-    cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=max(w_max, 1e-12))
+def quantize(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True
+             ) -> tuple[np.ndarray, _device.DeviceConfig]:
+    """Alive weights on the nearest of ``2**bits`` device levels up to m = the largest alive weight:
+    k·m/(2**bits − 1), k = 0 … 2**bits − 1 (``unipolar``) with ``zero_level``, else k·m/2**bits,
+    k = 1 … 2**bits (``proportional``, g_min = g_max / 2**bits). Pruned synapses are 0."""
+    w_max = max(float(w[alive].max()) if alive.any() else 1.0, 1e-12)
+    if zero_level:
+        cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=w_max)
+    else:
+        g_max = _device.DeviceConfig.g_max
+        cfg = _device.DeviceConfig.from_bits(bits, mapping="proportional", w_max=w_max,
+                                             g_min=g_max / 2 ** int(bits), g_max=g_max)
     return np.where(alive, _device.quantize(w, cfg), 0.0), cfg
 
 

@@ -31,6 +31,24 @@ def test_quantized_weights_take_only_device_levels(bits):
     assert (q[~alive] == 0).all() and len(np.unique(q[alive])) <= 2 ** bits
 
 
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_quantization_without_a_zero_state_never_silences_a_kept_synapse(bits):
+    rng = np.random.default_rng(bits)
+    w = rng.uniform(0, 0.8, (784, 20))
+    alive = w > 0.02  # as after pruning: many small kept weights
+    q, cfg = compression.quantize(np.where(alive, w, 0), alive, bits, zero_level=False)
+    m, n = w[alive].max(), 2 ** bits
+    assert cfg.mapping == "proportional" and cfg.levels == n
+    np.testing.assert_allclose(np.unique(q[alive]), m * np.arange(1, n + 1) / n)
+    assert (q[alive] > 0).all() and (q[~alive] == 0).all()
+    q0, _ = compression.quantize(np.where(alive, w, 0), alive, bits)  # with a zero state, small ones fall to 0
+    assert (q0[alive] == 0).sum() > 0
+    # the variant picks the state set: no zero state when pruning, unless asked for
+    assert not compression.CompressionConfig.from_variant("pruned+q2").levels_include_zero
+    assert compression.CompressionConfig.from_variant("q2").levels_include_zero
+    assert compression.CompressionConfig.from_variant("pruned+q2", zero_level=True).levels_include_zero
+
+
 def test_cost_report_counts_events_and_cells():
     images = np.array([[255, 0, 255, 0]], np.uint8)  # inputs 0 and 2 fire at 100 Hz for 0.5 s: 50 spikes
     alive = np.array([[1, 1], [1, 1], [1, 0], [0, 0]], bool)
