@@ -30,7 +30,7 @@ from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
 from bioSNN.nn.bundle import load_state, to_bundle
 from bioSNN.nn.convert import balance_thresholds, to_snn
-from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors
+from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors, step_schedule
 from bioSNN.models import build_spiking
 
 SUMMARY = "DIET-SNN: direct input, leak and threshold trained with the weights, few time steps (+ QAT on devices)"
@@ -50,6 +50,7 @@ class Config:
     ann_bundle: str = ""  # start from this trained ANN (a bioSNN bundle of the same model) instead of training one
     ann_epochs: int = 10
     ann_lr: float = 1e-3
+    ann_lr_milestones: tuple[float, ...] = ()  # fractions of ann_epochs after which the ANN's rate drops x0.1
     diet_steps: tuple[int, ...] = (2, 3, 5, 10)
     diet_epochs: int = 5
     optimizer: str = "adam"  # adam or sgd (momentum 0.9)
@@ -75,7 +76,7 @@ PRESETS = {
     "quick": {"dataset": "digits", "width": 0.25, "hidden": 128, "ann_epochs": 15, "diet_steps": (2, 5),
               "diet_epochs": 3, "diet_lr": 5e-4, "hybrid_epochs": 3, "hybrid_lr": 5e-4, "balance_samples": 256,
               "device_bits": (2,), "qat_epochs": 2, "qat_lr": 2e-4},
-    "full": {"dataset": "mnist"},
+    "full": {"dataset": "mnist", "ann_lr_milestones": (0.6, 0.8)},
 }
 
 
@@ -120,16 +121,13 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         load_state(ann, io.read(cfg.ann_bundle))
         res["ann"]["source"] = cfg.ann_bundle
     else:
-        fit(ann, torch.optim.Adam(ann.parameters(), cfg.ann_lr), Checkpoint(ck / "ann.npz", _spec(cfg), prov), train,
-            test, cfg.ann_epochs, batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed, label="ANN",
-            verbose=progress)
+        opt = torch.optim.Adam(ann.parameters(), cfg.ann_lr)
+        fit(ann, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), train, test, cfg.ann_epochs,
+            batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
+            scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN", verbose=progress)
     res["ann"].update(evaluate(ann, x_te, y_te).summary())
     g = torch.Generator().manual_seed(cfg.seed)
     balance = [x_tr[torch.randperm(len(x_tr), generator=g)[:cfg.balance_samples]]]
-
-    def lr_schedule(opt, epochs):
-        steps = sorted({max(1, int(round(f * epochs))) for f in cfg.lr_milestones})
-        return torch.optim.lr_scheduler.MultiStepLR(opt, steps, 0.1)
 
     # 2. DIET at each T
     diet_nets = {}
@@ -140,8 +138,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         before = evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).accuracy if dist.is_main() else 0.0
         opt = _optimizer(cfg, net.parameters(), cfg.diet_lr)
         hist = fit(net, opt, Checkpoint(ck / f"diet_T{t}.npz", _spec(cfg), prov), train, test, cfg.diet_epochs, t,
-                   "direct", cfg.batch_size, cfg.augment, cfg.seed, lr_schedule(opt, cfg.diet_epochs),
-                   f"DIET T={t}", progress)
+                   "direct", cfg.batch_size, cfg.augment, cfg.seed,
+                   step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}", progress)
         diet_nets[t] = net
         if dist.is_main():
             res["diet"][str(t)] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),

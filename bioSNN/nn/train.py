@@ -24,7 +24,7 @@ from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
 from .network import Encoder, RunStats, SpikingNet
 
 __all__ = ["to_tensor_images", "image_tensors", "random_crop_flip", "batches", "train_epoch", "evaluate", "EvalResult",
-           "Checkpoint", "fit"]
+           "Checkpoint", "step_schedule", "fit"]
 
 
 def to_tensor_images(x: np.ndarray, mean: float | tuple = 0.0, std: float | tuple = 1.0) -> torch.Tensor:
@@ -185,6 +185,17 @@ class Checkpoint:
         optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
         print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")
         return int(b.extra["epoch"]), b.extra["history"]
+
+
+def step_schedule(opt: torch.optim.Optimizer, epochs: int, milestones: tuple[float, ...], gamma: float = 0.1):
+    """Learning rate × ``gamma`` after each milestone, given as a fraction of ``epochs`` (rounded to an epoch,
+    at least 1); ``None`` when there are no milestones (constant rate)."""
+    if not milestones:
+        return None
+    if any(not 0 < f <= 1 for f in milestones):
+        raise ValueError(f"learning-rate milestones are fractions of the epochs in (0, 1], got {milestones}")
+    steps = sorted({max(1, int(round(f * epochs))) for f in milestones})
+    return torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma)
 
 
 def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tuple, test: tuple, epochs: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -96,3 +97,19 @@ def test_qat_weights_take_only_device_values_and_survive_a_bundle(tmp_path):
     torch.testing.assert_close(other.snn(x, 3).logits, net.snn(x, 3).logits)
     qat.freeze(net)
     assert len(torch.unique(net.nodes[0].weight)) <= 7  # 2-bit differential pair: at most 7 values
+
+
+def test_step_schedule_drops_the_rate_at_the_milestones():
+    from bioSNN.nn.train import step_schedule
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = step_schedule(opt, 10, (0.6, 0.8))
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(rates, [1.0] * 6 + [0.1] * 2 + [0.01] * 2)
+    assert step_schedule(opt, 10, ()) is None
+    with pytest.raises(ValueError, match="fractions"):
+        step_schedule(opt, 10, (6,))
