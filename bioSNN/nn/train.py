@@ -211,9 +211,13 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
     x, y = train
     x_te, y_te = test
     start, history = ckpt.load(net, opt)
-    if scheduler is not None:
-        for _ in range(start):
-            scheduler.step()
+    if scheduler is not None and start:
+        import warnings
+
+        with warnings.catch_warnings():  # replaying the finished epochs' steps, before any optimizer step
+            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*optimizer.step", category=UserWarning)
+            for _ in range(start):
+                scheduler.step()
     model = dist.wrap(net)
     rank, world = dist.rank_world()
     for epoch in range(start, epochs):
