@@ -182,6 +182,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         "curve": {"images": curve[0], "accuracy": curve[1]},
         "mean_repeats_train": float(np.concatenate([c[2] for c in counts_all]).mean()) if counts_all else None,
         "unassigned_neurons": int((assign < 0).sum()),
+        "receptive_field_copies": readout.field_copies(net.w),
         "test_spikes_per_image": float(test.counts.sum(1).mean()),
         "sim_seconds": {"test": test.seconds, "label": lab.seconds}, "build_seconds": build_s,
         "test_images_per_second": len(pred) / test.seconds if test.seconds else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores"]
+__all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores", "field_copies"]
 
 
 def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -68,3 +68,29 @@ def combined_scores(scores: list[np.ndarray]) -> np.ndarray:
         v = np.divide(s, norm, out=np.zeros_like(s), where=norm > 0)
         total = v if total is None else total + v
     return total
+
+
+def field_copies(w: np.ndarray, similarity: float = 0.95) -> dict:
+    """How many excitatory neurons learned the same receptive field.
+
+    ``w``: input weights ``(n_input, n_neurons)``. Two fields are copies when the cosine similarity of their
+    weight vectors exceeds ``similarity``. Returns ``neurons_with_copy`` (fraction of neurons with at least one
+    copy) and ``distinct_fields`` (groups formed greedily: each neuron not yet grouped takes all its ungrouped
+    copies), so N neurons that hold only k different fields behave like a network of k.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] < 1:
+        raise ValueError(f"expected weights (n_input, n_neurons), got shape {w.shape}")
+    norm = np.linalg.norm(w, axis=0)
+    u = np.divide(w, norm, out=np.zeros_like(w), where=norm > 0)
+    sim = u.T @ u
+    np.fill_diagonal(sim, 0.0)
+    copy = sim > similarity
+    grouped = np.zeros(w.shape[1], bool)
+    groups = 0
+    for i in range(w.shape[1]):
+        if not grouped[i]:
+            grouped[i] = True
+            grouped[copy[i] & ~grouped] = True
+            groups += 1
+    return {"neurons_with_copy": float(copy.any(1).mean()), "distinct_fields": groups, "similarity": similarity}

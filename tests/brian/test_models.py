@@ -186,3 +186,15 @@ def test_label_assignment_and_prediction_toy_case():
     assert readout.confusion([0, 1, 2], [0, 1, 1], 3).tolist() == [[1, 0, 0], [0, 1, 0], [0, 1, 0]]
     with pytest.raises(ValueError, match="labels"):
         readout.assign_labels(counts, labels[:3], 3)
+
+
+def test_field_copies_counts_neurons_that_learned_the_same_field():
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.random(64) for _ in range(3))
+    # neurons 0, 1, 3 hold field a (1 scaled: cosine ignores scale, 3 slightly noisy), 2 holds b, 4 holds c
+    w = np.stack([a, 2 * a, b, a + 0.01 * rng.random(64), c], axis=1)
+    r = readout.field_copies(w)
+    assert r["distinct_fields"] == 3 and r["neurons_with_copy"] == pytest.approx(3 / 5)
+    assert readout.field_copies(np.eye(5))["distinct_fields"] == 5  # orthogonal fields: no copies
+    with pytest.raises(ValueError, match="n_input, n_neurons"):
+        readout.field_copies(np.ones(5))
