@@ -105,7 +105,7 @@ def backend(b: Backend) -> Iterator[Backend]:
 
 
 def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = None, jobs: int = 2,
-                         timeout: float = 1800) -> float:
+                         timeout: float = 3600) -> float:
     """Compile a brian2cuda project generated with ``compile=False``; returns the seconds ``make`` took.
 
     brian2cuda 1.0a7 writes ``-std=c++11`` into its makefile, but the Thrust/CUB headers of CUDA >= 12 need
