@@ -173,8 +173,6 @@ def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_fea
     from bioSNN import noise
 
     idx = np.arange(len(ds.labels)) if idx is None else np.asarray(idx)
-    if kind == "mel" and db_range <= 0:  # before any audio work
-        raise ValueError(f"db_range must be > 0 dB, got {db_range}")
     out = np.empty((len(idx), n_features * n_frames), np.float32)
     for row, i in enumerate(idx):
         wave = ds.waveform(int(i), normalise=True)

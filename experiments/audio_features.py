@@ -6,7 +6,7 @@ candidate FSDD representation with the non-spiking analogue of that pipeline, in
 k-means with as many centroids as neurons on the training utterances (unsupervised), each centroid labelled by
 the majority class of its training members, each test utterance classified by its nearest centroid — plus,
 as a ceiling, a nearest-class-mean classifier. Features are the exact input arrays the ensemble would get
-(:func:`bioSNN.encoding.audio_features` → :func:`bioSNN.encoding.features_to_intensity`).
+(:func:`bioSNN.encoding.utterance_features`, then min-max per utterance or :func:`bioSNN.encoding.onoff_code`).
 
 Usage: ``python -m bioSNN.experiments.audio_features --out experiments/results/audio_features`` (needs FSDD,
 e.g. ``BIOSNN_DATA``). Writes ``metrics.json`` with one row per representation.
@@ -23,11 +23,12 @@ import numpy as np
 
 from bioSNN import data
 from bioSNN._atomic import write_json
-from bioSNN.encoding import features_to_intensity, onoff_code, utterance_features
+from bioSNN.encoding import features_to_rates, onoff_code, utterance_features
 
 # (kind, features, frames, dB range of the mel floor); "mel_onoff" is the multimodal default: log-mel features
 # standardised with the training utterances' mean and std, split into ON and OFF inputs (twice the inputs)
-CANDIDATES = (("mel_onoff", 20, 20, 80.0), ("mel_onoff", 8, 8, 80.0), ("mel", 8, 8, 80.0), ("mel", 16, 16, 80.0), ("mel", 20, 20, 80.0), ("mel", 28, 28, 80.0),
+CANDIDATES = (("mel_onoff", 20, 20, 80.0), ("mel_onoff", 8, 8, 80.0),
+              ("mel", 8, 8, 80.0), ("mel", 16, 16, 80.0), ("mel", 20, 20, 80.0), ("mel", 28, 28, 80.0),
               ("mel", 40, 20, 80.0), ("mfcc", 20, 20, 80.0), ("mfcc", 13, 30, 80.0),
               ("mel", 8, 8, 30.0), ("mel", 20, 20, 40.0), ("mel", 20, 20, 30.0), ("mel", 20, 20, 20.0))
 
@@ -41,7 +42,7 @@ def stimuli(ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.
     if kind == "mel_onoff":
         ref = feats if train is None else feats[train]
         return onoff_code(feats, ref.mean(0), ref.std(0) + 1e-6, z_full=2.0)
-    return np.stack([features_to_intensity(f).ravel() for f in feats.reshape(len(feats), n_features, n_frames)])
+    return np.rint(features_to_rates(feats, max_rate=255.0, axis=1)).astype(np.uint8)  # min-max per utterance
 
 
 def prototype_accuracy(x_tr, y_tr, x_te, y_te, n_prototypes: int, seed: int = 0) -> float:
