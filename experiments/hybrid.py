@@ -27,7 +27,7 @@ import torch
 from bioSNN import io, viz
 from bioSNN._atomic import write_json
 from bioSNN.nn import distributed as dist
-from bioSNN.nn.bundle import to_bundle
+from bioSNN.nn.bundle import load_state, to_bundle
 from bioSNN.nn.convert import to_snn
 from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors, step_schedule
 from bioSNN.models import build_spiking
@@ -46,6 +46,7 @@ class Config:
     test_limit: int = 0  # first N test images only (0 = all)
     batch_size: int = 64
     augment: bool = False  # random crop (pad 4) + horizontal flip while training (CIFAR)
+    ann_bundle: str = ""  # start from this trained ANN (a bioSNN bundle of the same model) instead of training one
     ann_epochs: int = 10
     ann_lr: float = 1e-3  # Adam
     ann_lr_milestones: tuple[float, ...] = ()  # fractions of ann_epochs after which the ANN's rate drops x0.1
@@ -99,13 +100,17 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     ck.mkdir(exist_ok=True)
     results = {"ann": {}, "converted": {}, "hybrid": {}}
 
-    # 1. ANN
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.ann_lr)
-    ann_hist = fit(net, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), (x_tr, y_tr), (x_te, y_te),
-                   cfg.ann_epochs, batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
-                   scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN",
-                   verbose=progress)
-    results["ann"] = {**evaluate(net, x_te, y_te).summary(), "history": ann_hist}
+    # 1. ANN (trained here, or loaded from a bundle)
+    if cfg.ann_bundle:
+        load_state(net, io.read(cfg.ann_bundle))
+        results["ann"] = {**evaluate(net, x_te, y_te).summary(), "source": cfg.ann_bundle}
+    else:
+        opt = torch.optim.Adam(net.parameters(), lr=cfg.ann_lr)
+        ann_hist = fit(net, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), (x_tr, y_tr), (x_te, y_te),
+                       cfg.ann_epochs, batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
+                       scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN",
+                       verbose=progress)
+        results["ann"] = {**evaluate(net, x_te, y_te).summary(), "history": ann_hist}
     ann_state = copy.deepcopy(net.state_dict())
     g = torch.Generator().manual_seed(cfg.seed)
     balance = [x_tr[torch.randperm(len(x_tr), generator=g)[:cfg.balance_samples]]]

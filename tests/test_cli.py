@@ -80,3 +80,13 @@ def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, capsys, isolated_c
     m2 = json.loads((run / "metrics.json").read_text())
     assert m2["ann"]["accuracy"] == m["ann"]["accuracy"] and m2["hybrid"]["6"]["history"]["epoch"] == [1, 2]
     assert io.read(run / "hybrid_T6.npz").population("act1").params["v_threshold"]["value"] > 0
+    # a new run from that ANN (ann_bundle) trains no ANN and converts it to the same network
+    other = tmp_path / "from_bundle"
+    assert main(["run", "hybrid", "--out", str(other), "--no-progress", "--set", "train_limit=600",
+                 "--set", "balance_samples=128", "--set", "convert_steps=6", "--set", "hybrid_steps=",
+                 "--set", f"ann_bundle={run / 'checkpoints' / 'ann.npz'}"]) == 0
+    (run3,) = other.iterdir()
+    m3 = json.loads((run3 / "metrics.json").read_text())
+    assert m3["ann"]["accuracy"] == m["ann"]["accuracy"] and "history" not in m3["ann"]
+    assert m3["converted"]["6"]["accuracy"] == conv["6"]["accuracy"] and m3["hybrid"] == {}
+    assert not (run3 / "checkpoints" / "ann.npz").exists()
