@@ -98,6 +98,14 @@ class DeviceConfig:
             raise ValueError(f"bits must be an integer >= 1, got {bits}")
         return cls(levels=2 ** int(bits), **kwargs)
 
+    @classmethod
+    def proportional(cls, bits: int, w_max: float = 1.0, **kwargs) -> "DeviceConfig":
+        """A ``proportional`` device with ``2**bits`` equally spaced nonzero weights w_max·k/2**bits,
+        k = 1 … 2**bits (g_min = g_max / 2**bits): every state serves a kept synapse of a pruned crossbar."""
+        g_max = kwargs.pop("g_max", cls.g_max)
+        return cls.from_bits(bits, mapping="proportional", w_max=w_max, g_min=g_max / 2 ** int(bits), g_max=g_max,
+                             **kwargs)
+
     @property
     def bits(self) -> float:
         """Information per device, log2(levels)."""

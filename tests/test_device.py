@@ -41,6 +41,8 @@ def test_proportional_mapping_has_no_zero_state():
     qt.sum().backward()
     np.testing.assert_allclose(qt.detach().numpy(), [0.2, 0.4], rtol=1e-6)
     assert t.grad.tolist() == [1.0, 1.0]
+    assert DeviceConfig.proportional(2, w_max=0.8) == cfg  # the shorthand: g_min = g_max / 2**bits
+    assert DeviceConfig.proportional(3, w_max=1.0, g_max=2e-4).g_min == pytest.approx(2.5e-5)
 
 
 def test_nearest_level_and_clipping():

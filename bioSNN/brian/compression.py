@@ -103,9 +103,7 @@ def quantize(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = Tru
     if zero_level:
         cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=w_max)
     else:
-        g_max = _device.DeviceConfig.g_max
-        cfg = _device.DeviceConfig.from_bits(bits, mapping="proportional", w_max=w_max,
-                                             g_min=g_max / 2 ** int(bits), g_max=g_max)
+        cfg = _device.DeviceConfig.proportional(bits, w_max=w_max)
     return np.where(alive, _device.quantize(w, cfg), 0.0), cfg
 
 
