@@ -27,6 +27,7 @@ __all__ = [
     "audio_features",
     "utterance_features",
     "onoff_code",
+    "onoff_stats",
     "features_to_rates",
     "events_to_frames",
 ]
@@ -180,6 +181,15 @@ def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_fea
             wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
         out[row] = audio_features(wave, ds.sample_rate, kind, n_features, n_frames, db_range=db_range).ravel()
     return out
+
+
+def onoff_stats(train_features: np.ndarray, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature ``(mean, std + eps)`` of the training rows, for :func:`onoff_code` (``eps`` keeps a feature
+    that never varies, e.g. a silent mel band at the dB floor, from dividing by zero)."""
+    f = np.asarray(train_features, dtype=np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"need (n >= 2, n_features) training rows, got shape {f.shape}")
+    return f.mean(0), f.std(0) + eps
 
 
 def onoff_code(features: np.ndarray, mean: np.ndarray, std: np.ndarray, z_full: float = 2.0) -> np.ndarray:

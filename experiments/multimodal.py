@@ -35,7 +35,7 @@ from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.data.pairing import pair_by_label
-from bioSNN.encoding import features_to_rates, onoff_code, utterance_features
+from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
 from bioSNN.models import multimodal as mm_bundle
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
@@ -126,7 +126,7 @@ def prepare(cfg: Config) -> dict:
         test_img_ids[f"image_noise={sigma}"] = offset + np.arange(len(ti))
         offset += len(ti)
     f_train = _audio_features(aud_ds, a_train, cfg)
-    stats = (f_train.mean(0), f_train.std(0) + 1e-6)  # training utterances only
+    stats = onoff_stats(f_train)  # training utterances only
     auds = [audio_code(f_train, cfg, stats), audio_code(_audio_features(aud_ds, a_test, cfg), cfg, stats)]
     test_aud_ids = {"clean": len(a_train) + ta}
     offset = len(a_train) + len(a_test)

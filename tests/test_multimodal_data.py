@@ -85,6 +85,19 @@ def test_onoff_audio_code_splits_standardised_features():
         audio_code(feats, Config(audio_code="mfcc"), stats)
 
 
+def test_onoff_stats_keep_a_constant_feature_finite():
+    from bioSNN.encoding import onoff_code, onoff_stats
+
+    feats = np.array([[-80.0, 1.0], [-80.0, 3.0], [-80.0, 5.0]])  # feature 0: a silent band at the dB floor
+    mean, std = onoff_stats(feats)
+    np.testing.assert_allclose(mean, [-80.0, 3.0])
+    assert std[0] == pytest.approx(1e-6) and std[1] == pytest.approx(np.sqrt(8 / 3) + 1e-6)
+    x = onoff_code(feats, mean, std)
+    assert (x[:, [0, 2]] == 0).all()  # the silent band drives neither its ON nor its OFF input
+    with pytest.raises(ValueError, match="training rows"):
+        onoff_stats(feats[:1])
+
+
 @pytest.mark.data
 def test_utterance_features_stack_clips_and_fix_each_clips_noise(data_dir):
     from bioSNN import data
