@@ -41,6 +41,7 @@ class Config:
     start: int = 5000  # images before the first compression step
     reference_bits: int = 8  # precision of the full network in the area model
     zero_level: bool | None = None  # is one device state weight 0? None: only without pruning (compression.py)
+    column_levels: bool = False  # quantize per neuron: own levels, one read-out gain each (compression.py)
     network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
     backend: str = "cpp_standalone"
     workers: int = 2  # variants trained in parallel processes
@@ -63,7 +64,7 @@ PRESETS = {
 
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
     return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
-                                                      cfg.reference_bits, cfg.zero_level)
+                                                      cfg.reference_bits, cfg.zero_level, cfg.column_levels)
 
 
 def _data(cfg: Config):
@@ -113,27 +114,24 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
     with backend(be):
         net = DiehlCookNetwork(net_cfg, x, be, monitors=monitors)
         state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start}
-        dev = None
+        dev, gain = None, None
         if ckpt.exists():
             b = io.read(ckpt)
             s = diehl_cook.state_from_bundle(b, net_cfg)
             net.w, net.alive, net.theta = s["w"], s["alive"], s["theta"]
             state = {**state, **b.extra["progress"]}
-            dev = b.device
+            dev, gain = b.device, b.arrays.get("input_exc.column_gain")
 
         def save(extra_state):
-            bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev,
+            bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev, column_gain=gain,
                                           provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant),
                                           extra={"progress": extra_state})
             io.write(ckpt, bundle)
 
         def compress(seen):
-            nonlocal dev
-            if comp.prune:
-                net.w, net.alive = compression.prune(net.w, net.alive, comp.prune_threshold)
-            if comp.bits:
-                net.w, d = compression.quantize(net.w, net.alive, comp.bits, comp.levels_include_zero)
-                dev = d.to_dict()
+            nonlocal dev, gain
+            net.w, net.alive, d, g = compression.compress(net.w, net.alive, comp, net_cfg.w_sum)
+            dev, gain = d or dev, g if g is not None else gain
 
         rng = np.random.default_rng(cfg.seed)
         orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
@@ -164,7 +162,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         test = net.present(np.arange(n_tr, len(x)), plastic=False, progress=progress, desc=f"{variant} test")
         pred = readout.predict(test.counts, assign, n_classes)
         acc = float((pred == y_te).mean())
-        bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, assign, device=dev,
+        bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, assign, device=dev, column_gain=gain,
                                       provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant))
         io.write(out / "network.npz", bundle)
         save({"epoch": cfg.epochs, "pos": 0, "seen": state["seen"], "next_compress": state["next_compress"]})

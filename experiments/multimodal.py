@@ -70,6 +70,7 @@ class Config:
     prune_threshold: float = 0.02
     interval: int = 1000
     start: int = 5000
+    column_levels: bool = False  # quantize per neuron (own levels, one gain each; see compression.quantize_columns)
     backend: str = "cpp_standalone"
     seed: int = 0
 
@@ -155,7 +156,8 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     configs = {n: dataclasses.replace(getattr(cfg, n), seed=cfg.seed) for n in names}
     stimuli = {"image": d["images"], "audio": d["audio"]}
     cross = cfg.cross if variant == "multimodal" else None
-    comp = compression.CompressionConfig.from_variant(cfg.compress, cfg.prune_threshold, cfg.interval, cfg.start)
+    comp = compression.CompressionConfig.from_variant(cfg.compress, cfg.prune_threshold, cfg.interval, cfg.start,
+                                                      column_levels=cfg.column_levels)
     be = Backend(cfg.backend, directory=str(out / "brian_project") if cfg.backend.endswith("standalone") else None)
     ckpt = out / "checkpoint.npz"
     train_ids = {"image": d["train"][0], "audio": d["train"][1]}
@@ -172,11 +174,10 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                                                extra={"progress": dict(progress_state)}))
 
         def compress():
-            for st in list(net.state.values()) + list(net.cross_state.values()):
-                if comp.prune:
-                    st["w"], st["alive"] = compression.prune(st["w"], st["alive"], comp.prune_threshold)
-                if comp.bits:
-                    st["w"], _ = compression.quantize(st["w"], st["alive"], comp.bits, comp.levels_include_zero)
+            sums = {**{n: configs[n].w_sum for n in net.state}, **{k: (cross.w_sum or None) if cross else None
+                                                                   for k in net.cross_state}}
+            for k, st in list(net.state.items()) + list(net.cross_state.items()):
+                st["w"], st["alive"], _, _ = compression.compress(st["w"], st["alive"], comp, sums[k])
 
         start = progress_state["pos"]
 

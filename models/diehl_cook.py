@@ -16,9 +16,12 @@ __all__ = ["to_bundle", "state_from_bundle"]
 
 
 def to_bundle(cfg: DiehlCookConfig, w: np.ndarray, alive: np.ndarray, theta_mv: np.ndarray,
-              assignments: np.ndarray | None = None, device: dict | None = None, **kwargs) -> io.Bundle:
+              assignments: np.ndarray | None = None, device: dict | None = None,
+              column_gain: np.ndarray | None = None, **kwargs) -> io.Bundle:
     """The network's state as a bundle: dense input weights ``(n_input, n_exc)``, fixed exc↔inh weights,
-    θ (mV), the pruning mask and, once known, each neuron's class."""
+    θ (mV), the pruning mask and, once known, each neuron's class. A network quantized per neuron
+    (:func:`bioSNN.brian.compression.quantize_columns`) also stores ``input_exc.column_gain``: column j's weights
+    are ``column_gain[j]`` × a level of ``device``."""
     n = cfg.n_exc
     pops = [
         io.Population("input", cfg.n_input, "poisson", {
@@ -34,6 +37,8 @@ def to_bundle(cfg: DiehlCookConfig, w: np.ndarray, alive: np.ndarray, theta_mv: 
               "inh_exc.w": w_ie}
     if assignments is not None:
         arrays["exc.assignment"] = np.asarray(assignments, np.int64)
+    if column_gain is not None:
+        arrays["input_exc.column_gain"] = np.asarray(column_gain, np.float64)
     rule = {"rule": cfg.rule, **cfg.stdp.to_dict()}
     projs = [
         io.Projection("input_exc", "input", "exc", "input_exc.w", params={

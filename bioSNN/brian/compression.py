@@ -29,7 +29,8 @@ import numpy as np
 
 from .. import device as _device
 
-__all__ = ["CompressionConfig", "prune", "quantize", "synaptic_events", "cost_report"]
+__all__ = ["CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "synaptic_events",
+           "cost_report"]
 
 _VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
 
@@ -54,6 +55,10 @@ class CompressionConfig:
         Precision of the uncompressed network in the area model.
     zero_level
         Whether one of the ``2**bits`` states is weight 0; ``None``: only when not pruning (see the module).
+    column_levels
+        Quantize each neuron's weights on levels up to its own largest weight, then rescale the column to the
+        normalisation sum (one read-out gain per neuron, :func:`quantize_columns`) instead of one level set up
+        to the largest weight of the array (:func:`quantize`).
     """
 
     prune: bool = False
@@ -63,6 +68,7 @@ class CompressionConfig:
     start: int = 1000
     reference_bits: int = 8
     zero_level: bool | None = None
+    column_levels: bool = False
 
     def __post_init__(self):
         if self.bits < 0 or self.interval < 1 or self.start < 0 or self.prune_threshold < 0:
@@ -78,14 +84,16 @@ class CompressionConfig:
 
     @classmethod
     def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
-                     reference_bits: int = 8, zero_level: bool | None = None) -> "CompressionConfig":
+                     reference_bits: int = 8, zero_level: bool | None = None,
+                     column_levels: bool = False) -> "CompressionConfig":
         """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
         m = _VARIANT.match(variant)
         if not m:
             raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>")
         bits = int(m.group(2) or m.group(3) or 0)
         return cls(prune=variant.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
-                   interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level)
+                   interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level,
+                   column_levels=column_levels)
 
 
 def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +113,51 @@ def quantize(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = Tru
     else:
         cfg = _device.DeviceConfig.proportional(bits, w_max=w_max)
     return np.where(alive, _device.quantize(w, cfg), 0.0), cfg
+
+
+def quantize_columns(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True,
+                     column_sum: float | None = None) -> tuple[np.ndarray, _device.DeviceConfig, np.ndarray]:
+    """Per-neuron (per-column) quantization: each column's alive weights on the device levels scaled to that
+    column's own largest weight, then (``column_sum``) the column rescaled to that sum, as the per-image
+    normalisation of training does. Returns ``(w, device, gain)`` with ``w[:, j] = gain[j] · level``, the levels
+    those of ``device`` (``w_max`` = 1): one shared set of conductance states, one read-out gain per neuron.
+
+    Global levels (:func:`quantize`) flatten every neuron whose weights are all small onto the lowest state or
+    two; per-column levels keep each receptive field's shape in all ``2**bits`` states.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    alive = np.asarray(alive, bool)
+    if w.ndim != 2 or alive.shape != w.shape:
+        raise ValueError(f"w and alive must be 2-D arrays of one shape, got {w.shape} and {alive.shape}")
+    if zero_level:
+        cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=1.0)
+    else:
+        cfg = _device.DeviceConfig.proportional(bits, w_max=1.0)
+    m = np.where(alive, w, 0.0).max(0)
+    m = np.where(m > 0, m, 1.0)
+    levels = np.where(alive, _device.quantize(np.where(alive, w, 0.0) / m, cfg), 0.0)
+    gain = m.copy()
+    if column_sum is not None:
+        s = levels.sum(0)
+        gain = np.where(s > 0, column_sum / np.maximum(s, 1e-300), m)
+    return levels * gain, cfg, gain
+
+
+def compress(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig, column_sum: float | None = None
+             ) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray | None]:
+    """One compression step as ``comp`` says: prune, then quantize. Returns ``(w, alive, device, gain)``;
+    ``device`` (a :class:`bioSNN.device.DeviceConfig` dict) and the per-neuron ``gain`` (column levels only)
+    are None when nothing is quantized."""
+    device, gain = None, None
+    if comp.prune:
+        w, alive = prune(w, alive, comp.prune_threshold)
+    if comp.bits:
+        if comp.column_levels:
+            w, cfg, gain = quantize_columns(w, alive, comp.bits, comp.levels_include_zero, column_sum)
+        else:
+            w, cfg = quantize(w, alive, comp.bits, comp.levels_include_zero)
+        device = cfg.to_dict()
+    return w, alive, device, gain
 
 
 def synaptic_events(images: np.ndarray, alive: np.ndarray, max_rate_hz: float, t_present_s: float) -> float:

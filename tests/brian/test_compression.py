@@ -84,3 +84,41 @@ def test_posthoc_schemes_prune_quantize_and_renormalise_columns():
     np.testing.assert_allclose(wr.sum(0), 6.0)
     np.testing.assert_allclose(wr / wr.sum(0), wg / wg.sum(0))
     assert (apply_scheme(w, alive, parse_scheme("full"), 6.0)[0] == w).all()
+
+
+def test_column_levels_keep_each_fields_shape_and_the_normalisation_sum():
+    rng = np.random.default_rng(2)
+    w = rng.uniform(0.0, 1.0, (40, 3))
+    w[:, 1] *= 0.2  # a neuron whose weights are all small: global levels flatten it, column levels do not
+    alive = w > 0.05
+    wg, _ = compression.quantize(w, alive, 2, zero_level=False)
+    assert np.unique(wg[alive[:, 1], 1]).size <= 2  # one level set up to the array's max: 0.25 and maybe 0.5
+    wc, dev, gain = compression.quantize_columns(w, alive, 2, zero_level=False, column_sum=10.0)
+    assert dev.mapping == "proportional" and dev.w_max == 1.0
+    levels = np.ravel(device.from_conductance(device.level_conductances(dev)[None], dev))
+    np.testing.assert_allclose(levels, [0.25, 0.5, 0.75, 1.0])
+    for j in range(3):
+        assert np.unique(np.round(wc[alive[:, j], j], 12)).size == 4  # all four states used in every column
+        assert np.isin(np.round(wc[alive[:, j], j] / gain[j], 12), np.round(levels, 12)).all()
+        # nearest level of the column's own scale: the largest weight is the top state
+        assert wc[w[:, j].argmax(), j] == wc[:, j].max() == pytest.approx(gain[j])
+    np.testing.assert_allclose(wc.sum(0), 10.0)
+    assert (wc[~alive] == 0).all()
+    # without column_sum the gain is the column's largest weight
+    wm, _, gm = compression.quantize_columns(w, alive, 2, zero_level=True)
+    np.testing.assert_allclose(gm, np.where(alive, w, 0).max(0))
+    np.testing.assert_allclose(wm.max(0), gm)
+
+
+def test_compress_prunes_then_quantizes_as_configured():
+    rng = np.random.default_rng(3)
+    w = rng.uniform(0.0, 0.5, (30, 4))
+    alive = np.ones_like(w, bool)
+    comp = compression.CompressionConfig.from_variant("pruned+q2", prune_threshold=0.1, column_levels=True)
+    w2, a2, dev, gain = compression.compress(w, alive, comp, column_sum=5.0)
+    assert (a2 == (w >= 0.1)).all() and dev["levels"] == 4 and dev["mapping"] == "proportional"
+    np.testing.assert_allclose(w2.sum(0), 5.0)
+    assert gain.shape == (4,)
+    full = compression.CompressionConfig.from_variant("pruned", prune_threshold=0.1)
+    w3, a3, dev3, gain3 = compression.compress(w, alive, full)
+    assert dev3 is None and gain3 is None and (w3[a3] == w[a3]).all()
