@@ -42,6 +42,7 @@ class Config:
     reference_bits: int = 8  # precision of the full network in the area model
     zero_level: bool | None = None  # is one device state weight 0? None: only without pruning (compression.py)
     column_levels: bool = False  # quantize per neuron: own levels, one read-out gain each (compression.py)
+    snap_to_absent: bool = True  # pruned + quantized: prune weights nearer 0 than the lowest state (compression.py)
     network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
     backend: str = "cpp_standalone"
     workers: int = 2  # variants trained in parallel processes
@@ -64,7 +65,8 @@ PRESETS = {
 
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
     return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
-                                                      cfg.reference_bits, cfg.zero_level, cfg.column_levels)
+                                                      cfg.reference_bits, cfg.zero_level, cfg.column_levels,
+                                                      cfg.snap_to_absent)
 
 
 def _data(cfg: Config):

@@ -88,6 +88,7 @@ def main(argv=None) -> int:
                                                      "prune0.02+q2", "prune0.02+q2:renorm"])
     ap.add_argument("--n-label", type=int, default=0, help="label on the last N of the run's labelling images")
     ap.add_argument("--n-test", type=int, default=0, help="test on the first N of the run's test images")
+    ap.add_argument("--variant", default="full", help="the run's variant whose trained network is compressed")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     saved = json.loads((args.run_dir / "config.json").read_text())
@@ -95,7 +96,7 @@ def main(argv=None) -> int:
     schemes = {s: parse_scheme(s) for s in args.schemes}
     ds, x, y_tr, y_te, n_tr = experiment._data(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
-    state = diehl_cook.state_from_bundle(io.read(args.run_dir / "variants" / "full" / "network.npz"), net_cfg)
+    state = diehl_cook.state_from_bundle(io.read(args.run_dir / "variants" / args.variant.replace("+", "_") / "network.npz"), net_cfg)
     out = args.out or args.run_dir
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"posthoc_label{args.n_label or cfg.n_label}_test{args.n_test or len(y_te)}.json"

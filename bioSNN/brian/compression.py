@@ -59,6 +59,13 @@ class CompressionConfig:
         Quantize each neuron's weights on levels up to its own largest weight, then rescale the column to the
         normalisation sum (one read-out gain per neuron, :func:`quantize_columns`) instead of one level set up
         to the largest weight of the array (:func:`quantize`).
+    snap_to_absent
+        When pruning and quantizing without a zero state (:func:`compress`): prune the alive weights that lie
+        nearer to 0 (an absent cell) than to the lowest state, instead of raising them to that state. Without
+        it every compression step during training lifts the weakest kept synapses to m/2**bits, STDP cannot
+        depress them below the pruning threshold before the next step, and fields keep a blurred background
+        (N = 100, 15,000 images: pruning alone or 2-bit alone from image 10,000 cost 1 point each, both
+        together 9 points).
     """
 
     prune: bool = False
@@ -69,6 +76,7 @@ class CompressionConfig:
     reference_bits: int = 8
     zero_level: bool | None = None
     column_levels: bool = False
+    snap_to_absent: bool = True
 
     def __post_init__(self):
         if self.bits < 0 or self.interval < 1 or self.start < 0 or self.prune_threshold < 0:
@@ -85,7 +93,7 @@ class CompressionConfig:
     @classmethod
     def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
                      reference_bits: int = 8, zero_level: bool | None = None,
-                     column_levels: bool = False) -> "CompressionConfig":
+                     column_levels: bool = False, snap_to_absent: bool = True) -> "CompressionConfig":
         """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
         m = _VARIANT.match(variant)
         if not m:
@@ -93,7 +101,7 @@ class CompressionConfig:
         bits = int(m.group(2) or m.group(3) or 0)
         return cls(prune=variant.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
                    interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level,
-                   column_levels=column_levels)
+                   column_levels=column_levels, snap_to_absent=snap_to_absent)
 
 
 def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -151,6 +159,11 @@ def compress(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig, column_s
     device, gain = None, None
     if comp.prune:
         w, alive = prune(w, alive, comp.prune_threshold)
+    if comp.bits and comp.prune and comp.snap_to_absent and not comp.levels_include_zero:
+        # the crossbar can hold an alive weight at a state k·m/2**bits or not at all (an absent cell, weight 0):
+        # a weight nearer to 0 than to the lowest state is pruned instead of raised to that state
+        m = np.where(alive, w, 0.0).max(0 if comp.column_levels else None)
+        w, alive = prune(w, alive, m / 2 ** (comp.bits + 1))
     if comp.bits:
         if comp.column_levels:
             w, cfg, gain = quantize_columns(w, alive, comp.bits, comp.levels_include_zero, column_sum)

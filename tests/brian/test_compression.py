@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,17 @@ def test_compress_prunes_then_quantizes_as_configured():
     full = compression.CompressionConfig.from_variant("pruned", prune_threshold=0.1)
     w3, a3, dev3, gain3 = compression.compress(w, alive, full)
     assert dev3 is None and gain3 is None and (w3[a3] == w[a3]).all()
+
+
+@pytest.mark.parametrize("column_levels", [False, True])
+def test_weights_nearer_zero_than_the_lowest_state_are_pruned_not_raised(column_levels):
+    w = np.array([[0.03, 0.2], [0.1, 0.04], [0.15, 0.08], [0.8, 0.4], [0.5, 0.3]])
+    alive = np.ones_like(w, bool)
+    comp = compression.CompressionConfig.from_variant("pruned+q2", prune_threshold=0.02, column_levels=column_levels)
+    w2, a2, dev, _ = compression.compress(w, alive, comp, column_sum=None)
+    m = w.max(0) if column_levels else w.max()
+    expected = w >= m / 8  # the lowest state is m/4: below m/8 a weight is nearer an absent cell
+    assert (a2 == expected).all() and (w2[~a2] == 0).all() and (w2[a2] > 0).all()
+    old = dataclasses.replace(comp, snap_to_absent=False)
+    w3, a3, _, _ = compression.compress(w, alive, old)
+    assert a3.all() and np.isclose(w3[0, 0], (w.max() if not column_levels else w[:, 0].max()) / 4)
