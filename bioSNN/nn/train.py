@@ -80,6 +80,11 @@ def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
     return out.contiguous()
 
 
+def _crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The ``augment`` transform of :func:`fit`: crop (pad 4) and flip, drawn from the batches' generator."""
+    return random_crop_flip(x, generator=generator)
+
+
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
             rank: int = 0, world: int = 1,
             transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
@@ -223,7 +228,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
-                         transform=random_crop_flip if augment else None)
+                         transform=_crop_flip if augment else None)
         stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None)
         if scheduler is not None:
             scheduler.step()

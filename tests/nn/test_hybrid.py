@@ -128,6 +128,19 @@ def test_random_crop_flip_moves_content_without_changing_it():
             assert set(vals.tolist()) <= set(x[i, c].flatten().tolist())
 
 
+def test_fit_with_augmentation_trains_on_crops(tmp_path):
+    from bioSNN.nn.train import Checkpoint, fit
+
+    torch.manual_seed(0)
+    x, y = torch.rand(40, 3, 8, 8), torch.randint(0, 4, (40,))
+    net = vgg("vgg5", (3, 8, 8), n_classes=4, width=0.125, hidden=16)
+    w0 = [p.detach().clone() for p in net.parameters() if p.dim() > 1]  # the weights (λ, θ: SNN only)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    hist = fit(net, opt, Checkpoint(tmp_path / "a.npz", {"model": "vgg5"}), (x, y), (x[:8], y[:8]), 1,
+               batch_size=16, augment=True, verbose=False)
+    assert hist["epoch"] == [1] and all(not torch.equal(a, p) for a, p in zip(w0, [p for p in net.parameters() if p.dim() > 1]))
+
+
 def test_batches_shard_without_overlap():
     x, y = torch.arange(10).float()[:, None], torch.arange(10)
     seen = [torch.cat([yb for _, yb in batches(x, y, 3, shuffle=True, seed=1, rank=r, world=2)]) for r in (0, 1)]
