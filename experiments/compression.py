@@ -41,7 +41,7 @@ class Config:
     start: int = 5000  # images before the first compression step
     reference_bits: int = 8  # precision of the full network in the area model
     zero_level: bool | None = None  # is one device state weight 0? None: only without pruning (compression.py)
-    column_levels: bool = False  # quantize per neuron: own levels, one read-out gain each (compression.py)
+    column_levels: bool = True  # quantize per neuron: own levels, one read-out gain each (compression.py)
     snap_to_absent: bool = True  # pruned + quantized: prune weights nearer 0 than the lowest state (compression.py)
     network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
     backend: str = "cpp_standalone"

@@ -70,7 +70,7 @@ class Config:
     prune_threshold: float = 0.02
     interval: int = 1000
     start: int = 5000
-    column_levels: bool = False  # quantize per neuron (own levels, one gain each; see compression.quantize_columns)
+    column_levels: bool = True  # quantize per neuron (own levels, one gain each; see compression.quantize_columns)
     backend: str = "cpp_standalone"
     seed: int = 0
 

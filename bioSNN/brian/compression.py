@@ -6,10 +6,17 @@ Applied at regular intervals *during* training, between simulation chunks:
   (low pre/post correlation), so their weight falls. Synapses below ``prune_threshold`` are removed for good:
   their weight is set to 0 and their ``alive`` flag cleared, which also blocks all later STDP updates.
 - **quantize**: the remaining weights are programmed onto the memristive device of :mod:`bioSNN.device`
-  (``2**bits`` levels up to the current largest weight m), the same code the PyTorch engine uses for
-  quantization-aware training. Without pruning the lowest state is weight 0 (``unipolar``: 0, m/3, 2m/3, m at
-  2 bits); with pruning a zero weight is an absent cell, so all states serve kept synapses (``proportional``:
-  m/4, m/2, 3m/4, m at 2 bits) and quantization never silences a kept synapse (``zero_level``).
+  (``2**bits`` levels), the same code the PyTorch engine uses for quantization-aware training. By default
+  (``column_levels``) each excitatory neuron's levels reach up to its own largest weight m and the column is
+  then rescaled to the normalisation sum: one shared set of device states, one read-out gain per neuron.
+  Without pruning the lowest state is weight 0 (``unipolar``: 0, m/3, 2m/3, m at 2 bits); with pruning a zero
+  weight is an absent cell, so all states serve kept synapses (``proportional``: m/4, m/2, 3m/4, m at 2 bits,
+  ``zero_level``), and a weight nearer 0 than m/4 is pruned rather than raised (``snap_to_absent``).
+
+Measured at N = 100 (15,000 MNIST images, labels from the last 5,000, 2,000 test; full network 77.2 %),
+pruned + 2-bit during training from image 5,000, every 1,000 images: one level set up to the array's largest
+weight, weak synapses raised to m/4: 66.2 %; with ``snap_to_absent``: 75.6 %; per-neuron levels as well:
+**76.4 %** (82 % of synapses pruned).
 
 Cost model for the reports (stated so numbers can be checked):
 
@@ -75,7 +82,7 @@ class CompressionConfig:
     start: int = 1000
     reference_bits: int = 8
     zero_level: bool | None = None
-    column_levels: bool = False
+    column_levels: bool = True
     snap_to_absent: bool = True
 
     def __post_init__(self):
@@ -93,7 +100,7 @@ class CompressionConfig:
     @classmethod
     def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
                      reference_bits: int = 8, zero_level: bool | None = None,
-                     column_levels: bool = False, snap_to_absent: bool = True) -> "CompressionConfig":
+                     column_levels: bool = True, snap_to_absent: bool = True) -> "CompressionConfig":
         """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
         m = _VARIANT.match(variant)
         if not m:

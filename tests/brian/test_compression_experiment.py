@@ -31,8 +31,11 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     w, alive = b.arrays["input_exc.w"], b.arrays["input_exc.alive"]
     assert (w[~alive] == 0).all() and alive.sum() == r["synapses_kept"]
     dev = device.DeviceConfig(**b.device)
-    levels = device.from_conductance(device.level_conductances(dev)[None], dev)
-    assert dev.levels == 4 and np.isin(np.round(w[alive], 12), np.round(levels, 12)).all()
+    levels = np.ravel(device.from_conductance(device.level_conductances(dev)[None], dev))
+    gain = b.arrays["input_exc.column_gain"]  # per-neuron levels (default): column j = gain[j] x device level
+    assert dev.levels == 4 and dev.mapping == "proportional" and gain.shape == (10,)
+    assert np.isin(np.round(w / gain, 9)[alive], np.round(levels, 9)).all()
+    np.testing.assert_allclose(w.sum(0)[alive.any(0)], 12.8)  # each column rescaled to the normalisation sum
     assert b.arrays["exc.assignment"].shape == (10,)
 
     # a finished result is reused; a longer run continues from the checkpoint instead of starting over
