@@ -80,9 +80,21 @@ def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
     return out.contiguous()
 
 
-def _crop_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """The ``augment`` transform of :func:`fit`: crop (pad 4) and flip, drawn from the batches' generator."""
-    return random_crop_flip(x, generator=generator)
+AUGMENTATIONS = {
+    "crop_flip": lambda x, g: random_crop_flip(x, pad=4, flip=True, generator=g),  # natural images (CIFAR)
+    "crop": lambda x, g: random_crop_flip(x, pad=2, flip=False, generator=g),  # digits: shifts, never mirrored
+}
+
+
+def augmentation(augment: bool | str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    """The training transform named by ``augment``: False / "" none, True / "crop_flip" random crop (pad 4) and
+    horizontal flip, "crop" random shifts by up to 2 pixels without flips (digits)."""
+    if augment is False or augment == "":
+        return None
+    name = "crop_flip" if augment is True else augment
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"augment must be true/false or one of {sorted(AUGMENTATIONS)}, got {augment!r}")
+    return AUGMENTATIONS[name]
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
@@ -204,7 +216,7 @@ def step_schedule(opt: torch.optim.Optimizer, epochs: int, milestones: tuple[flo
 
 
 def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tuple, test: tuple, epochs: int,
-        time_steps: int = 0, encoder: Encoder = "direct", batch_size: int = 64, augment: bool = False,
+        time_steps: int = 0, encoder: Encoder = "direct", batch_size: int = 64, augment: bool | str = False,
         seed: int = 0, scheduler=None, label: str = "", verbose: bool = True) -> dict:
     """Train for ``epochs`` (resuming from ``ckpt``), test after each epoch, checkpoint after each epoch.
 
@@ -213,6 +225,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
     """
     import time
 
+    transform = augmentation(augment)  # fails early on a bad name
     x, y = train
     x_te, y_te = test
     start, history = ckpt.load(net, opt)
@@ -228,7 +241,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
-                         transform=_crop_flip if augment else None)
+                         transform=transform)
         stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None)
         if scheduler is not None:
             scheduler.step()

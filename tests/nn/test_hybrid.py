@@ -139,6 +139,25 @@ def test_fit_with_augmentation_trains_on_crops(tmp_path):
     hist = fit(net, opt, Checkpoint(tmp_path / "a.npz", {"model": "vgg5"}), (x, y), (x[:8], y[:8]), 1,
                batch_size=16, augment=True, verbose=False)
     assert hist["epoch"] == [1] and all(not torch.equal(a, p) for a, p in zip(w0, [p for p in net.parameters() if p.dim() > 1]))
+    with pytest.raises(ValueError, match="augment must be"):
+        fit(net, opt, Checkpoint(tmp_path / "b.npz", {"model": "vgg5"}), (x, y), (x, y), 1, augment="rotate")
+
+
+def test_crop_augmentation_for_digits_shifts_without_mirroring():
+    from bioSNN.nn.train import augmentation
+
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 1:4] = torch.tensor([1.0, 2.0, 3.0])  # an asymmetric stroke: increasing to the right
+    out = augmentation("crop")(x, torch.Generator().manual_seed(0))
+    for img in out[:, 0]:
+        row = img[img.sum(1) > 0][0]
+        vals = row[row > 0]
+        assert vals.tolist() in ([1.0, 2.0, 3.0], [1.0, 2.0], [2.0, 3.0], [3.0], [1.0])  # never [3, 2, 1]
+    shifts = {int((o[0].sum(0) > 0).nonzero()[0]) for o in out}
+    assert len(shifts) > 2  # several horizontal shifts drawn
+    assert augmentation(False) is None and augmentation("") is None
+    flips = augmentation(True)(x, torch.Generator().manual_seed(0))
+    assert any(o[0][o[0].sum(1) > 0][0][o[0][o[0].sum(1) > 0][0] > 0].tolist()[:2] == [3.0, 2.0] for o in flips)
 
 
 def test_batches_shard_without_overlap():
