@@ -15,7 +15,8 @@ Schemes are named ``prune<threshold>`` / ``q<bits>`` parts joined by ``+``, with
   per-image normalisation of training does (also a per-column gain).
 
 Usage: ``python -m bioSNN.experiments.compression_posthoc RUN_DIR --schemes full prune0.02 q2 q2:renorm ...``
-Writes ``posthoc_label<n>_test<n>.json`` (accuracy, synapses kept, fraction pruned per scheme) into ``RUN_DIR`` (or ``--out``).
+Writes ``posthoc_label<n>_test<n>.json`` (accuracy, synapses kept, fraction pruned per scheme) into ``RUN_DIR``
+(or ``--out``).
 """
 
 from __future__ import annotations
@@ -70,14 +71,12 @@ def apply_scheme(w: np.ndarray, alive: np.ndarray, scheme: dict, w_sum: float) -
     if bits:
         zero = scheme["prune"] is None  # as the experiment's default: no zero state for kept synapses when pruning
         if scheme["column"]:
-            for j in range(w.shape[1]):
-                if alive[:, j].any():
-                    w[:, j] = compression.quantize(w[:, [j]], alive[:, [j]], bits, zero)[0][:, 0]
+            w = compression.quantize_columns(w, alive, bits, zero, w_sum if scheme["renorm"] else None)[0]
         else:
             w = compression.quantize(w, alive, bits, zero)[0]
-        if scheme["renorm"]:
-            s = w.sum(0)
-            w = w * np.where(s > 0, w_sum / np.maximum(s, 1e-12), 1.0)
+            if scheme["renorm"]:
+                s = w.sum(0)
+                w = w * np.where(s > 0, w_sum / np.maximum(s, 1e-12), 1.0)
     return w, alive
 
 
@@ -96,14 +95,15 @@ def main(argv=None) -> int:
     schemes = {s: parse_scheme(s) for s in args.schemes}
     ds, x, y_tr, y_te, n_tr = experiment._data(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
-    state = diehl_cook.state_from_bundle(io.read(args.run_dir / "variants" / args.variant.replace("+", "_") / "network.npz"), net_cfg)
-    out = args.out or args.run_dir
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"posthoc_label{args.n_label or cfg.n_label}_test{args.n_test or len(y_te)}.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    be = Backend(cfg.backend, directory=str(out / "posthoc_project") if cfg.backend.endswith("standalone") else None)
+    bundle = io.read(args.run_dir / "variants" / args.variant.replace("+", "_") / "network.npz")
+    state = diehl_cook.state_from_bundle(bundle, net_cfg)
     n_label = min(args.n_label or cfg.n_label, cfg.n_label)
     n_test = min(args.n_test or len(y_te), len(y_te))
+    out = args.out or args.run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"posthoc_label{n_label}_test{n_test}.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    be = Backend(cfg.backend, directory=str(out / "posthoc_project") if cfg.backend.endswith("standalone") else None)
     label_ids = np.arange(n_tr - n_label, n_tr)
     test_ids = np.arange(n_tr, n_tr + n_test)
     with backend(be):

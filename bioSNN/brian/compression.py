@@ -123,11 +123,16 @@ def quantize(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = Tru
     k·m/(2**bits − 1), k = 0 … 2**bits − 1 (``unipolar``) with ``zero_level``, else k·m/2**bits,
     k = 1 … 2**bits (``proportional``, g_min = g_max / 2**bits). Pruned synapses are 0."""
     w_max = max(float(w[alive].max()) if alive.any() else 1.0, 1e-12)
-    if zero_level:
-        cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=w_max)
-    else:
-        cfg = _device.DeviceConfig.proportional(bits, w_max=w_max)
+    cfg = _levels(bits, zero_level, w_max)
     return np.where(alive, _device.quantize(w, cfg), 0.0), cfg
+
+
+def _levels(bits: int, zero_level: bool, w_max: float) -> _device.DeviceConfig:
+    """The device of 2**bits states up to ``w_max``: with a zero state (``unipolar``) or all nonzero
+    (``proportional``)."""
+    if zero_level:
+        return _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=w_max)
+    return _device.DeviceConfig.proportional(bits, w_max=w_max)
 
 
 def quantize_columns(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True,
@@ -144,10 +149,7 @@ def quantize_columns(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bo
     alive = np.asarray(alive, bool)
     if w.ndim != 2 or alive.shape != w.shape:
         raise ValueError(f"w and alive must be 2-D arrays of one shape, got {w.shape} and {alive.shape}")
-    if zero_level:
-        cfg = _device.DeviceConfig.from_bits(bits, mapping="unipolar", w_max=1.0)
-    else:
-        cfg = _device.DeviceConfig.proportional(bits, w_max=1.0)
+    cfg = _levels(bits, zero_level, 1.0)
     m = np.where(alive, w, 0.0).max(0)
     m = np.where(m > 0, m, 1.0)
     levels = np.where(alive, _device.quantize(np.where(alive, w, 0.0) / m, cfg), 0.0)
