@@ -63,12 +63,14 @@ def cmd_run(args) -> int:
         saved = json.loads((run_dir / "config.json").read_text())
         cfg = apply_overrides(mod.Config(), {k: v for k, v in saved["config"].items()})
         cfg = apply_overrides(cfg, parse_set_args(args.set))
+        preset = saved.get("preset")  # a resumed run keeps the preset it was started with
     else:
         cfg = build_config(mod, args.preset, args.config, args.set)
         run_dir = _shared_run_dir(args.out, args.name)
+        preset = args.preset
     main_rank = _rank() == 0
     if main_rank:
-        write_json(run_dir / "config.json", {"experiment": args.name, "preset": args.preset, "config": to_dict(cfg)})
+        write_json(run_dir / "config.json", {"experiment": args.name, "preset": preset, "config": to_dict(cfg)})
         print(f"run folder: {run_dir}")
     t0 = time.perf_counter()
     metrics = mod.run(cfg, run_dir, progress=not args.no_progress)

@@ -37,7 +37,8 @@ def test_demo_run_trains_and_writes_results(tmp_path, capsys, isolated_cache):
 
 def test_resume_continues_from_the_checkpoint(tmp_path, capsys, isolated_cache):
     tmp_path = tmp_path / "runs"
-    args = ["run", "demo", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1", "--set", "hidden=32"]
+    args = ["run", "demo", "--preset", "full", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1",
+            "--set", "hidden=32"]
     assert main(args) == 0
     (run,) = tmp_path.iterdir()
     first = json.loads((run / "metrics.json").read_text())["history"]
@@ -45,6 +46,8 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys, isolated_cache):
     assert "resumed from" in capsys.readouterr().out
     hist = json.loads((run / "metrics.json").read_text())["history"]
     assert hist["epoch"] == [1, 2] and hist["test_accuracy"][0] == first["test_accuracy"][0]
+    saved = json.loads((run / "config.json").read_text())  # the resumed run keeps its preset and records the change
+    assert saved["preset"] == "full" and saved["config"]["epochs"] == 2 and saved["config"]["hidden"] == 32
 
 
 def test_errors_are_one_clear_line(tmp_path, capsys):
