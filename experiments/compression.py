@@ -99,8 +99,13 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
     """Train, label and test one variant; checkpoints after every chunk in ``out/checkpoint.npz``."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():  # finished before an interruption of the whole run
-        return json.loads((out / "result.json").read_text())
+    done = out / "result.json"
+    if done.exists():  # finished before an interruption of the whole run ...
+        prev = json.loads(done.read_text())
+        if prev.get("epochs", 1) == cfg.epochs:
+            return prev
+        # ... or a run resumed with more epochs: keep the shorter run's result, train on from its checkpoint
+        done.replace(out / f"result_epochs{prev.get('epochs', 1)}.json")
     comp = _compression_for(variant, cfg)
     ds, x, y_tr, y_te, n_tr = _data(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
@@ -177,7 +182,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
                                    comp.reference_bits)
     side = int(round(np.sqrt(net_cfg.n_input)))
     result = {
-        "variant": variant, "accuracy": acc, **cost,
+        "variant": variant, "accuracy": acc, "epochs": cfg.epochs, "images_seen": int(state["seen"]), **cost,
         "confusion": readout.confusion(y_te, pred, n_classes).tolist(),
         "curve": {"images": curve[0], "accuracy": curve[1]},
         "mean_repeats_train": float(np.concatenate([c[2] for c in counts_all]).mean()) if counts_all else None,

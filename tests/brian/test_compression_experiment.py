@@ -38,14 +38,16 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     np.testing.assert_allclose(w.sum(0)[alive.any(0)], 12.8)  # each column rescaled to the normalisation sum
     assert b.arrays["exc.assignment"].shape == (10,)
 
-    # a finished result is reused; a longer run continues from the checkpoint instead of starting over
+    # a finished result is reused; a run resumed with more epochs continues from the checkpoint instead of
+    # starting over, and keeps the shorter run's result beside its own
     assert exp.train_variant(cfg, "pruned+q2", out)["accuracy"] == r["accuracy"]
-    (out / "result.json").unlink()
+    assert r["epochs"] == 1 and r["images_seen"] == 400
     longer = dataclasses.replace(cfg, epochs=2)
-    exp.train_variant(longer, "pruned+q2", out)
+    r2 = exp.train_variant(longer, "pruned+q2", out)
     progress = io.read(out / "checkpoint.npz").extra["progress"]
     assert progress["epoch"] == 2 and progress["seen"] == 800
-    assert json.loads((out / "result.json").read_text())["synapses_kept"] <= r["synapses_kept"]
+    assert r2["epochs"] == 2 and r2["images_seen"] == 800 and r2["synapses_kept"] <= r["synapses_kept"]
+    assert json.loads((out / "result_epochs1.json").read_text()) == r
 
 
 def test_unknown_variant_is_named():
