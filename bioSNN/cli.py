@@ -71,7 +71,7 @@ def cmd_run(args) -> int:
     main_rank = _rank() == 0
     if main_rank:
         write_json(run_dir / "config.json", {"experiment": args.name, "preset": preset, "config": to_dict(cfg)})
-        print(f"run folder: {run_dir}")
+        print(f"run folder: {run_dir}  (preset {preset}; --set values apply on top of it)")
     t0 = time.perf_counter()
     metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
     if not main_rank:  # under torchrun only rank 0 reports
