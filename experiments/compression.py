@@ -84,14 +84,17 @@ def _data(cfg: Config):
     return ds, x, ds.y_train[:n_tr], ds.y_test[:n_te], n_tr
 
 
-def running_accuracy(counts: np.ndarray, labels: np.ndarray, block: int, n_classes: int):
-    """D&C's training curve: labels assigned on block b-1 classify block b (no extra simulation)."""
+def running_accuracy(counts: np.ndarray, labels: np.ndarray, block: int, n_classes: int, first: int = 0):
+    """D&C's training curve: labels assigned on block b-1 classify block b (no extra simulation).
+
+    ``counts`` are the responses to training images ``first, first + 1, ...`` (a resumed process has only those
+    since its resume point); each point is placed at the number of images seen after its block."""
     xs, accs = [], []
     for b in range(1, len(counts) // block):
         prev, cur = slice((b - 1) * block, b * block), slice(b * block, (b + 1) * block)
         assign = readout.assign_labels(counts[prev], labels[prev], n_classes)
         accs.append(float((readout.predict(counts[cur], assign, n_classes) == labels[cur]).mean()))
-        xs.append((b + 1) * block)
+        xs.append(first + (b + 1) * block)
     return xs, accs
 
 
@@ -143,6 +146,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         rng = np.random.default_rng(cfg.seed)
         orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
         counts_all = []  # training responses of this process (after a resume: from the resume point on)
+        first_seen = state["seen"]
         for epoch in range(state["epoch"], cfg.epochs):
             order = orders[epoch]
             start_pos = state["pos"] if epoch == state["epoch"] else 0
@@ -177,14 +181,14 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
 
     ids = np.concatenate([c[0] for c in counts_all]) if counts_all else np.zeros(0, int)
     tr_counts = np.concatenate([c[1] for c in counts_all]) if counts_all else np.zeros((0, net_cfg.n_exc))
-    curve = running_accuracy(tr_counts, y_tr[ids], cfg.curve_block, n_classes)
+    curve = running_accuracy(tr_counts, y_tr[ids], cfg.curve_block, n_classes, first=first_seen)
     cost = compression.cost_report(x[n_tr:], net.alive, comp.bits, net_cfg.max_rate, net_cfg.t_present * 1e-3,
                                    comp.reference_bits)
     side = int(round(np.sqrt(net_cfg.n_input)))
     result = {
         "variant": variant, "accuracy": acc, "epochs": cfg.epochs, "images_seen": int(state["seen"]), **cost,
         "confusion": readout.confusion(y_te, pred, n_classes).tolist(),
-        "curve": {"images": curve[0], "accuracy": curve[1]},
+        "curve": {"images": curve[0], "accuracy": curve[1], "from_image": first_seen},
         "mean_repeats_train": float(np.concatenate([c[2] for c in counts_all]).mean()) if counts_all else None,
         "unassigned_neurons": int((assign < 0).sum()),
         "receptive_field_copies": readout.field_copies(net.w),
@@ -245,7 +249,8 @@ def _figures(run_dir: Path, results: list[dict], cfg: Config):
         viz.save(fig, run_dir / f"receptive_fields_{r['variant'].replace('+', '_')}.png", dpi=80)
     fig, axes = viz.figure(1, 3, figsize=(15, 4), gridspec_kw={"wspace": 0.35})
     viz.plot_curves(axes[0], {r["variant"]: (r["curve"]["images"], r["curve"]["accuracy"]) for r in results},
-                    "training images seen", "accuracy (next block)", "accuracy vs images seen")
+                    "training images seen", "accuracy (next block)", "accuracy vs images seen"
+                    + (" (since the resume)" if any(r["curve"].get("from_image") for r in results) else ""))
     for r in results:
         axes[1].scatter(r["fraction_pruned"], r["accuracy"], label=r["variant"])
         axes[2].scatter(r["bits_per_synapse"], r["accuracy"], label=r["variant"])

@@ -53,3 +53,13 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
 def test_unknown_variant_is_named():
     with pytest.raises(ValueError, match="unknown variant 'q9x'"):
         exp._compression_for("q9x", exp.Config())
+
+
+def test_running_accuracy_labels_each_block_from_the_previous_one_at_absolute_positions():
+    # 3 neurons, neuron k answers class k; the third block swaps neurons 0 and 1, so its labels from block 2 fail
+    labels = np.array([0, 1, 2, 0] * 3)
+    counts = np.eye(3, dtype=np.int32)[labels] * 5
+    counts[8:10] = counts[8:10][:, [1, 0, 2]]
+    xs, accs = exp.running_accuracy(counts, labels, block=4, n_classes=3, first=1000)
+    assert xs == [1008, 1012]  # after a resume at image 1000, points sit at the images seen, not from 0
+    assert accs == [1.0, 0.5]  # block 3: the two swapped images (classes 0 and 1) are misread
