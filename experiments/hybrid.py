@@ -192,6 +192,10 @@ def _figure(path: Path, results: dict, cfg: Config) -> None:
         if results[kind]:
             ts = sorted(results[kind], key=int)
             curves[kind] = ([int(t) for t in ts], [results[kind][t]["accuracy"] for t in ts])
+    if results["hybrid"]:  # where STDB started: converted with the hybrid phase's (lower) threshold scale
+        ts = sorted(results["hybrid"], key=int)
+        curves[f"converted ×{cfg.hybrid_scale:g}, before STDB"] = (
+            [int(t) for t in ts], [results["hybrid"][t]["accuracy_before_training"] for t in ts])
     viz.plot_curves(axes[0], curves, "time steps T", "test accuracy", f"{cfg.model} on {cfg.dataset}")
     axes[0].axhline(results["ann"]["accuracy"], color="k", ls="--", lw=1, label="ANN")
     axes[0].legend()
