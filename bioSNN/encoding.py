@@ -125,6 +125,8 @@ def audio_features(
     hop_length: int = 64,
     trim_db: float | None = 30.0,
     db_range: float = 80.0,
+    denoise_percentile: float | None = None,
+    denoise_factor: float = 2.0,
 ) -> np.ndarray:
     """Fixed-size features of one utterance, ``(n_features, n_frames)`` float32.
 
@@ -133,6 +135,12 @@ def audio_features(
     ``kind="mfcc"``: ``n_features`` MFCCs.
     Leading and trailing silence quieter than ``trim_db`` below the peak is trimmed, then the frame axis is
     time-warped to ``n_frames`` so every utterance has the same length. Deterministic.
+
+    ``denoise_percentile`` (mel only): spectral subtraction before trimming and the dB floor. Each mel band's
+    stationary background is estimated as that percentile of its power over the utterance's frames (the
+    pauses around a spoken digit), ``denoise_factor`` times it is subtracted (negative power clipped to 0),
+    and silence is trimmed on the cleaned spectrogram. Without it, white noise fills the bins that are at the
+    floor in clean speech and keeps the trimmer from finding the word's edges.
     """
     import librosa
 
@@ -141,9 +149,18 @@ def audio_features(
         raise ValueError(f"expected a non-empty mono waveform, got shape {y.shape}")
     if kind == "mel" and db_range <= 0:
         raise ValueError(f"db_range must be > 0 dB, got {db_range}")
+    if denoise_percentile is not None:
+        if kind != "mel":
+            raise ValueError("denoise_percentile applies to kind='mel' only")
+        if not 0 <= denoise_percentile <= 100 or denoise_factor < 0:
+            raise ValueError(f"denoise_percentile must be in [0, 100] and denoise_factor >= 0, got "
+                             f"{denoise_percentile} and {denoise_factor}")
     if np.issubdtype(y.dtype, np.integer):
         y = y.astype(np.float32) / float(np.iinfo(y.dtype).max + 1)
     y = y.astype(np.float32)
+    if denoise_percentile is not None:
+        return _denoised_mel(y, sample_rate, n_features, n_frames, n_fft, hop_length, trim_db, db_range,
+                             denoise_percentile, denoise_factor)
     if trim_db is not None:
         trimmed, _ = librosa.effects.trim(y, top_db=trim_db, frame_length=n_fft, hop_length=hop_length)
         if trimmed.size >= n_fft:
@@ -162,14 +179,32 @@ def audio_features(
     return _time_warp(feat, n_frames).astype(np.float32)
 
 
+def _denoised_mel(y, sample_rate, n_mels, n_frames, n_fft, hop_length, trim_db, db_range, percentile, factor):
+    import librosa
+
+    if y.size < n_fft:
+        y = np.pad(y, (0, n_fft - y.size))
+    s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
+                                       fmax=sample_rate / 2)
+    s = np.maximum(s - factor * np.percentile(s, percentile, axis=1, keepdims=True), 0.0)
+    energy = s.sum(0)
+    if trim_db is not None and energy.max() > 0:
+        keep = np.flatnonzero(energy > energy.max() * 10 ** (-trim_db / 10))
+        if keep.size >= 2:
+            s = s[:, keep[0]:keep[-1] + 1]
+    feat = librosa.power_to_db(s, ref=1.0, top_db=db_range, amin=1e-10)
+    return _time_warp(feat, n_frames).astype(np.float32)
+
+
 def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_features: int = 40,
                        n_frames: int = 40, db_range: float = 80.0, snr_db: float | None = None,
-                       seed: int = 0) -> np.ndarray:
+                       seed: int = 0, denoise_percentile: float | None = None) -> np.ndarray:
     """:func:`audio_features` of many utterances of a waveform dataset (``ds.waveform(i, normalise=True)``,
     ``ds.sample_rate``, e.g. FSDD), flattened: ``(len(idx), n_features * n_frames)`` float32.
 
     ``idx``: utterance indices (all by default). ``snr_db``: add white noise at this SNR first
     (:func:`bioSNN.noise.white_noise`, seeded by ``seed`` + the utterance index, so each clip's noise is fixed).
+    ``denoise_percentile``: spectral subtraction, see :func:`audio_features`.
     """
     from bioSNN import noise
 
@@ -179,7 +214,8 @@ def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_fea
         wave = ds.waveform(int(i), normalise=True)
         if snr_db is not None:
             wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
-        out[row] = audio_features(wave, ds.sample_rate, kind, n_features, n_frames, db_range=db_range).ravel()
+        out[row] = audio_features(wave, ds.sample_rate, kind, n_features, n_frames, db_range=db_range,
+                                  denoise_percentile=denoise_percentile).ravel()
     return out
 
 

@@ -60,6 +60,9 @@ class Config:
     # utterances share, which otherwise becomes every neuron's receptive field
     audio_code: str = "onoff"
     onoff_z: float = 2.0
+    # spectral subtraction: this percentile of each mel band's power over the utterance, x2, is subtracted before
+    # trimming and the dB floor (0 = off). Removes stationary background such as white noise.
+    audio_denoise: float = 0.0
     image_noise: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8)
     audio_snr_db: tuple[float, ...] = (10.0, 5.0, 0.0, -5.0)
     image: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_exc=400))
@@ -88,7 +91,8 @@ PRESETS = {
 
 def _audio_features(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = None, seed: int = 0) -> np.ndarray:
     """``(len(idx), n_mels * n_frames)`` float32 log-mel features (dB)."""
-    return utterance_features(ds, idx, "mel", cfg.n_mels, cfg.n_frames, cfg.db_range, snr_db, seed)
+    return utterance_features(ds, idx, "mel", cfg.n_mels, cfg.n_frames, cfg.db_range, snr_db, seed,
+                              denoise_percentile=cfg.audio_denoise or None)
 
 
 def audio_code(feats: np.ndarray, cfg: Config, stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:

@@ -74,6 +74,28 @@ def test_audio_features_on_real_fsdd(data_dir, monkeypatch):
         encoding.audio_features(fsdd.waveform(0), 8000, "mel", db_range=0.0)
 
 
+def test_spectral_subtraction_keeps_noisy_speech_close_to_clean(data_dir, monkeypatch):
+    """White noise at 10 dB SNR moves the log-mel features of ten real FSDD clips about half as far from their
+    clean features with spectral subtraction as without it (measured: mean |Δ| 3.6 vs 6.8 dB)."""
+    from bioSNN import noise
+
+    monkeypatch.setenv("BIOSNN_DATA", str(data_dir))
+    fsdd = data.load("fsdd", download=False)
+    dist = {}
+    for q in (None, 10.0):
+        def feat(w):
+            return encoding.audio_features(w, fsdd.sample_rate, "mel", 20, 20, db_range=40.0, denoise_percentile=q)
+        dist[q] = np.mean([np.abs(feat(w) - feat(noise.white_noise(w, 10.0, seed=i))).mean()
+                           for i in range(0, 3000, 300) for w in [fsdd.waveform(i, normalise=True)]])
+        clean = feat(fsdd.waveform(0, normalise=True))
+        assert clean.shape == (20, 20) and np.isfinite(clean).all() and np.ptp(clean) <= 40.0 + 1e-3
+    assert dist[10.0] < 0.7 * dist[None], dist
+    with pytest.raises(ValueError, match="denoise_percentile"):
+        encoding.audio_features(fsdd.waveform(0), 8000, "mfcc", denoise_percentile=10.0)
+    with pytest.raises(ValueError, match="denoise_percentile"):
+        encoding.audio_features(fsdd.waveform(0), 8000, "mel", denoise_percentile=120.0)
+
+
 def test_events_to_frames_counts_every_event():
     ev = {"x": np.array([0, 1, 1, 2]), "y": np.array([0, 0, 0, 1]), "p": np.array([0, 1, 1, 0]),
           "t_us": np.array([0, 10, 20, 99])}

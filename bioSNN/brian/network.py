@@ -327,7 +327,9 @@ class EnsembleNetwork:
 
         c, px = self.configs[n], _prefix(n)
         ens_ns = {**ns, "max_rate": c.max_rate * Hz, "w_target": c.w_sum, "w_ei": c.w_exc_inh, "w_ie": c.w_inh_exc}
-        pixels = b2.TimedArray(self.stimuli[n], dt=1 * ms, name=f"{px}pixels")
+        # one blank item after the stimuli: it pads a chunk's unused slots (see ``present``)
+        table = np.vstack([self.stimuli[n], np.zeros((1, c.n_input), np.uint8)])
+        pixels = b2.TimedArray(table, dt=1 * ms, name=f"{px}pixels")
         self._pixels[n] = pixels
         ens_ns["stimulus"] = pixels
         inp = b2.NeuronGroup(c.n_input, """
@@ -560,7 +562,9 @@ repeats_in : integer (linked)
                 seqs = {}
                 for n, v in ids.items():
                     seq = v[pos:pos + chunk]
-                    seqs[n] = np.concatenate([seq, np.full(chunk - len(seq), seq[-1], np.int32)])
+                    # the last chunk's unused slots show the blank item: no input spikes, so no learning, and
+                    # the network only rests there (θ decays as in a rest while plastic: < 1 % over 200 slots)
+                    seqs[n] = np.concatenate([seq, np.full(chunk - len(seq), len(self.stimuli[n]), np.int32)])
                 (c, r, k), s = self._run_chunk(seqs, plastic)
                 done = min(len(r), total - pos)
                 if done == 0:
