@@ -158,10 +158,7 @@ def audio_features(
     if np.issubdtype(y.dtype, np.integer):
         y = y.astype(np.float32) / float(np.iinfo(y.dtype).max + 1)
     y = y.astype(np.float32)
-    if denoise_percentile is not None:
-        return _denoised_mel(y, sample_rate, n_features, n_frames, n_fft, hop_length, trim_db, db_range,
-                             denoise_percentile, denoise_factor)
-    if trim_db is not None:
+    if trim_db is not None and denoise_percentile is None:  # with denoising, trimmed on the cleaned spectrogram
         trimmed, _ = librosa.effects.trim(y, top_db=trim_db, frame_length=n_fft, hop_length=hop_length)
         if trimmed.size >= n_fft:
             y = trimmed
@@ -170,6 +167,10 @@ def audio_features(
     if kind == "mel":
         s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
                                            n_mels=n_features, fmax=sample_rate / 2)
+        if denoise_percentile is not None:
+            s = np.maximum(s - denoise_factor * np.percentile(s, denoise_percentile, axis=1, keepdims=True), 0.0)
+            if trim_db is not None:
+                s = _trim_quiet_frames(s, trim_db)
         feat = librosa.power_to_db(s, ref=1.0, top_db=db_range)
     elif kind == "mfcc":
         feat = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_features, n_fft=n_fft, hop_length=hop_length,
@@ -179,21 +180,14 @@ def audio_features(
     return _time_warp(feat, n_frames).astype(np.float32)
 
 
-def _denoised_mel(y, sample_rate, n_mels, n_frames, n_fft, hop_length, trim_db, db_range, percentile, factor):
-    import librosa
-
-    if y.size < n_fft:
-        y = np.pad(y, (0, n_fft - y.size))
-    s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels,
-                                       fmax=sample_rate / 2)
-    s = np.maximum(s - factor * np.percentile(s, percentile, axis=1, keepdims=True), 0.0)
-    energy = s.sum(0)
-    if trim_db is not None and energy.max() > 0:
+def _trim_quiet_frames(power: np.ndarray, trim_db: float) -> np.ndarray:
+    """Leading and trailing frames of a power spectrogram whose total power is ``trim_db`` below the peak frame's."""
+    energy = power.sum(0)
+    if energy.max() > 0:
         keep = np.flatnonzero(energy > energy.max() * 10 ** (-trim_db / 10))
         if keep.size >= 2:
-            s = s[:, keep[0]:keep[-1] + 1]
-    feat = librosa.power_to_db(s, ref=1.0, top_db=db_range, amin=1e-10)
-    return _time_warp(feat, n_frames).astype(np.float32)
+            return power[:, keep[0]:keep[-1] + 1]
+    return power
 
 
 def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_features: int = 40,
