@@ -68,7 +68,7 @@ def _plain_network(b2, rates, n_exc, namespace=None):
     exc.v, inh.v, exc.theta, exc.plastic = -65 * b2.mV, -60 * b2.mV, 20 * b2.mV, 1.0
     syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
     syn.connect()
-    syn.w, syn.alive, syn.learning = "0.003 + 0.3 * rand()", 1.0, 1.0
+    syn.w, syn.alive, syn.learning, syn.eta_scale = "0.003 + 0.3 * rand()", 1.0, 1.0, 1.0
     ei = b2.Synapses(exc, inh, on_pre="ge_post += 10.4")
     ei.connect(j="i")
     ie = b2.Synapses(inh, exc, on_pre="gi_post += 17.0")

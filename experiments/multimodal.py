@@ -38,6 +38,8 @@ from bioSNN.data.pairing import pair_by_label
 from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
 from bioSNN.models import multimodal as mm_bundle
 
+from .compression import eta_scale
+
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
 
 VARIANTS = ("image", "audio", "independent", "multimodal")
@@ -69,6 +71,7 @@ class Config:
     # 2 x 20 x 20 ON/OFF inputs; weight sum per input as in D&C (78 / 784)
     audio: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_input=800, n_exc=400, w_sum=79.6))
     cross: CrossConfig = field(default_factory=lambda: CrossConfig(gain=1.0, w_init_high=0.05, w_sum=4.0))
+    eta_end: float = 1.0  # STDP annealing, as the compression experiment's eta_end (all plastic projections)
     compress: str = "full"  # or pruned, q<bits>, pruned+q<bits>: applied to input and cross-modal synapses
     prune_threshold: float = 0.02
     interval: int = 1000
@@ -194,6 +197,8 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                 st["w"], st["alive"], _, _ = compression.compress(st["w"], st["alive"], comp, sums[k])
 
         start = progress_state["pos"]
+        n_pairs = len(train_ids["image"])
+        net.eta_scale = eta_scale(start, n_pairs, cfg.eta_end)
 
         def on_chunk(done):
             progress_state["pos"] = start + done
@@ -201,8 +206,8 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                 compress()
                 progress_state["next_compress"] = progress_state["pos"] + comp.interval
             save()
+            net.eta_scale = eta_scale(progress_state["pos"], n_pairs, cfg.eta_end)
 
-        n_pairs = len(train_ids["image"])
         net.present({n: train_ids[n][start:] for n in names}, plastic=True, on_chunk=on_chunk, progress=progress,
                     desc=f"{variant} training")
         if comp.active:
@@ -237,6 +242,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     for v in cfg.variants:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
+    eta_scale(0, 1, cfg.eta_end)
     d = prepare(cfg)
     results = {v: train_variant(cfg, v, d, run_dir / "variants" / v, progress) for v in cfg.variants}
     for v, r in results.items():

@@ -210,7 +210,9 @@ class EnsembleNetwork:
     Build inside a :func:`~bioSNN.brian.backend.backend` block and use it inside the same block. Learnable state
     lives in numpy and is pushed to the simulator before every chunk and read back after: ``state[name]`` holds
     ``w`` (``(n_input, n_exc)``), ``alive`` (mask; pruned synapses are 0 and never change) and ``theta`` (mV);
-    ``cross_state["a_to_b"]`` holds ``w`` and ``alive`` (``(n_exc_a, n_exc_b)``).
+    ``cross_state["a_to_b"]`` holds ``w`` and ``alive`` (``(n_exc_a, n_exc_b)``). ``eta_scale`` multiplies the
+    learning rate of every plastic projection (input and cross-modal) from the next chunk on: a caller anneals
+    STDP by lowering it between chunks (e.g. from ``on_chunk``); 1 is the rule's own rate.
     """
 
     _SHARED = ("t_present", "t_rest", "dt", "min_spikes", "max_repeats", "rate_boost", "chunk", "seed")
@@ -258,6 +260,7 @@ class EnsembleNetwork:
                 shape = (self.configs[src].n_exc, self.configs[dst].n_exc)
                 self.cross_state[f"{src}_to_{dst}"] = {"w": rng.uniform(cross.w_init_low, cross.w_init_high, shape),
                                                        "alive": np.ones(shape, bool)}
+        self.eta_scale = 1.0
         self.recordings = {spec: Recording(spec) for spec in monitors}
         self.build_seconds = 0.0
         self._built = False
@@ -409,12 +412,18 @@ repeats_in : integer (linked)
             syn, exc = self.synapses[f"{px}input_exc"], self.groups[f"{px}exc"]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
                          exc.theta: st["theta"] * mV, syn.learning: float(plastic), exc.plastic: float(plastic),
-                         self._seqs[n]: seqs[n]})
+                         syn.eta_scale: self._eta_scale(), self._seqs[n]: seqs[n]})
         for key, st in self.cross_state.items():
             syn = self.synapses[key]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
-                         syn.learning: float(plastic)})
+                         syn.learning: float(plastic), syn.eta_scale: self._eta_scale()})
         return args
+
+    def _eta_scale(self) -> float:
+        scale = float(self.eta_scale)
+        if not np.isfinite(scale) or scale < 0:
+            raise ValueError(f"eta_scale must be a finite number >= 0, got {self.eta_scale!r}")
+        return scale
 
     def _run_chunk(self, seqs: dict, plastic: bool):
         import brian2 as b2

@@ -14,7 +14,9 @@ pruning.
 spike ``w += ν_post · pre · post2`` (post2 read before its own update), weights clipped to [0, w_max].
 
 Both gate every update by ``learning`` (shared 0/1) and ``alive`` (0 for pruned synapses, which never change
-again) and add ``w`` to the target's ``ge`` at each presynaptic spike.
+again), scale the learning rate by ``eta_scale`` (shared; 1 = the rule's own rate — a schedule may lower it
+during training, see :class:`~bioSNN.brian.network.EnsembleNetwork`) and add ``w`` to the target's ``ge`` at each
+presynaptic spike. Whoever builds a ``Synapses`` from these models sets ``learning`` and ``eta_scale``.
 """
 
 from __future__ import annotations
@@ -73,12 +75,13 @@ class PowerLawSTDP:
 w : 1
 alive : 1
 learning : 1 (shared)
+eta_scale : 1 (shared)
 dxpre/dt = -xpre / stdp_tau_pre : 1 (event-driven)
 """,
             on_pre="ge_post += w\n" + ("xpre = 1" if self.trace == "set" else "xpre += 1"),
             # the whole update, clip included, is gated: a frozen or pruned synapse never changes (weights the
             # per-image normalisation scaled above w_max, or device levels above it, stay as they are)
-            on_post="w += learning * alive * (clip(w + stdp_eta * (xpre - stdp_x_offset)"
+            on_post="w += learning * alive * (clip(w + stdp_eta * eta_scale * (xpre - stdp_x_offset)"
                     " * clip(stdp_w_max - w, 0, stdp_w_max)**stdp_mu, 0, stdp_w_max) - w)",
             namespace={"stdp_eta": self.eta, "stdp_x_offset": self.x_offset, "stdp_mu": self.mu,
                        "stdp_w_max": self.w_max, "stdp_tau_pre": self.tau_pre * ms},
@@ -126,12 +129,14 @@ class TraceSTDP:
 w : 1
 alive : 1
 learning : 1 (shared)
+eta_scale : 1 (shared)
 dpre/dt = -pre / stdp_tau_pre : 1 (event-driven)
 dpost1/dt = -post1 / stdp_tau_post1 : 1 (event-driven)
 dpost2/dt = -post2 / stdp_tau_post2 : 1 (event-driven)
 """,
-            on_pre="ge_post += w\npre = 1\nw += learning * alive * (clip(w - stdp_nu_pre * post1, 0, stdp_w_max) - w)",
-            on_post="w += learning * alive * (clip(w + stdp_nu_post * pre * post2, 0, stdp_w_max) - w)\n"
+            on_pre="ge_post += w\npre = 1\n"
+                   "w += learning * alive * (clip(w - stdp_nu_pre * eta_scale * post1, 0, stdp_w_max) - w)",
+            on_post="w += learning * alive * (clip(w + stdp_nu_post * eta_scale * pre * post2, 0, stdp_w_max) - w)\n"
                     "post1 = 1\npost2 = 1",
             namespace={"stdp_nu_pre": self.nu_pre, "stdp_nu_post": self.nu_post, "stdp_w_max": self.w_max,
                        "stdp_tau_pre": self.tau_pre * ms, "stdp_tau_post1": self.tau_post1 * ms,

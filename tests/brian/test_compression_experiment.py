@@ -63,3 +63,16 @@ def test_running_accuracy_labels_each_block_from_the_previous_one_at_absolute_po
     xs, accs = exp.running_accuracy(counts, labels, block=4, n_classes=3, first=1000)
     assert xs == [1008, 1012]  # after a resume at image 1000, points sit at the images seen, not from 0
     assert accs == [1.0, 0.5]  # block 3: the two swapped images (classes 0 and 1) are misread
+
+
+def test_eta_schedule_falls_geometrically_and_rejects_bad_targets():
+    assert exp.eta_scale(0, 60000, 0.1) == 1.0
+    assert exp.eta_scale(30000, 60000, 0.1) == pytest.approx(0.1 ** 0.5)
+    assert exp.eta_scale(60000, 60000, 0.1) == pytest.approx(0.1)
+    assert exp.eta_scale(90000, 60000, 0.1) == pytest.approx(0.1)  # past the end: stays at the target
+    assert exp.eta_scale(123, 60000, 1.0) == 1.0  # the default: constant rate
+    for bad in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="eta_end"):
+            exp.eta_scale(0, 10, bad)
+    with pytest.raises(ValueError, match="eta_end"):
+        exp.run(dataclasses.replace(exp.Config(), eta_end=2.0), None)

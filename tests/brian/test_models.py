@@ -126,6 +126,7 @@ def _pair_network(rule, pre_times_ms, post_times_ms, w0):
     syn.w = [w0, 0.0]
     syn.alive = [1.0, 0.0]
     syn.learning = 1.0
+    syn.eta_scale = 1.0
     return Network(pre, post, syn), syn
 
 
@@ -143,6 +144,22 @@ def test_power_law_stdp_update_of_a_spike_pair():
     assert w1 > 0.5 and w2 < w1
     assert rule.delta_w(np.exp(-5 / 20), 0.5) == pytest.approx(w1 - 0.5)
     assert w[1] == 0.0  # pruned synapse never changes
+
+
+@pytest.mark.parametrize("rule", [PowerLawSTDP(eta=0.01), TraceSTDP()], ids=["power_law", "trace"])
+def test_eta_scale_scales_every_update_of_a_spike_pair(rule):
+    # the annealing knob: eta_scale = 0.25 gives a quarter of each update of the rule's own rate (both rules,
+    # potentiation and depression), far from the clip bounds
+    changes = {}
+    for scale in (1.0, 0.25):
+        with backend(Backend("numpy")):
+            b2.defaultclock.dt = 0.1 * ms
+            net, syn = _pair_network(rule, [10.0], [5.0, 15.0, 60.0], w0=0.5)
+            syn.eta_scale = scale
+            net.run(80 * ms, namespace={})
+            changes[scale] = np.asarray(syn.w[:])[0] - 0.5
+    assert abs(changes[1.0]) > 1e-4
+    assert changes[0.25] == pytest.approx(0.25 * changes[1.0], rel=2e-3)
 
 
 def test_diehl_cook_trace_rule_update():

@@ -32,7 +32,7 @@ def test_cross_weights_grow_only_with_correlated_activity_and_stay_non_negative(
             f"abs(t - {t}*ms) < 0.25*dt" for t in post_times) + ")")
         syn = Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
         syn.connect()
-        syn.w, syn.alive, syn.learning = 0.2, 1.0, 1.0
+        syn.w, syn.alive, syn.learning, syn.eta_scale = 0.2, 1.0, 1.0, 1.0
         Network(pre, post, syn).run(1000 * ms, namespace={})
         w = np.asarray(syn.w[:]).reshape(4, 2)
     assert w[0, 0] > 0.5 and w[1, 0] > 0.5  # correlated: potentiated

@@ -102,3 +102,28 @@ def test_bad_images_are_rejected():
         DiehlCookConfig(chunk=5, max_repeats=10)
     with pytest.raises(ValueError, match="input_delay"):
         DiehlCookConfig(input_delay=-1.0)
+
+
+def test_eta_scale_zero_leaves_only_the_normalisation(digits):
+    """``eta_scale`` reaches the simulator: at 0 a plastic pass changes the input weights only by the per-slot
+    normalisation (each neuron's weights rescaled to sum ``w_sum``), while θ still adapts; at 1 STDP moves them."""
+    _, x = digits
+    cfg = DiehlCookConfig(**SMALL, t_present=100.0, t_rest=50.0, chunk=12)
+    out = {}
+    for scale in (0.0, 1.0):
+        with backend(Backend("numpy")):
+            net = DiehlCookNetwork(cfg, x, Backend("numpy"))
+            w0 = net.w.copy()
+            net.eta_scale = scale
+            net.present(np.arange(4), plastic=True, progress=False)
+            out[scale] = (w0, net.w.copy(), net.theta.copy())
+    w0, w, theta = out[0.0]
+    np.testing.assert_allclose(w, w0 * cfg.w_sum / w0.sum(0), rtol=1e-9)
+    assert (theta > cfg.exc.theta_init).any()
+    w0, w, _ = out[1.0]
+    assert np.abs(w - w0 * cfg.w_sum / w0.sum(0)).max() > 1e-3
+    with backend(Backend("numpy")):
+        net = DiehlCookNetwork(cfg, x, Backend("numpy"))
+        net.eta_scale = -0.5
+        with pytest.raises(ValueError, match="eta_scale"):
+            net.present(np.arange(2), plastic=True, progress=False)
