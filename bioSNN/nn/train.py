@@ -83,12 +83,15 @@ def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
 AUGMENTATIONS = {
     "crop_flip": lambda x, g: random_crop_flip(x, pad=4, flip=True, generator=g),  # natural images (CIFAR)
     "crop": lambda x, g: random_crop_flip(x, pad=2, flip=False, generator=g),  # digits: shifts, never mirrored
+    # 28x28 objects that may be mirrored (Fashion-MNIST): small shifts and flips
+    "shift_flip": lambda x, g: random_crop_flip(x, pad=2, flip=True, generator=g),
 }
 
 
 def augmentation(augment: bool | str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
     """The training transform named by ``augment``: False / "" none, True / "crop_flip" random crop (pad 4) and
-    horizontal flip, "crop" random shifts by up to 2 pixels without flips (digits)."""
+    horizontal flip, "crop" random shifts by up to 2 pixels without flips (digits), "shift_flip" the same shifts
+    plus flips (Fashion-MNIST)."""
     if augment is False or augment == "":
         return None
     name = "crop_flip" if augment is True else augment

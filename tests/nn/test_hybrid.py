@@ -158,6 +158,10 @@ def test_crop_augmentation_for_digits_shifts_without_mirroring():
     assert augmentation(False) is None and augmentation("") is None
     flips = augmentation(True)(x, torch.Generator().manual_seed(0))
     assert any(o[0][o[0].sum(1) > 0][0][o[0][o[0].sum(1) > 0][0] > 0].tolist()[:2] == [3.0, 2.0] for o in flips)
+    shift_flip = augmentation("shift_flip")(x, torch.Generator().manual_seed(0))
+    rows = [o[0][o[0].sum(1) > 0][0] for o in shift_flip]
+    assert any(r[r > 0].tolist()[:2] == [3.0, 2.0] for r in rows)  # some mirrored
+    assert all((o[0].sum(1) > 0).nonzero()[0].item() in range(2, 7) for o in shift_flip)  # shifts of <= 2 rows
 
 
 def test_batches_shard_without_overlap():
