@@ -45,7 +45,8 @@ class Config:
     train_limit: int = 0  # first N training images only (0 = all)
     test_limit: int = 0  # first N test images only (0 = all)
     batch_size: int = 64
-    augment: bool | str = False  # true / "crop_flip": crop (pad 4) + flip (CIFAR); "crop": shifts only (digits); "shift_flip": shifts + flips (Fashion-MNIST)
+    # true / "crop_flip": crop (pad 4) + flip (CIFAR); "crop": shifts only (digits); "shift_flip": shifts + flips
+    augment: bool | str = False
     ann_bundle: str = ""  # start from this trained ANN (a bioSNN bundle of the same model) instead of training one
     ann_epochs: int = 10
     ann_lr: float = 1e-3  # Adam
