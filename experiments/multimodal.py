@@ -15,8 +15,9 @@ pixel noise on the images (``image_noise``: σ as a fraction of full scale) or w
 (``audio_snr_db``), the other modality clean. Audio: log-mel spectrograms (librosa), time-warped to a fixed
 number of frames, min–max scaled to 0–255 per utterance — the same input format as pixels.
 
-Writes ``metrics.json`` (accuracy per variant and condition), ``noise.png`` and a bundle per variant; every
-variant checkpoints after each chunk and resumes.
+Writes ``metrics.json`` (accuracy per variant and condition), ``noise.png``, a bundle per variant and its test
+responses (``variants/<v>/test_counts.npz``: spike counts per condition and ensemble, assignments, labels);
+every variant checkpoints after each chunk and resumes.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
         lab = net.present(lab_ids, plastic=False, progress=progress, desc=f"{variant} labelling")
         y_lab = d["train_labels"][n_pairs - cfg.n_label:]
         assign = {n: readout.assign_labels(lab.counts[n], y_lab, d["n_classes"]) for n in names}
-        accuracy, spikes = {}, {}
+        accuracy, spikes, responses = {}, {}, {}
         same = same_test(d["conditions"], names)
         for cond, (img_ids, aud_ids) in d["conditions"].items():
             if same[cond] != cond:  # noise on the modality this variant does not see: the earlier test, exactly
@@ -228,7 +229,11 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
             pred = readout.combined_scores(scores).argmax(1)
             accuracy[cond] = float((pred == d["test_labels"]).mean())
             spikes[cond] = {n: float(p.counts[n].sum(1).mean()) for n in names}
+            responses.update({f"{cond}/{n}": p.counts[n].astype(np.int16) for n in names})
         io.write(out / "network.npz", mm_bundle.to_bundle(configs, net.state, net.cross_state, cross, assign))
+        # test responses, for other read-outs without simulating again (plain arrays, no pickle)
+        np.savez_compressed(out / "test_counts.npz", labels=d["test_labels"], **responses,
+                            **{f"assignment/{n}": assign[n] for n in names})
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
     result = {"variant": variant, "accuracy": accuracy["clean"], "by_condition": accuracy,

@@ -13,6 +13,7 @@ pytest.importorskip("brian2")
 pytest.importorskip("librosa")
 
 from bioSNN import io  # noqa: E402
+from bioSNN.brian import readout  # noqa: E402
 from bioSNN.config import apply_overrides  # noqa: E402
 from bioSNN.experiments import multimodal as exp  # noqa: E402
 
@@ -38,6 +39,12 @@ def test_tiny_multimodal_network_learns_above_chance(data_dir, tmp_path):
     assert cross and all((b.arrays[k] >= 0).all() for k in cross)  # excitatory only
     assert (tmp_path / "noise.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "variants" / "multimodal" / "result.json").read_text())["accuracy"] == mm["accuracy"]
+    # the saved test responses reproduce the reported accuracy through the documented vote
+    with np.load(tmp_path / "variants" / "multimodal" / "test_counts.npz", allow_pickle=False) as z:
+        scores = [readout.class_scores(z[f"clean/{n}"], z[f"assignment/{n}"], 10) for n in ("image", "audio")]
+        pred = readout.combined_scores(scores).argmax(1)
+        assert z["image_noise=0.8/image"].shape == (300, 30)
+        assert (pred == z["labels"]).mean() == pytest.approx(mm["accuracy"])
 
 
 def test_a_unimodal_network_reuses_its_clean_test_for_noise_on_the_other_modality():
