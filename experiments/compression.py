@@ -61,8 +61,8 @@ PRESETS = {
               "variants": ("full", "pruned+q2"), "interval": 300, "start": 600, "curve_block": 300, "monitor": True,
               "network": {"n_input": 64, "n_exc": 50, "w_sum": 12.8, "max_rate": 255.0, "chunk": 300}},
     # MNIST, N = 400, one epoch; power-law STDP with its defaults (all-spikes trace, eta = 0.003: the best of a
-    # reduced-scale sweep, see the README)
-    "full": {"n_train": 60000, "epochs": 1, "network": {"n_exc": 400}},
+    # reduced-scale sweep, see the README), annealed to eta/10 over the epoch (85.8 % instead of 79.6 %)
+    "full": {"n_train": 60000, "epochs": 1, "eta_end": 0.1, "network": {"n_exc": 400}},
 }
 
 
