@@ -23,6 +23,7 @@ from bioSNN import data, io, viz
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
+from bioSNN.brian.stdp import eta_schedule
 from bioSNN.monitors import MonitorSpec
 from bioSNN.models import diehl_cook
 
@@ -64,15 +65,6 @@ PRESETS = {
     # reduced-scale sweep, see the README), annealed to eta/10 over the epoch (85.8 % instead of 79.6 %)
     "full": {"n_train": 60000, "epochs": 1, "eta_end": 0.1, "network": {"n_exc": 400}},
 }
-
-
-def eta_scale(seen: int, total: int, eta_end: float) -> float:
-    """STDP rate multiplier after ``seen`` of ``total`` training presentations: ``eta_end ** (seen / total)``."""
-    if not 0 < eta_end <= 1:
-        raise ValueError(f"eta_end must lie in (0, 1], got {eta_end}")
-    if total <= 0:
-        raise ValueError(f"need a positive number of training presentations, got {total}")
-    return float(eta_end ** (min(max(seen, 0), total) / total))
 
 
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
@@ -157,7 +149,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
 
         rng = np.random.default_rng(cfg.seed)
         orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
-        net.eta_scale = eta_scale(state["seen"], cfg.epochs * n_tr, cfg.eta_end)
+        net.eta_scale = eta_schedule(state["seen"], cfg.epochs * n_tr, cfg.eta_end)
         counts_all = []  # training responses of this process (after a resume: from the resume point on)
         first_seen = state["seen"]
         for epoch in range(state["epoch"], cfg.epochs):
@@ -170,7 +162,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
                     compress(seen)
                     state["next_compress"] = seen + comp.interval
                 save({"epoch": _epoch, "pos": _start + done, "seen": seen, "next_compress": state["next_compress"]})
-                net.eta_scale = eta_scale(seen, cfg.epochs * n_tr, cfg.eta_end)
+                net.eta_scale = eta_schedule(seen, cfg.epochs * n_tr, cfg.eta_end)
 
             state["seen_at_start"] = state["seen"]
             p = net.present(order[start_pos:], plastic=True, on_chunk=on_chunk, progress=progress,
@@ -228,7 +220,7 @@ def _worker(args):
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     for v in cfg.variants:
         _compression_for(v, cfg)  # fail early on a bad name
-    eta_scale(0, 1, cfg.eta_end)  # ... or a bad annealing target
+    eta_schedule(0, 1, cfg.eta_end)  # ... or a bad annealing target
     jobs = [(dataclasses.asdict(cfg), v, str(run_dir / "variants" / v.replace("+", "_"))) for v in cfg.variants]
     if cfg.workers > 1 and len(jobs) > 1:
         with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:

@@ -35,11 +35,10 @@ from bioSNN._atomic import write_json
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
+from bioSNN.brian.stdp import eta_schedule
 from bioSNN.data.pairing import pair_by_label
 from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
 from bioSNN.models import multimodal as mm_bundle
-
-from .compression import eta_scale
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
 
@@ -199,7 +198,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
 
         start = progress_state["pos"]
         n_pairs = len(train_ids["image"])
-        net.eta_scale = eta_scale(start, n_pairs, cfg.eta_end)
+        net.eta_scale = eta_schedule(start, n_pairs, cfg.eta_end)
 
         def on_chunk(done):
             progress_state["pos"] = start + done
@@ -207,7 +206,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                 compress()
                 progress_state["next_compress"] = progress_state["pos"] + comp.interval
             save()
-            net.eta_scale = eta_scale(progress_state["pos"], n_pairs, cfg.eta_end)
+            net.eta_scale = eta_schedule(progress_state["pos"], n_pairs, cfg.eta_end)
 
         net.present({n: train_ids[n][start:] for n in names}, plastic=True, on_chunk=on_chunk, progress=progress,
                     desc=f"{variant} training")
@@ -247,7 +246,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     for v in cfg.variants:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
-    eta_scale(0, 1, cfg.eta_end)
+    eta_schedule(0, 1, cfg.eta_end)  # fail early on a bad annealing target
     d = prepare(cfg)
     results = {v: train_variant(cfg, v, d, run_dir / "variants" / v, progress) for v in cfg.variants}
     for v, r in results.items():

@@ -212,7 +212,8 @@ class EnsembleNetwork:
     ``w`` (``(n_input, n_exc)``), ``alive`` (mask; pruned synapses are 0 and never change) and ``theta`` (mV);
     ``cross_state["a_to_b"]`` holds ``w`` and ``alive`` (``(n_exc_a, n_exc_b)``). ``eta_scale`` multiplies the
     learning rate of every plastic projection (input and cross-modal) from the next chunk on: a caller anneals
-    STDP by lowering it between chunks (e.g. from ``on_chunk``); 1 is the rule's own rate.
+    STDP by lowering it between chunks (e.g. from ``on_chunk``, with :func:`~bioSNN.brian.stdp.eta_schedule`);
+    1 is the rule's own rate.
     """
 
     _SHARED = ("t_present", "t_rest", "dt", "min_spikes", "max_repeats", "rate_boost", "chunk", "seed")
@@ -406,17 +407,17 @@ repeats_in : integer (linked)
     def _state_args(self, seqs: dict, plastic: bool) -> dict:
         from brian2 import mV
 
-        args = {}
+        args, eta = {}, self._eta_scale()
         for n in self.names:
             px, st = _prefix(n), self.state[n]
             syn, exc = self.synapses[f"{px}input_exc"], self.groups[f"{px}exc"]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
                          exc.theta: st["theta"] * mV, syn.learning: float(plastic), exc.plastic: float(plastic),
-                         syn.eta_scale: self._eta_scale(), self._seqs[n]: seqs[n]})
+                         syn.eta_scale: eta, self._seqs[n]: seqs[n]})
         for key, st in self.cross_state.items():
             syn = self.synapses[key]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
-                         syn.learning: float(plastic), syn.eta_scale: self._eta_scale()})
+                         syn.learning: float(plastic), syn.eta_scale: eta})
         return args
 
     def _eta_scale(self) -> float:

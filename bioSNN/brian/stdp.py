@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-__all__ = ["PowerLawSTDP", "TraceSTDP", "SynapseModel"]
+__all__ = ["PowerLawSTDP", "TraceSTDP", "SynapseModel", "eta_schedule"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +145,13 @@ dpost2/dt = -post2 / stdp_tau_post2 : 1 (event-driven)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def eta_schedule(seen: int, total: int, eta_end: float) -> float:
+    """STDP annealing: the ``eta_scale`` after ``seen`` of ``total`` training presentations,
+    ``eta_end ** (seen / total)`` — 1 at the start, ``eta_end`` at the end (and after it)."""
+    if not 0 < eta_end <= 1:
+        raise ValueError(f"eta_end must lie in (0, 1], got {eta_end}")
+    if total <= 0:
+        raise ValueError(f"need a positive number of training presentations, got {total}")
+    return float(eta_end ** (min(max(seen, 0), total) / total))

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("brian2")
 
 from bioSNN import device, io  # noqa: E402
+from bioSNN.brian.stdp import eta_schedule  # noqa: E402
 from bioSNN.config import apply_overrides  # noqa: E402
 from bioSNN.experiments import compression as exp  # noqa: E402
 
@@ -66,13 +67,13 @@ def test_running_accuracy_labels_each_block_from_the_previous_one_at_absolute_po
 
 
 def test_eta_schedule_falls_geometrically_and_rejects_bad_targets():
-    assert exp.eta_scale(0, 60000, 0.1) == 1.0
-    assert exp.eta_scale(30000, 60000, 0.1) == pytest.approx(0.1 ** 0.5)
-    assert exp.eta_scale(60000, 60000, 0.1) == pytest.approx(0.1)
-    assert exp.eta_scale(90000, 60000, 0.1) == pytest.approx(0.1)  # past the end: stays at the target
-    assert exp.eta_scale(123, 60000, 1.0) == 1.0  # the default: constant rate
+    assert eta_schedule(0, 60000, 0.1) == 1.0
+    assert eta_schedule(30000, 60000, 0.1) == pytest.approx(0.1 ** 0.5)
+    assert eta_schedule(60000, 60000, 0.1) == pytest.approx(0.1)
+    assert eta_schedule(90000, 60000, 0.1) == pytest.approx(0.1)  # past the end: stays at the target
+    assert eta_schedule(123, 60000, 1.0) == 1.0  # the default: constant rate
     for bad in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError, match="eta_end"):
-            exp.eta_scale(0, 10, bad)
+            eta_schedule(0, 10, bad)
     with pytest.raises(ValueError, match="eta_end"):
         exp.run(dataclasses.replace(exp.Config(), eta_end=2.0), None)
