@@ -216,7 +216,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
         lab = net.present(lab_ids, plastic=False, progress=progress, desc=f"{variant} labelling")
         y_lab = d["train_labels"][n_pairs - cfg.n_label:]
         assign = {n: readout.assign_labels(lab.counts[n], y_lab, d["n_classes"]) for n in names}
-        accuracy, spikes, responses = {}, {}, {}
+        accuracy, spikes, responses, by_ensemble = {}, {}, {}, {}
         same = same_test(d["conditions"], names)
         for cond, (img_ids, aud_ids) in d["conditions"].items():
             if same[cond] != cond:  # noise on the modality this variant does not see: the earlier test, exactly
@@ -227,6 +227,9 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
             scores = [readout.class_scores(p.counts[n], assign[n], d["n_classes"]) for n in names]
             pred = readout.combined_scores(scores).argmax(1)
             accuracy[cond] = float((pred == d["test_labels"]).mean())
+            if len(names) > 1:  # each ensemble's own vote, with both inputs (and the cross synapses) on
+                by_ensemble[cond] = {n: float((readout.predict(p.counts[n], assign[n], d["n_classes"])
+                                               == d["test_labels"]).mean()) for n in names}
             spikes[cond] = {n: float(p.counts[n].sum(1).mean()) for n in names}
             responses.update({f"{cond}/{n}": p.counts[n].astype(np.int16) for n in names})
         io.write(out / "network.npz", mm_bundle.to_bundle(configs, net.state, net.cross_state, cross, assign))
@@ -235,7 +238,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                             **{f"assignment/{n}": assign[n] for n in names})
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
-    result = {"variant": variant, "accuracy": accuracy["clean"], "by_condition": accuracy,
+    result = {"variant": variant, "accuracy": accuracy["clean"], "by_condition": accuracy, "by_ensemble": by_ensemble,
               "test_spikes_per_pair": spikes, "fraction_kept": kept, "wall_seconds": time.perf_counter() - t0,
               "cross_weight_mean": {k: float(v["w"].mean()) for k, v in net.cross_state.items()}}
     write_json(out / "result.json", result)
@@ -252,6 +255,9 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     for v, r in results.items():
         print(f"{v:>12}: clean {r['accuracy']:.4f}  " + "  ".join(
             f"{k} {a:.3f}" for k, a in r["by_condition"].items() if k != "clean"))
+        if r.get("by_ensemble"):
+            print(" " * 14 + "each ensemble alone (clean): " + "  ".join(
+                f"{n} {a:.3f}" for n, a in r["by_ensemble"]["clean"].items()))
     _figure(run_dir / "noise.png", results, cfg)
     main = results.get("multimodal") or next(iter(results.values()))
     return {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": results,

@@ -45,6 +45,11 @@ def test_tiny_multimodal_network_learns_above_chance(data_dir, tmp_path):
         pred = readout.combined_scores(scores).argmax(1)
         assert z["image_noise=0.8/image"].shape == (300, 30)
         assert (pred == z["labels"]).mean() == pytest.approx(mm["accuracy"])
+        # each ensemble's own vote inside the coupled network, reported per condition
+        for n in ("image", "audio"):
+            own = readout.predict(z[f"clean/{n}"], z[f"assignment/{n}"], 10)
+            assert mm["by_ensemble"]["clean"][n] == pytest.approx((own == z["labels"]).mean())
+    assert mm["by_ensemble"]["image_noise=0.8"]["image"] < mm["by_ensemble"]["clean"]["image"]
 
 
 def test_a_unimodal_network_reuses_its_clean_test_for_noise_on_the_other_modality():
