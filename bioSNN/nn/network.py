@@ -80,6 +80,7 @@ class RunStats:
         self.events: dict[str, float] = {}  # non-zero inputs × fan-out, summed over batch and time
         self.analog: dict[str, bool] = {}
         self.macs: dict[str, float] = {}  # per sample, ANN view
+        self.outputs: dict[str, float] = {}  # output neurons per sample of each weighted layer
         self.samples = 0
         self.time_steps = 0
 
@@ -88,8 +89,8 @@ class RunStats:
         return {k: v / (self.neurons[k] * self.samples * self.time_steps) for k, v in self.spikes.items()}
 
     def layer_ops(self) -> list[energy.LayerOps]:
-        return [energy.LayerOps(k, self.macs[k], self.events[k] / self.samples, self.analog[k], self.time_steps)
-                for k in self.macs]
+        return [energy.LayerOps(k, self.macs[k], self.events[k] / self.samples, self.analog[k], self.time_steps,
+                                self.outputs.get(k, 0.0)) for k in self.macs]
 
     def merge(self, other: "RunStats") -> "RunStats":
         for name in ("spikes", "events"):
@@ -99,6 +100,7 @@ class RunStats:
         self.neurons.update(other.neurons)
         self.analog.update(other.analog)
         self.macs.update(other.macs)
+        self.outputs.update(other.outputs)
         self.samples += other.samples
         self.time_steps = other.time_steps
         return self
@@ -106,6 +108,8 @@ class RunStats:
     def summary(self) -> dict:
         ops = self.layer_ops()
         ann, snn = energy.ann_energy_pj(ops), energy.snn_energy_pj(ops)
+        analog = any(o.analog_input for o in ops)
+        snn_once = energy.snn_energy_pj(ops, reuse_constant_input=True) if analog else snn
         return {"time_steps": self.time_steps, "samples": self.samples, "spike_rate": self.spike_rates(),
                 "mean_spike_rate": sum(self.spikes.values()) / max(1, sum(self.neurons.values()) * self.samples
                                                                      * self.time_steps),
@@ -113,6 +117,8 @@ class RunStats:
                             "analog_input": o.analog_input} for o in ops],
                 "ann_energy_uj": ann * 1e-6, "snn_energy_uj": snn * 1e-6,
                 "energy_ratio_ann_over_snn": ann / snn if snn else float("inf"),
+                # direct input: the first layer's constant current computed once and held (energy module doc)
+                "energy_ratio_first_layer_once": ann / snn_once if snn_once else float("inf"),
                 "energy_model": energy.CONSTANTS_NOTE}
 
 
@@ -318,6 +324,7 @@ class SpikingNet(nn.Module):
                 ev = float(_fanout_events(layer, x_seq.reshape(-1, *x_seq.shape[2:])))
                 st.events[name] = st.events.get(name, 0.0) + ev * (T if x_seq.shape[0] == 1 else 1)
             st.macs[name] = _macs(layer, y[0])
+            st.outputs[name] = float(y[0][0].numel())
             st.analog.setdefault(name, ctx.analog_input)
         ctx.analog_input = False
         return y
@@ -372,6 +379,7 @@ class SpikingNet(nn.Module):
                 st.events[name] = st.events.get(name, 0.0) + float(_fanout_events(layer, x))
             if ctx.first_step:
                 st.macs[name] = _macs(layer, y)
+                st.outputs[name] = float(y[0].numel())
                 st.analog.setdefault(name, ctx.analog_input)
         ctx.analog_input = False
         return y

@@ -107,6 +107,15 @@ def test_operation_counts_match_a_hand_checked_network():
     ops = st.layer_ops()
     assert energy.snn_energy_pj(ops) == pytest.approx(6 * 4 * energy.E_MAC_PJ + 12 * energy.E_AC_PJ)
     assert energy.ann_energy_pj(ops) == pytest.approx(14 * energy.E_MAC_PJ)
+    # the first layer's constant input current computed once: 6 MACs, then 2 neurons x 4 steps accumulates
+    assert st.outputs == {"fc1": 2.0, "fc2": 4.0}
+    assert energy.snn_energy_pj(ops, reuse_constant_input=True) == pytest.approx(
+        6 * energy.E_MAC_PJ + 8 * energy.E_AC_PJ + 12 * energy.E_AC_PJ)
+    summary = st.summary()
+    assert summary["energy_ratio_first_layer_once"] > summary["energy_ratio_ann_over_snn"]
+    # step mode counts the same
+    step = net.snn(x, 4, "direct", count=True, mode="step").stats
+    assert step.outputs == st.outputs and step.layer_ops() == ops
 
 
 def test_conv_events_count_each_active_pixels_reach():
@@ -128,3 +137,14 @@ def test_bad_inputs_are_named():
         net.snn(torch.zeros(1, 4), 2, "rate")
     with pytest.raises(ValueError, match="fit input shape"):
         SpikingNet([nn.Linear(7, 3, bias=False), LIF(), nn.Linear(3, 2, bias=False)], (4,))
+
+
+def test_reusing_a_constant_input_needs_the_layers_outputs():
+    layer = energy.LayerOps("conv1", macs=100.0, analog_input=True, time_steps=5)
+    with pytest.raises(ValueError, match="conv1.*outputs"):
+        energy.snn_energy_pj([layer], reuse_constant_input=True)
+    # without reuse: 5 x 100 MACs; with it: 100 MACs + 10 outputs x 5 steps ACs
+    held = energy.LayerOps("conv1", macs=100.0, analog_input=True, time_steps=5, outputs=10.0)
+    assert energy.snn_energy_pj([held]) == pytest.approx(500 * energy.E_MAC_PJ)
+    assert energy.snn_energy_pj([held], reuse_constant_input=True) == pytest.approx(
+        100 * energy.E_MAC_PJ + 50 * energy.E_AC_PJ)
