@@ -44,6 +44,9 @@ class Config:
     zero_level: bool | None = None  # is one device state weight 0? None: only without pruning (compression.py)
     column_levels: bool = True  # quantize per neuron: own levels, one read-out gain each (compression.py)
     snap_to_absent: bool = True  # pruned + quantized: prune weights nearer 0 than the lowest state (compression.py)
+    # carry each quantization step's rounding error into the next, so small (e.g. annealed) STDP changes add up
+    # instead of being snapped back every interval (compression.py)
+    error_feedback: bool = False
     # STDP annealing: the learning rate's multiplier falls geometrically from 1 (first image) to eta_end (last
     # image of the last epoch), updated every chunk; 1 keeps the rule's rate constant (Diehl & Cook)
     eta_end: float = 1.0
@@ -67,10 +70,13 @@ PRESETS = {
 }
 
 
+RESIDUAL = "input_exc.quantization_residual"  # checkpoint array of error feedback
+
+
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
     return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
                                                       cfg.reference_bits, cfg.zero_level, cfg.column_levels,
-                                                      cfg.snap_to_absent)
+                                                      cfg.snap_to_absent, cfg.error_feedback)
 
 
 def _data(cfg: Config):
@@ -128,23 +134,27 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
     with backend(be):
         net = DiehlCookNetwork(net_cfg, x, be, monitors=monitors)
         state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start}
-        dev, gain = None, None
+        dev, gain, residual = None, None, None
         if ckpt.exists():
             b = io.read(ckpt)
             s = diehl_cook.state_from_bundle(b, net_cfg)
             net.w, net.alive, net.theta = s["w"], s["alive"], s["theta"]
             state = {**state, **b.extra["progress"]}
             dev, gain = b.device, b.arrays.get("input_exc.column_gain")
+            residual = b.arrays.get(RESIDUAL)
 
         def save(extra_state):
             bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev, column_gain=gain,
                                           provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant),
                                           extra={"progress": extra_state})
+            if residual is not None:  # training state of error feedback, not part of the deployed network
+                bundle.arrays[RESIDUAL] = residual
             io.write(ckpt, bundle)
 
         def compress(seen):
-            nonlocal dev, gain
-            net.w, net.alive, d, g = compression.compress(net.w, net.alive, comp, net_cfg.w_sum)
+            nonlocal dev, gain, residual
+            net.w, net.alive, d, g, residual = compression.compress_with_feedback(net.w, net.alive, comp,
+                                                                                  net_cfg.w_sum, residual)
             dev, gain = d or dev, g if g is not None else gain
 
         rng = np.random.default_rng(cfg.seed)

@@ -36,8 +36,8 @@ import numpy as np
 
 from .. import device as _device
 
-__all__ = ["CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "synaptic_events",
-           "cost_report"]
+__all__ = ["CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "compress_with_feedback",
+           "synaptic_events", "cost_report"]
 
 _VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
 
@@ -73,6 +73,12 @@ class CompressionConfig:
         depress them below the pruning threshold before the next step, and fields keep a blurred background
         (N = 100, 15,000 images: pruning alone or 2-bit alone from image 10,000 cost 1 point each, both
         together 9 points).
+    error_feedback
+        Carry each quantization step's rounding error into the next (:func:`compress_with_feedback`): the next
+        step quantizes the weight plus the carried remainder, so STDP changes smaller than half a level
+        spacing add up until they move the synapse to another level instead of being snapped back every
+        interval. The simulated network still runs on device levels only; the remainder is one extra number
+        per synapse during training (it is not part of the deployed network).
     """
 
     prune: bool = False
@@ -84,6 +90,7 @@ class CompressionConfig:
     zero_level: bool | None = None
     column_levels: bool = True
     snap_to_absent: bool = True
+    error_feedback: bool = False
 
     def __post_init__(self):
         if self.bits < 0 or self.interval < 1 or self.start < 0 or self.prune_threshold < 0:
@@ -100,7 +107,8 @@ class CompressionConfig:
     @classmethod
     def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
                      reference_bits: int = 8, zero_level: bool | None = None,
-                     column_levels: bool = True, snap_to_absent: bool = True) -> "CompressionConfig":
+                     column_levels: bool = True, snap_to_absent: bool = True,
+                     error_feedback: bool = False) -> "CompressionConfig":
         """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
         m = _VARIANT.match(variant)
         if not m:
@@ -108,7 +116,7 @@ class CompressionConfig:
         bits = int(m.group(2) or m.group(3) or 0)
         return cls(prune=variant.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
                    interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level,
-                   column_levels=column_levels, snap_to_absent=snap_to_absent)
+                   column_levels=column_levels, snap_to_absent=snap_to_absent, error_feedback=error_feedback)
 
 
 def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +188,24 @@ def compress(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig, column_s
             w, cfg = quantize(w, alive, comp.bits, comp.levels_include_zero)
         device = cfg.to_dict()
     return w, alive, device, gain
+
+
+def compress_with_feedback(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig,
+                           column_sum: float | None = None, residual: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray | None, np.ndarray | None]:
+    """:func:`compress` with error feedback (``comp.error_feedback``, with quantization): compresses
+    ``w + residual`` and returns ``(w, alive, device, gain, residual)``, the new residual being what that
+    step's rounding left out (0 where pruned). ``residual`` None: nothing carried yet. Without error feedback
+    or without quantization this is :func:`compress` and the returned residual is None."""
+    if not (comp.error_feedback and comp.bits):
+        return (*compress(w, alive, comp, column_sum), None)
+    target = np.asarray(w, np.float64)
+    if residual is not None:
+        if residual.shape != target.shape:
+            raise ValueError(f"residual shape {residual.shape} does not match the weights {target.shape}")
+        target = np.where(alive, target + residual, 0.0)
+    new_w, new_alive, device, gain = compress(target, alive, comp, column_sum)
+    return new_w, new_alive, device, gain, np.where(new_alive, target - new_w, 0.0)
 
 
 def synaptic_events(images: np.ndarray, alive: np.ndarray, max_rate_hz: float, t_present_s: float) -> float:

@@ -138,3 +138,37 @@ def test_weights_nearer_zero_than_the_lowest_state_are_pruned_not_raised(column_
     old = dataclasses.replace(comp, snap_to_absent=False)
     w3, a3, _, _ = compression.compress(w, alive, old)
     assert a3.all() and np.isclose(w3[0, 0], (w.max() if not column_levels else w[:, 0].max()) / 4)
+
+
+def test_error_feedback_lets_sub_level_changes_add_up_instead_of_snapping_back():
+    # one array-wide level set (0, 0.3, 0.6, 0.9); synapse 0 sits on 0.3 and STDP adds 0.1 per interval
+    w = np.array([[0.3], [0.9], [0.6]])
+    alive = np.ones_like(w, bool)
+    plain = compression.CompressionConfig.from_variant("q2", column_levels=False)
+    fed = dataclasses.replace(plain, error_feedback=True)
+    w_plain, w_fed, residual, path = w.copy(), w.copy(), None, []
+    for _ in range(6):
+        w_plain[0, 0] += 0.1
+        w_plain, _, _, _, r_plain = compression.compress_with_feedback(w_plain, alive, plain)
+        w_fed[0, 0] += 0.1
+        w_fed, _, dev, _, residual = compression.compress_with_feedback(w_fed, alive, fed, residual=residual)
+        path.append(round(float(w_fed[0, 0]), 9))
+        assert r_plain is None and np.isclose(w_plain[0, 0], 0.3)  # without feedback: snapped back every time
+        assert np.abs(residual).max() <= 0.15 + 1e-12  # the carried remainder stays within half a level
+    # with feedback the synapse climbs one level per 3 intervals on average: 0.3 -> 0.9 after 6 steps of +0.1
+    assert path == [0.3, 0.6, 0.6, 0.6, 0.9, 0.9] and dev["levels"] == 4
+    np.testing.assert_allclose(w_fed[0, 0] + residual[0, 0], 0.3 + 0.6)  # nothing of the drift is lost
+
+
+def test_error_feedback_carries_nothing_at_pruned_synapses_and_checks_shapes():
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.0, 0.5, (20, 3))
+    alive = np.ones_like(w, bool)
+    comp = compression.CompressionConfig.from_variant("pruned+q2", prune_threshold=0.1, error_feedback=True)
+    w2, a2, _, gain, r = compression.compress_with_feedback(w, alive, comp, column_sum=4.0)
+    assert (r[~a2] == 0).all() and (w2[~a2] == 0).all() and gain.shape == (3,)
+    np.testing.assert_allclose(w2.sum(0), 4.0)
+    with pytest.raises(ValueError, match="residual shape"):
+        compression.compress_with_feedback(w, alive, comp, residual=np.zeros((3, 20)))
+    pruned_only = compression.CompressionConfig.from_variant("pruned", prune_threshold=0.1, error_feedback=True)
+    assert compression.compress_with_feedback(w, alive, pruned_only)[4] is None  # nothing is rounded

@@ -51,6 +51,25 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     assert json.loads((out / "result_epochs1.json").read_text()) == r
 
 
+def test_error_feedback_keeps_its_remainder_in_the_checkpoint_only(tmp_path, isolated_cache):
+    cfg = apply_overrides(exp.Config(), {
+        "dataset": "digits", "n_train": 200, "n_label": 200, "n_test": 100, "variants": ("q2",),
+        "interval": 50, "start": 50, "curve_block": 100, "workers": 1, "error_feedback": True,
+        "network": {"n_input": 64, "n_exc": 8, "w_sum": 12.8, "max_rate": 255.0, "chunk": 50, "t_rest": 0.0}})
+    out = tmp_path / "v"
+    exp.train_variant(cfg, "q2", out)
+    ck, net = io.read(out / "checkpoint.npz"), io.read(out / "network.npz")
+    r = ck.arrays[exp.RESIDUAL]
+    gain = net.arrays["input_exc.column_gain"]
+    assert r.shape == (64, 8) and np.abs(r).max() > 0  # something was carried ...
+    # ... and bounded: half a level spacing (m/3 at 2 bits with a zero state) of rounding plus the column's
+    # rescaling to the normalisation sum (measured: at most 1.03 spacings here)
+    assert (np.abs(r) <= 2 * gain / 3).all()
+    assert exp.RESIDUAL not in net.arrays  # the deployed network is weights on levels, nothing else
+    w = net.arrays["input_exc.w"]
+    assert len(np.unique(np.round(w / gain, 9))) <= 4
+
+
 def test_unknown_variant_is_named():
     with pytest.raises(ValueError, match="unknown variant 'q9x'"):
         exp._compression_for("q9x", exp.Config())
