@@ -228,8 +228,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
             pred = readout.combined_scores(scores).argmax(1)
             accuracy[cond] = float((pred == d["test_labels"]).mean())
             if len(names) > 1:  # each ensemble's own vote, with both inputs (and the cross synapses) on
-                by_ensemble[cond] = {n: float((readout.predict(p.counts[n], assign[n], d["n_classes"])
-                                               == d["test_labels"]).mean()) for n in names}
+                by_ensemble[cond] = {n: float((s.argmax(1) == d["test_labels"]).mean()) for n, s in zip(names, scores)}
             spikes[cond] = {n: float(p.counts[n].sum(1).mean()) for n in names}
             responses.update({f"{cond}/{n}": p.counts[n].astype(np.int16) for n in names})
         io.write(out / "network.npz", mm_bundle.to_bundle(configs, net.state, net.cross_state, cross, assign))

@@ -108,8 +108,7 @@ class RunStats:
     def summary(self) -> dict:
         ops = self.layer_ops()
         ann, snn = energy.ann_energy_pj(ops), energy.snn_energy_pj(ops)
-        analog = any(o.analog_input for o in ops)
-        snn_once = energy.snn_energy_pj(ops, reuse_constant_input=True) if analog else snn
+        snn_once = energy.snn_energy_pj(ops, reuse_constant_input=True)  # = snn without an analog-input layer
         return {"time_steps": self.time_steps, "samples": self.samples, "spike_rate": self.spike_rates(),
                 "mean_spike_rate": sum(self.spikes.values()) / max(1, sum(self.neurons.values()) * self.samples
                                                                      * self.time_steps),
