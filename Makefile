@@ -48,7 +48,7 @@ test:
 	  $(MAKE) --no-print-directory test-cuda > $(CUDA_LOG) 2>&1 & pid=$$!; \
 	else echo "nvcc not found: CUDA code generation check skipped"; fi; \
 	$(MAKE) --no-print-directory $(VENV)/.installed-test \
-	  && $(BIN)/python -m pytest -m "not slow and not gpu and not cuda_build" --durations=12; rc=$$?; \
+	  && $(BIN)/python -m pytest -m "not slow and not gpu and not cuda_build" -n auto --dist loadfile --durations=12; rc=$$?; \
 	crc=0; if [ $$cuda = 1 ]; then wait $$pid; crc=$$?; echo "---- CUDA check ($(CUDA_LOG))"; \
 	  tail -n 25 $(CUDA_LOG); fi; \
 	if [ $$rc != 0 ] || [ $$crc != 0 ]; then echo "test failed: tests rc=$$rc, CUDA check rc=$$crc"; exit 1; fi

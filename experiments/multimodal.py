@@ -77,6 +77,9 @@ class Config:
     interval: int = 1000
     start: int = 5000
     column_levels: bool = True  # quantize per neuron (own levels, one gain each; see compression.quantize_columns)
+    # carry each quantization step's rounding error into the next (compression.compress_with_feedback), as the
+    # compression experiment's error_feedback: sub-level STDP changes add up instead of being snapped back
+    error_feedback: bool = False
     backend: str = "cpp_standalone"
     seed: int = 0
 
@@ -164,6 +167,13 @@ def same_test(conditions: dict, names: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def residual_key(projection: str) -> str:
+    """Checkpoint array of a projection's error-feedback remainder: an ensemble's input synapses
+    (``image.input_exc.quantization_residual``) or a cross-modal projection (``image_to_audio.quantization_residual``)."""
+    return f"{projection}.input_exc.quantization_residual" if "_to_" not in projection \
+        else f"{projection}.quantization_residual"
+
+
 def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     if (out / "result.json").exists():
@@ -174,27 +184,35 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     stimuli = {"image": d["images"], "audio": d["audio"]}
     cross = cfg.cross if variant == "multimodal" else None
     comp = compression.CompressionConfig.from_variant(cfg.compress, cfg.prune_threshold, cfg.interval, cfg.start,
-                                                      column_levels=cfg.column_levels)
+                                                      column_levels=cfg.column_levels,
+                                                      error_feedback=cfg.error_feedback)
     be = Backend(cfg.backend, directory=str(out / "brian_project") if cfg.backend.endswith("standalone") else None)
     ckpt = out / "checkpoint.npz"
     train_ids = {"image": d["train"][0], "audio": d["train"][1]}
     with backend(be):
         net = EnsembleNetwork({n: (configs[n], stimuli[n]) for n in names}, be, cross=cross)
         progress_state = {"pos": 0, "next_compress": comp.start}
+        residual = {}  # error feedback: per projection (ensemble name or cross key), what rounding left out
         if ckpt.exists():
             b = io.read(ckpt)
             net.state, net.cross_state, _ = mm_bundle.state_from_bundle(b, configs)
             progress_state.update(b.extra["progress"])
+            residual = {k: b.arrays[residual_key(k)] for k in [*net.state, *net.cross_state]
+                        if residual_key(k) in b.arrays}
 
         def save():
-            io.write(ckpt, mm_bundle.to_bundle(configs, net.state, net.cross_state, cross,
-                                               extra={"progress": dict(progress_state)}))
+            bundle = mm_bundle.to_bundle(configs, net.state, net.cross_state, cross,
+                                         extra={"progress": dict(progress_state)})
+            # training state of error feedback, in the checkpoint only (not part of the deployed network)
+            bundle.arrays.update({residual_key(k): r for k, r in residual.items() if r is not None})
+            io.write(ckpt, bundle)
 
         def compress():
             sums = {**{n: configs[n].w_sum for n in net.state}, **{k: (cross.w_sum or None) if cross else None
                                                                    for k in net.cross_state}}
             for k, st in list(net.state.items()) + list(net.cross_state.items()):
-                st["w"], st["alive"], _, _ = compression.compress(st["w"], st["alive"], comp, sums[k])
+                st["w"], st["alive"], _, _, residual[k] = compression.compress_with_feedback(
+                    st["w"], st["alive"], comp, sums[k], residual.get(k))
 
         start = progress_state["pos"]
         n_pairs = len(train_ids["image"])
