@@ -102,9 +102,11 @@ def augmentation(augment: bool | str) -> Callable[[torch.Tensor, torch.Generator
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
             rank: int = 0, world: int = 1,
-            transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+            transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, skip: int = 0
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Mini-batches of this rank's shard; the permutation depends only on ``seed`` (same on every rank)."""
+    """Mini-batches of this rank's shard; the permutation depends only on ``seed`` (same on every rank).
+    ``skip``: leave out the first ``skip`` batches (resuming inside an epoch); their transforms are still drawn,
+    so the batches after them are the same as in an uninterrupted pass."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     g = torch.Generator().manual_seed(seed)
@@ -112,24 +114,29 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
     per_rank = len(order) // world  # equal shard sizes keep DDP's collective calls in step
     order = order[rank::world][:per_rank]
     tg = torch.Generator().manual_seed(seed * 1000 + rank + 1)
-    for i in range(0, len(order), batch_size):
+    for b, i in enumerate(range(0, len(order), batch_size)):
         idx = order[i:i + batch_size]
         xb = x[idx]
         if transform is not None:
             xb = transform(xb, tg)
-        yield xb, y[idx]
+        if b >= skip:
+            yield xb, y[idx]
 
 
 def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimizer, time_steps: int = 0,
                 encoder: Encoder = "direct", after_step: Callable[[], None] | None = None,
-                progress=None) -> dict:
+                progress=None, totals: dict | None = None,
+                on_batch: Callable[[dict], None] | None = None) -> dict:
     """One pass: cross-entropy on ``model(x, time_steps, encoder)`` (ANN when ``time_steps == 0``).
 
     ``model`` may be a :class:`SpikingNet` or a ``DistributedDataParallel`` around one; ``after_step`` runs after
-    every optimizer step (e.g. clamping trained leaks). Returns mean loss and training accuracy.
+    every optimizer step (e.g. clamping trained leaks). ``totals`` (``batches``, ``samples``, ``correct``,
+    ``loss_sum``) continues a pass that was interrupted; ``on_batch`` gets the running totals after each batch.
+    Returns mean loss and training accuracy.
     """
     model.train()
-    total, correct, loss_sum = 0, 0, 0.0
+    t = {"batches": 0, "samples": 0, "correct": 0, "loss_sum": 0.0, **(totals or {})}
+    total, correct, loss_sum = t["samples"], t["correct"], t["loss_sum"]
     for xb, yb in data:
         logits = model(xb, time_steps, encoder)
         loss = F.cross_entropy(logits, yb)
@@ -142,8 +149,11 @@ def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimiz
         total += n
         loss_sum += float(loss.detach()) * n
         correct += int((logits.argmax(1) == yb).sum())
+        t["batches"] += 1
         if progress is not None:
             progress.update(n)
+        if on_batch is not None:
+            on_batch({**t, "samples": total, "correct": correct, "loss_sum": loss_sum})
     return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "samples": total}
 
 
@@ -186,24 +196,41 @@ class Checkpoint:
         from pathlib import Path
 
         self.path, self.model_spec, self.provenance = Path(path), model_spec, provenance or {}
+        self.partial: dict | None = None  # running totals of an interrupted epoch, set by load()
 
-    def save(self, net: SpikingNet, opt: torch.optim.Optimizer, epoch: int, history: dict) -> None:
+    def save(self, net: SpikingNet, opt: torch.optim.Optimizer, epoch: int, history: dict,
+             partial: dict | None = None) -> None:
+        """``epoch`` finished epochs; ``partial``: the running totals of the epoch in progress (from
+        :func:`train_epoch`'s ``on_batch``), saved with the global torch RNG state (dropout masks, Poisson input)."""
         if not dist.is_main():
             return
         b = to_bundle(net, model=self.model_spec, provenance=self.provenance)
         arrays, meta = optimizer_to_arrays(opt)
+        extra = {**b.extra, "epoch": epoch, "history": history, "optimizer": meta}
+        if partial is not None:
+            extra["partial"] = dict(partial)
+            arrays[self.RNG] = torch.get_rng_state().numpy()
         io.write(self.path, io.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
-                                      name=b.name, provenance=b.provenance,
-                                      extra={**b.extra, "epoch": epoch, "history": history, "optimizer": meta}))
+                                      name=b.name, provenance=b.provenance, extra=extra))
+
+    RNG = "training.torch_rng_state"
 
     def load(self, net: SpikingNet, opt: torch.optim.Optimizer) -> tuple[int, dict]:
-        """Restore a saved phase into ``net`` and ``opt``; ``(0, empty history)`` when there is none."""
+        """Restore a saved phase into ``net`` and ``opt``; ``(0, empty history)`` when there is none. A checkpoint
+        taken inside an epoch also restores the torch RNG and leaves that epoch's running totals in
+        ``self.partial`` (None after an epoch boundary)."""
+        self.partial = None
         if not self.path.exists():
             return 0, {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": []}
         b = io.read(self.path)
         load_state(net, b)
         optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
-        print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")
+        self.partial = b.extra.get("partial")
+        if self.partial is not None:
+            torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(b.arrays[self.RNG], np.uint8)))
+            print(f"resumed {self.path.name} in epoch {b.extra['epoch'] + 1} after {self.partial['batches']} batches")
+        else:
+            print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")
         return int(b.extra["epoch"]), b.extra["history"]
 
 
@@ -220,8 +247,11 @@ def step_schedule(opt: torch.optim.Optimizer, epochs: int, milestones: tuple[flo
 
 def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tuple, test: tuple, epochs: int,
         time_steps: int = 0, encoder: Encoder = "direct", batch_size: int = 64, augment: bool | str = False,
-        seed: int = 0, scheduler=None, label: str = "", verbose: bool = True) -> dict:
-    """Train for ``epochs`` (resuming from ``ckpt``), test after each epoch, checkpoint after each epoch.
+        seed: int = 0, scheduler=None, label: str = "", verbose: bool = True,
+        checkpoint_seconds: float = 600.0) -> dict:
+    """Train for ``epochs`` (resuming from ``ckpt``), test after each epoch, checkpoint after each epoch and
+    every ``checkpoint_seconds`` inside one (0: after every batch), so that a killed run loses minutes, not an
+    epoch; resuming inside an epoch gives the same weights as an uninterrupted run.
 
     ``time_steps == 0`` trains the ANN; otherwise the SNN, with λ and θ clamped after every step. Under
     torchrun the model is wrapped in DDP and each rank trains on its shard. Returns the history.
@@ -241,11 +271,21 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
                 scheduler.step()
     model = dist.wrap(net)
     rank, world = dist.rank_world()
+    partial = ckpt.partial
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
+        last_save = [time.monotonic()]
+
+        def on_batch(totals, _epoch=epoch):
+            if time.monotonic() - last_save[0] >= checkpoint_seconds:
+                ckpt.save(net, opt, _epoch, history, partial=totals)
+                last_save[0] = time.monotonic()
+
         stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
-                         transform=transform)
-        stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None)
+                         transform=transform, skip=partial["batches"] if partial else 0)
+        stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None,
+                            totals=partial, on_batch=on_batch)
+        partial = None
         if scheduler is not None:
             scheduler.step()
         acc = evaluate(net, x_te, y_te, time_steps, encoder, seed=seed).accuracy if dist.is_main() else 0.0

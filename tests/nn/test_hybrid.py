@@ -143,6 +143,51 @@ def test_fit_with_augmentation_trains_on_crops(tmp_path):
         fit(net, opt, Checkpoint(tmp_path / "b.npz", {"model": "vgg5"}), (x, y), (x, y), 1, augment="rotate")
 
 
+@pytest.mark.parametrize("time_steps", [0, 3])
+def test_a_run_killed_inside_an_epoch_resumes_to_the_same_weights(tmp_path, time_steps):
+    """Checkpoints inside an epoch (here after every batch) hold the weights, the optimizer, the running totals
+    and the RNG (dropout); resuming skips the batches done and ends where an uninterrupted run ends."""
+    from bioSNN.nn.train import Checkpoint, fit
+
+    x, y = torch.rand(48, 1, 8, 8), torch.randint(0, 4, (48,))
+    x[:, :, 2:6, 2:6] += y[:, None, None, None] / 4  # something to learn
+
+    def make():
+        torch.manual_seed(0)
+        net = vgg("vgg5", (1, 8, 8), n_classes=4, width=0.125, hidden=16, dropout=0.5)
+        if time_steps:
+            net.set_neurons(leak=1.0, reset="soft", train_leak=True, train_threshold=True)
+        return net, torch.optim.Adam(net.parameters(), 1e-2)
+
+    def run(net, opt, path):
+        return fit(net, opt, Checkpoint(path, {"model": "vgg5"}), (x, y), (x[:8], y[:8]), 2, time_steps,
+                   batch_size=8, augment="crop", seed=3, verbose=False, checkpoint_seconds=0)
+
+    ref, opt = make()
+    hist_ref = run(ref, opt, tmp_path / "ref.npz")
+    net, opt = make()
+    step, calls = opt.step, [0]
+
+    def dying_step(*a, **k):  # killed in the 5th batch of the second epoch (6 batches per epoch)
+        calls[0] += 1
+        if calls[0] == 11:
+            raise KeyboardInterrupt
+        return step(*a, **k)
+
+    opt.step = dying_step
+    with pytest.raises(KeyboardInterrupt):
+        run(net, opt, tmp_path / "run.npz")
+    saved = io.read(tmp_path / "run.npz").extra
+    assert saved["epoch"] == 1 and saved["partial"]["batches"] == 4 and saved["partial"]["samples"] == 32
+    net, opt = make()  # a fresh process: new model, new optimizer, other RNG state
+    torch.manual_seed(123)
+    hist = run(net, opt, tmp_path / "run.npz")
+    assert hist["epoch"] == [1, 2] and hist["train_loss"] == pytest.approx(hist_ref["train_loss"], rel=1e-6)
+    for a, b in zip(ref.state_dict().values(), net.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+    assert "partial" not in io.read(tmp_path / "run.npz").extra  # the epoch-end checkpoint replaces it
+
+
 def test_crop_augmentation_for_digits_shifts_without_mirroring():
     from bioSNN.nn.train import augmentation
 
