@@ -273,12 +273,33 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         print(f"{v:>12}: clean {r['accuracy']:.4f}  " + "  ".join(
             f"{k} {a:.3f}" for k, a in r["by_condition"].items() if k != "clean"))
         if r.get("by_ensemble"):
-            print(" " * 14 + "each ensemble alone (clean): " + "  ".join(
+            print(" " * 14 + "each ensemble's own vote (clean, coupled): " + "  ".join(
                 f"{n} {a:.3f}" for n, a in r["by_ensemble"]["clean"].items()))
     _figure(run_dir / "noise.png", results, cfg)
     main = results.get("multimodal") or next(iter(results.values()))
-    return {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": results,
-            "n_train_pairs": int(len(d["train"][0])), "n_test_pairs": int(len(d["test_labels"]))}
+    metrics = {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": results,
+               "n_train_pairs": int(len(d["train"][0])), "n_test_pairs": int(len(d["test_labels"]))}
+    if {"multimodal", "independent"} <= set(results):
+        # what the cross-modal synapses add, on the same test pairs (a: with them, b: votes of independent ensembles)
+        metrics["multimodal_vs_independent"] = cross_gain(run_dir / "variants", d["n_classes"])
+        for cond, c in metrics["multimodal_vs_independent"].items():
+            print(f"multimodal vs independent, {cond}: only multimodal right {c['only_a']}, only independent right "
+                  f"{c['only_b']} of {c['n']} pairs (p = {c['p_value']:.3g})")
+    return metrics
+
+
+def cross_gain(variants_dir: Path, n_classes: int) -> dict:
+    """Per test condition, :func:`readout.paired_comparison` of the ``multimodal`` and ``independent`` variants'
+    summed votes, from their saved test responses (``test_counts.npz``; plain arrays, no pickle)."""
+    preds, labels = {}, None
+    for v in ("multimodal", "independent"):
+        with np.load(variants_dir / v / "test_counts.npz", allow_pickle=False) as z:
+            labels = z["labels"]
+            conds = sorted({k.split("/")[0] for k in z.files if "/" in k and not k.startswith("assignment/")})
+            preds[v] = {c: readout.combined_scores([readout.class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes)
+                                                    for n in ("image", "audio")]).argmax(1) for c in conds}
+    return {c: readout.paired_comparison(preds["multimodal"][c], preds["independent"][c], labels)
+            for c in preds["multimodal"] if c in preds["independent"]}
 
 
 def _figure(path: Path, results: dict, cfg: Config) -> None:

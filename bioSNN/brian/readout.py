@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores", "field_copies"]
+__all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores", "field_copies",
+           "paired_comparison"]
 
 
 def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -94,3 +95,21 @@ def field_copies(w: np.ndarray, similarity: float = 0.95) -> dict:
             grouped[copy[i] & ~grouped] = True
             groups += 1
     return {"neurons_with_copy": float(copy.any(1).mean()), "distinct_fields": groups, "similarity": similarity}
+
+
+def paired_comparison(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray) -> dict:
+    """Two classifiers on the *same* test items (exact McNemar test): how many items only ``a`` gets right, how
+    many only ``b``, and the two-sided p-value of that split under "equally good" (a fair coin over the items
+    where they disagree on correctness). Far more sensitive than comparing two accuracies with their own
+    standard errors, since the items both get right or both get wrong carry no information."""
+    from math import comb
+
+    pred_a, pred_b, labels = (np.asarray(v) for v in (pred_a, pred_b, labels))
+    if not pred_a.shape == pred_b.shape == labels.shape:
+        raise ValueError(f"predictions and labels differ in shape: {pred_a.shape}, {pred_b.shape}, {labels.shape}")
+    ok_a, ok_b = pred_a == labels, pred_b == labels
+    only_a, only_b = int((ok_a & ~ok_b).sum()), int((ok_b & ~ok_a).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"n": int(labels.size), "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
+            "only_a": only_a, "only_b": only_b, "p_value": p}

@@ -215,3 +215,19 @@ def test_field_copies_counts_neurons_that_learned_the_same_field():
     assert readout.field_copies(np.eye(5))["distinct_fields"] == 5  # orthogonal fields: no copies
     with pytest.raises(ValueError, match="n_input, n_neurons"):
         readout.field_copies(np.ones(5))
+
+
+def test_paired_comparison_counts_disagreements_and_gives_the_exact_p_value():
+    labels = np.zeros(20, int)
+    a, b = labels.copy(), labels.copy()
+    a[:2] = 1  # both wrong on item 0; only b right on item 1 ...
+    b[0] = 1
+    b[2:10] = 1  # ... and only a right on items 2-9
+    c = readout.paired_comparison(a, b, labels)
+    assert (c["only_a"], c["only_b"], c["n"]) == (8, 1, 20)
+    assert c["accuracy_a"] == pytest.approx(0.9) and c["accuracy_b"] == pytest.approx(0.55)
+    assert c["p_value"] == pytest.approx(2 * (1 + 9) / 2 ** 9)  # two-sided binomial, 1 of 9 discordant
+    same = readout.paired_comparison(a, a, labels)
+    assert (same["only_a"], same["only_b"], same["p_value"]) == (0, 0, 1.0)
+    with pytest.raises(ValueError, match="shape"):
+        readout.paired_comparison(a, b[:5], labels)

@@ -67,6 +67,18 @@ def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_pa
             own = readout.predict(z[f"clean/{n}"], z[f"assignment/{n}"], 10)
             assert mm["by_ensemble"]["clean"][n] == pytest.approx((own == z["labels"]).mean())
     assert mm["by_ensemble"]["image_noise=0.8"]["image"] < mm["by_ensemble"]["clean"]["image"]
+    # the paired comparison against the independent variant reads both variants' saved responses; here a
+    # stand-in "independent" whose neurons all vote for class 0
+    (tmp_path / "variants" / "independent").mkdir()
+    with np.load(tmp_path / "variants" / "multimodal" / "test_counts.npz", allow_pickle=False) as z:
+        arrays = {k: (np.zeros_like(z[k]) if k.startswith("assignment/") else z[k]) for k in z.files}
+    np.savez(tmp_path / "variants" / "independent" / "test_counts.npz", **arrays)
+    gain = exp.cross_gain(tmp_path / "variants", 10)
+    assert set(gain) == {"clean", "image_noise=0.8", "audio_snr=-5.0dB"}
+    c = gain["clean"]
+    assert c["accuracy_a"] == pytest.approx(mm["accuracy"])
+    assert c["accuracy_b"] == pytest.approx((arrays["labels"] == 0).mean())
+    assert c["only_a"] - c["only_b"] == round((c["accuracy_a"] - c["accuracy_b"]) * 300) and c["p_value"] < 1e-6
 
 
 def test_a_unimodal_network_reuses_its_clean_test_for_noise_on_the_other_modality():
