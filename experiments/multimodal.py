@@ -169,7 +169,8 @@ def same_test(conditions: dict, names: tuple[str, ...]) -> dict[str, str]:
 
 def residual_key(projection: str) -> str:
     """Checkpoint array of a projection's error-feedback remainder: an ensemble's input synapses
-    (``image.input_exc.quantization_residual``) or a cross-modal projection (``image_to_audio.quantization_residual``)."""
+    (``image.input_exc.quantization_residual``) or a cross-modal projection
+    (``image_to_audio.quantization_residual``)."""
     return f"{projection}.input_exc.quantization_residual" if "_to_" not in projection \
         else f"{projection}.quantization_residual"
 
