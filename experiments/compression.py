@@ -46,7 +46,7 @@ class Config:
     snap_to_absent: bool = True  # pruned + quantized: prune weights nearer 0 than the lowest state (compression.py)
     # carry each quantization step's rounding error into the next, so small (e.g. annealed) STDP changes add up
     # instead of being snapped back every interval (compression.py)
-    error_feedback: bool = False
+    error_feedback: bool = True
     # STDP annealing: the learning rate's multiplier falls geometrically from 1 (first image) to eta_end (last
     # image of the last epoch), updated every chunk; 1 keeps the rule's rate constant (Diehl & Cook)
     eta_end: float = 1.0

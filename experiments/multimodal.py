@@ -79,7 +79,7 @@ class Config:
     column_levels: bool = True  # quantize per neuron (own levels, one gain each; see compression.quantize_columns)
     # carry each quantization step's rounding error into the next (compression.compress_with_feedback), as the
     # compression experiment's error_feedback: sub-level STDP changes add up instead of being snapped back
-    error_feedback: bool = False
+    error_feedback: bool = True
     backend: str = "cpp_standalone"
     seed: int = 0
 
