@@ -60,6 +60,9 @@ class Config:
     percentile: float = 99.7  # of the ANN pre-activations, for the initial thresholds
     scale: float = 0.3  # initial threshold = scale x percentile (digits, T=2: 0.3 trains, 0.5 barely, 0.7 not)
     surrogate: str = "linear"
+    # α of an energy term in the DIET loss: cross-entropy + α · E_SNN/E_ANN (bioSNN.energy's model, differentiable
+    # through the surrogate gradient); 0 trains as the thesis does, on cross-entropy alone
+    energy_penalty: float = 0.0
     compare_steps: tuple[int, ...] = (5,)  # converted and hybrid networks at these T
     convert_scale: float = 0.3  # short windows need low thresholds ("smaller for short ones")
     balance_samples: int = 512
@@ -101,6 +104,8 @@ def _neurons(net) -> dict:
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     t_start = time.perf_counter()
+    if cfg.energy_penalty < 0:  # fail before the ANN trains, not after
+        raise ValueError(f"energy_penalty must be >= 0, got {cfg.energy_penalty}")
     torch.set_num_threads(cfg.threads)
     dist.setup()
     torch.manual_seed(cfg.seed)
@@ -140,7 +145,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         opt = _optimizer(cfg, net.parameters(), cfg.diet_lr)
         hist = fit(net, opt, Checkpoint(ck / f"diet_T{t}.npz", _spec(cfg), prov), train, test, cfg.diet_epochs, t,
                    "direct", cfg.batch_size, cfg.augment, cfg.seed,
-                   step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}", progress)
+                   step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}", progress,
+                   energy_penalty=cfg.energy_penalty)
         diet_nets[t] = net
         if dist.is_main():
             res["diet"][str(t)] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),

@@ -124,11 +124,21 @@ class RunStats:
 class SNNOutput(NamedTuple):
     logits: torch.Tensor
     stats: RunStats | None
+    # E_SNN / E_ANN of this batch (compute-energy model of :mod:`bioSNN.energy`), differentiable through the
+    # surrogate gradient of the spikes; only when ``snn(..., energy_cost=True)``
+    energy_cost: torch.Tensor | None = None
 
 
-def _fanout_events(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Σ over non-zero input elements of the number of outputs each one reaches (one accumulate per output)."""
+def _fanout_events(layer: nn.Module, x: torch.Tensor, soft: bool = False) -> torch.Tensor:
+    """Σ over non-zero input elements of the number of outputs each one reaches (one accumulate per output).
+
+    ``soft``: the same count in the forward pass, but differentiable: its gradient is that of the count with
+    each input's magnitude in place of its 0/1 activity (a straight-through estimator; a spike's magnitude is its
+    surrogate-gradient path to the weights, leaks and thresholds)."""
     active = (x != 0).to(x.dtype)
+    if soft:
+        mag = x.abs()
+        active = active + mag - mag.detach()
     if isinstance(layer, nn.Linear):
         return active.sum() * layer.out_features
     if layer.groups != 1:
@@ -155,6 +165,10 @@ class _Ctx:
     observe: Callable[[str, torch.Tensor], None] | None = None
     first_step: bool = True
     analog_input: bool = False
+    # energy_cost: differentiable spiking energy (pJ, summed over batch and steps), and per-sample MACs by layer
+    cost_pj: list | None = None
+    cost_macs: dict = field(default_factory=dict)
+    cost_analog_pj: float = 0.0
 
 
 class SpikingNet(nn.Module):
@@ -243,8 +257,15 @@ class SpikingNet(nn.Module):
         for act in self.activations():
             act.clamp_()
 
-    def forward(self, x: torch.Tensor, time_steps: int = 0, encoder: Encoder = "direct") -> torch.Tensor:
-        return self.ann(x) if time_steps == 0 else self.snn(x, time_steps, encoder).logits
+    def forward(self, x: torch.Tensor, time_steps: int = 0, encoder: Encoder = "direct",
+                energy_cost: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits; with ``energy_cost`` (SNN only) also the differentiable E_SNN / E_ANN of the batch."""
+        if time_steps == 0:
+            if energy_cost:
+                raise ValueError("energy_cost needs an SNN run (time_steps >= 1)")
+            return self.ann(x)
+        out = self.snn(x, time_steps, encoder, energy_cost=energy_cost)
+        return (out.logits, out.energy_cost) if energy_cost else out.logits
 
     # ---- ANN ----
     def ann(self, x: torch.Tensor, observe: Callable[[str, torch.Tensor], None] | None = None) -> torch.Tensor:
@@ -272,7 +293,8 @@ class SpikingNet(nn.Module):
     # ---- SNN ----
     def snn(self, x: torch.Tensor, time_steps: int, encoder: Encoder = "direct", count: bool = False,
             observe: Callable[[str, torch.Tensor], None] | None = None,
-            generator: torch.Generator | None = None, mode: Literal["layer", "step"] = "layer") -> SNNOutput:
+            generator: torch.Generator | None = None, mode: Literal["layer", "step"] = "layer",
+            energy_cost: bool = False) -> SNNOutput:
         """Run ``time_steps`` steps on the batch ``x`` (analog values, batch first).
 
         ``count``: also return a :class:`RunStats` (spike rates, events, MACs). ``observe(name, current)`` sees
@@ -281,6 +303,11 @@ class SpikingNet(nn.Module):
         on its own later output), with one fused autograd node per LIF layer (:func:`~bioSNN.nn.neurons.lif_sequence`);
         ``mode="step"`` runs every layer at step t before step t+1 with :func:`~bioSNN.nn.lif_step`. Both give
         the same spikes, logits and gradients; "layer" is faster, "step" needs less memory.
+
+        ``energy_cost``: also return ``E_SNN / E_ANN`` for this batch under :mod:`bioSNN.energy` (analog-input
+        layers as MACs at every step, spiking layers as accumulates per synaptic event) as a tensor whose
+        gradient flows through the spikes' surrogate gradients, for an energy penalty in the loss. Its value
+        is 1 / ``energy_ratio_ann_over_snn`` of the same run's :class:`RunStats`.
         """
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
@@ -290,7 +317,7 @@ class SpikingNet(nn.Module):
             raise ValueError(f"mode must be 'layer' or 'step', got {mode!r}")
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's {self.input_shape}")
-        ctx = _Ctx(stats=RunStats() if count else None, observe=observe)
+        ctx = _Ctx(stats=RunStats() if count else None, observe=observe, cost_pj=[] if energy_cost else None)
         if mode == "layer":
             x_seq = x.unsqueeze(0) if encoder == "direct" else poisson_encode(x, time_steps, generator)
             ctx.analog_input = encoder == "direct"
@@ -305,7 +332,12 @@ class SpikingNet(nn.Module):
                 ctx.first_step = False
         if ctx.stats is not None:
             ctx.stats.samples, ctx.stats.time_steps = x.shape[0], time_steps
-        return SNNOutput(out, ctx.stats)
+        cost = None
+        if energy_cost:
+            ann_pj = sum(ctx.cost_macs.values()) * energy.E_MAC_PJ
+            spiking = torch.stack(ctx.cost_pj).sum() if ctx.cost_pj else out.new_zeros(())
+            cost = (spiking / x.shape[0] + ctx.cost_analog_pj) / ann_pj
+        return SNNOutput(out, ctx.stats, cost)
 
     # ---- layer-by-layer execution: tensors (T, batch, ...); a leading 1 means "the same at every step" ----
     @staticmethod
@@ -314,8 +346,22 @@ class SpikingNet(nn.Module):
         y = fn(x_seq.reshape(T * B, *x_seq.shape[2:]))
         return y.reshape(T, B, *y.shape[1:])
 
+    @staticmethod
+    def _cost(layer: nn.Module, x: torch.Tensor, y0: torch.Tensor, steps: int, ctx: _Ctx) -> None:
+        """Add one weighted layer's share to the energy cost (``x``: its input, ``steps`` times over; ``y0``: one
+        step of its output)."""
+        if ctx.cost_pj is None:
+            return
+        macs = _macs(layer, y0)
+        ctx.cost_macs[id(layer)] = macs
+        if ctx.analog_input:  # MACs at every step: no gradient to the spikes, but part of the ratio
+            ctx.cost_analog_pj += macs * energy.E_MAC_PJ * steps
+        else:
+            ctx.cost_pj.append(_fanout_events(layer, x, soft=True) * steps * energy.E_AC_PJ)
+
     def _weighted_seq(self, layer: nn.Module, x_seq: torch.Tensor, T: int, ctx: _Ctx) -> torch.Tensor:
         y = self._apply_seq(layer, x_seq)
+        self._cost(layer, x_seq.reshape(-1, *x_seq.shape[2:]), y[0], T if x_seq.shape[0] == 1 else 1, ctx)
         st = ctx.stats
         if st is not None:
             name = self.name_of(layer)
@@ -371,6 +417,7 @@ class SpikingNet(nn.Module):
     # ---- step-by-step execution ----
     def _weighted(self, layer: nn.Module, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
         y = layer(x)
+        self._cost(layer, x, y, 1, ctx)
         st = ctx.stats
         if st is not None:
             name = self.name_of(layer)

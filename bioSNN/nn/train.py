@@ -126,20 +126,33 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
 def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimizer, time_steps: int = 0,
                 encoder: Encoder = "direct", after_step: Callable[[], None] | None = None,
                 progress=None, totals: dict | None = None,
-                on_batch: Callable[[dict], None] | None = None) -> dict:
+                on_batch: Callable[[dict], None] | None = None, energy_penalty: float = 0.0) -> dict:
     """One pass: cross-entropy on ``model(x, time_steps, encoder)`` (ANN when ``time_steps == 0``).
 
     ``model`` may be a :class:`SpikingNet` or a ``DistributedDataParallel`` around one; ``after_step`` runs after
     every optimizer step (e.g. clamping trained leaks). ``totals`` (``batches``, ``samples``, ``correct``,
     ``loss_sum``) continues a pass that was interrupted; ``on_batch`` gets the running totals after each batch.
-    Returns mean loss and training accuracy.
+    ``energy_penalty`` α (SNN only) trains on ``cross-entropy + α · E_SNN/E_ANN``, the batch's compute-energy
+    ratio (:meth:`SpikingNet.snn` with ``energy_cost``), which pushes spikes down where they cost most.
+    Returns mean loss (cross-entropy, without the penalty), training accuracy and, with a penalty, the mean
+    energy ratio E_SNN/E_ANN seen in training.
     """
+    if energy_penalty < 0:
+        raise ValueError(f"energy_penalty must be >= 0, got {energy_penalty}")
+    if energy_penalty and time_steps == 0:
+        raise ValueError("energy_penalty applies to SNN training (time_steps >= 1), not to the ANN")
     model.train()
-    t = {"batches": 0, "samples": 0, "correct": 0, "loss_sum": 0.0, **(totals or {})}
-    total, correct, loss_sum = t["samples"], t["correct"], t["loss_sum"]
+    t = {"batches": 0, "samples": 0, "correct": 0, "loss_sum": 0.0, "energy_sum": 0.0, **(totals or {})}
+    total, correct, loss_sum, energy_sum = t["samples"], t["correct"], t["loss_sum"], t["energy_sum"]
     for xb, yb in data:
-        logits = model(xb, time_steps, encoder)
-        loss = F.cross_entropy(logits, yb)
+        if energy_penalty:
+            logits, cost = model(xb, time_steps, encoder, energy_cost=True)
+            ce = F.cross_entropy(logits, yb)
+            loss = ce + energy_penalty * cost
+            energy_sum += float(cost.detach()) * len(yb)
+        else:
+            logits = model(xb, time_steps, encoder)
+            loss = ce = F.cross_entropy(logits, yb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -147,14 +160,17 @@ def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimiz
             after_step()
         n = len(yb)
         total += n
-        loss_sum += float(loss.detach()) * n
+        loss_sum += float(ce.detach()) * n
         correct += int((logits.argmax(1) == yb).sum())
         t["batches"] += 1
         if progress is not None:
             progress.update(n)
         if on_batch is not None:
-            on_batch({**t, "samples": total, "correct": correct, "loss_sum": loss_sum})
-    return {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "samples": total}
+            on_batch({**t, "samples": total, "correct": correct, "loss_sum": loss_sum, "energy_sum": energy_sum})
+    out = {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "samples": total}
+    if energy_penalty:
+        out["energy_ratio_snn_over_ann"] = energy_sum / max(total, 1)
+    return out
 
 
 @dataclass
@@ -248,13 +264,15 @@ def step_schedule(opt: torch.optim.Optimizer, epochs: int, milestones: tuple[flo
 def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tuple, test: tuple, epochs: int,
         time_steps: int = 0, encoder: Encoder = "direct", batch_size: int = 64, augment: bool | str = False,
         seed: int = 0, scheduler=None, label: str = "", verbose: bool = True,
-        checkpoint_seconds: float = 600.0) -> dict:
+        checkpoint_seconds: float = 600.0, energy_penalty: float = 0.0) -> dict:
     """Train for ``epochs`` (resuming from ``ckpt``), test after each epoch, checkpoint after each epoch and
     every ``checkpoint_seconds`` inside one (0: after every batch), so that a killed run loses minutes, not an
     epoch; resuming inside an epoch gives the same weights as an uninterrupted run.
 
     ``time_steps == 0`` trains the ANN; otherwise the SNN, with λ and θ clamped after every step. Under
-    torchrun the model is wrapped in DDP and each rank trains on its shard. Returns the history.
+    torchrun the model is wrapped in DDP and each rank trains on its shard. ``energy_penalty``: see
+    :func:`train_epoch` (the history then also holds the training energy ratio E_SNN/E_ANN per epoch).
+    Returns the history.
     """
     import time
 
@@ -284,7 +302,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
         stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
                          transform=transform, skip=partial["batches"] if partial else 0)
         stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None,
-                            totals=partial, on_batch=on_batch)
+                            totals=partial, on_batch=on_batch, energy_penalty=energy_penalty)
         partial = None
         if scheduler is not None:
             scheduler.step()
@@ -292,6 +310,8 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
         for k, v in (("epoch", epoch + 1), ("train_loss", stats["loss"]), ("train_accuracy", stats["accuracy"]),
                      ("test_accuracy", acc)):
             history[k].append(v)
+        if energy_penalty:
+            history.setdefault("train_energy_ratio_snn_over_ann", []).append(stats["energy_ratio_snn_over_ann"])
         ckpt.save(net, opt, epoch + 1, history)
         if verbose and dist.is_main():
             print(f"{label} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}  train {stats['accuracy']:.4f}  "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,48 @@ def test_step_schedule_drops_the_rate_at_the_milestones():
     assert step_schedule(opt, 10, ()) is None
     with pytest.raises(ValueError, match="fractions"):
         step_schedule(opt, 10, (6,))
+
+
+@pytest.mark.parametrize("mode,encoder", [("layer", "direct"), ("step", "direct"), ("layer", "poisson")])
+def test_energy_cost_equals_the_counted_energy_ratio_and_reaches_every_parameter(mode, encoder):
+    x, y, _, _ = digits(32)
+    net = diet_net(x)
+    out = net.snn(x, 4, encoder, count=True, mode=mode, energy_cost=True, generator=torch.Generator().manual_seed(1))
+    ratio = out.stats.summary()["energy_ratio_ann_over_snn"]
+    # the differentiable cost is exactly the counter's E_SNN / E_ANN (events = spikes x fan-out, MACs at analog input)
+    assert float(out.energy_cost.detach()) == pytest.approx(1.0 / ratio, rel=1e-5)
+    out.energy_cost.backward()
+    for act in net.activations()[:-1]:  # the last activation feeds the readout, whose events the cost also counts
+        assert act.threshold.grad is not None and act.threshold.grad != 0, net.name_of(act)
+    first_w = net.nodes[0].weight.grad
+    assert first_w is not None and first_w.abs().sum() > 0
+    with pytest.raises(ValueError, match="time_steps"):
+        net(x, 0, energy_cost=True)
+
+
+def test_energy_penalty_trains_a_sparser_network_at_little_cost():
+    x, y, x_te, y_te = digits(400)
+    batches = [(x[i:i + 50], y[i:i + 50]) for i in range(0, len(x), 50)]
+    torch.manual_seed(0)
+    ann = vgg("vgg5", (1, 8, 8), n_classes=10, width=0.25, hidden=64, dropout=0.0)
+    opt = torch.optim.Adam(ann.parameters(), 3e-3)
+    for _ in range(12):
+        train_epoch(ann, batches, opt)
+    results = {}
+    for alpha in (0.0, 10.0):
+        net = copy.deepcopy(ann)
+        balance_thresholds(net, [x], percentile=99.7, scale=0.3, source="ann")
+        net.set_neurons(leak=1.0, surrogate="linear", train_leak=True, train_threshold=True)
+        opt = torch.optim.Adam(net.parameters(), 5e-4)
+        for _ in range(4):
+            stats = train_epoch(net, batches, opt, 5, "direct", after_step=net.clamp_, energy_penalty=alpha)
+        assert ("energy_ratio_snn_over_ann" in stats) == (alpha > 0)
+        res = evaluate(net, x_te, y_te, 5, "direct")
+        results[alpha] = {"accuracy": res.accuracy, **res.stats.summary()}
+    plain, penalised = results[0.0], results[10.0]
+    # measured: spike rate 0.255 -> 0.193, energy ANN/SNN x2.26 -> x2.68, accuracy 0.862 -> 0.869 (450 test digits)
+    assert penalised["mean_spike_rate"] < 0.85 * plain["mean_spike_rate"], (plain, penalised)
+    assert penalised["energy_ratio_ann_over_snn"] > 1.1 * plain["energy_ratio_ann_over_snn"]
+    assert penalised["accuracy"] > plain["accuracy"] - 0.03
+    with pytest.raises(ValueError, match="energy_penalty"):
+        train_epoch(net, batches[:1], opt, 0, energy_penalty=1.0)
