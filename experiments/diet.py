@@ -153,6 +153,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                                    "initial_thresholds": init, "accuracy_before_training": before,
                                    "neurons": _neurons(net), "history": hist}
             io.write(run_dir / f"diet_T{t}.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
+            write_json(run_dir / "partial.json", res)  # what is finished, readable before the run ends
 
     # 3. converted and hybrid networks of the same ANN at the comparison T
     for t in cfg.compare_steps:
@@ -174,6 +175,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         if dist.is_main():
             res["hybrid"][str(t)] = {**evaluate(snn, x_te, y_te, t, "poisson", seed=cfg.seed).summary(),
                                      "history": hist}
+            write_json(run_dir / "partial.json", res)
 
     # 4. DIET on memristive devices: quantization-aware fine-tuning
     for bits in cfg.device_bits:
@@ -190,6 +192,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             res["qat"][f"{bits}bit"] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),
                                         "time_steps": t, "accuracy_quantized_before_qat": before,
                                         "devices": {k: v.to_dict() for k, v in devices.items()}, "history": hist}
+            write_json(run_dir / "partial.json", res)
             qat.freeze(net)
             io.write(run_dir / f"diet_T{t}_{bits}bit.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
 
