@@ -237,7 +237,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             results = pool.map(_worker, jobs, chunksize=1)
     else:
         results = [train_variant(cfg, v, Path(o), progress) for _, v, o in jobs]
-    _figures(run_dir, results, cfg)
+    _figures(run_dir, results)
     first = run_dir / "variants" / cfg.variants[0].replace("+", "_") / "dynamics.png"
     if first.exists():
         (run_dir / "dynamics.png").write_bytes(first.read_bytes())
@@ -256,8 +256,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             "cost_model": compression.__doc__.split("Cost model for the reports")[1].strip()}
 
 
-def _figures(run_dir: Path, results: list[dict], cfg: Config):
-    for r in results:
+def _figures(run_dir: Path, results: list[dict], receptive_fields: bool = True):
+    for r in results if receptive_fields else ():
         rf = np.load(run_dir / "variants" / r["variant"].replace("+", "_") / "receptive_fields.npy")
         fig = viz.figure(figsize=(8, 8))[0]
         fig.clf()
