@@ -279,6 +279,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     _figure(run_dir / "noise.png", results, cfg)
     main = results.get("multimodal") or next(iter(results.values()))
     metrics = {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": results,
+               "accuracy_by_network": accuracy_by_network(results),
                "n_train_pairs": int(len(d["train"][0])), "n_test_pairs": int(len(d["test_labels"]))}
     if {"multimodal", "independent"} <= set(results):
         # what the cross-modal synapses add, on the same test pairs (a: with them, b: votes of independent ensembles)
@@ -303,14 +304,29 @@ def cross_gain(variants_dir: Path, n_classes: int) -> dict:
             for c in preds["multimodal"] if c in preds["independent"]}
 
 
+def accuracy_by_network(results: dict) -> dict[str, dict[str, float]]:
+    """Accuracy per test condition of every trained variant, plus the image-only and audio-only networks read
+    from the ``independent`` variant's ensembles where those variants were not trained on their own: with
+    cross gain 0 each ensemble of that network *is* a unimodal network trained on the same presentations (a
+    test checks that gain 0 reproduces the separate ensembles), so ``variants=independent,multimodal`` gives
+    (1)-(4) from two trainings instead of four."""
+    out = {v: dict(r["by_condition"]) for v, r in results.items()}
+    by_ens = results.get("independent", {}).get("by_ensemble") or {}
+    for name in ("image", "audio"):
+        if name not in out and by_ens and all(name in accs for accs in by_ens.values()):
+            out[f"{name} (ensemble of independent)"] = {c: accs[name] for c, accs in by_ens.items()}
+    return out
+
+
 def _figure(path: Path, results: dict, cfg: Config) -> None:
     fig, axes = viz.figure(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.3})
-    for v, r in results.items():
-        acc = r["by_condition"]
+    for v, acc in accuracy_by_network(results).items():
+        style = {"ls": "--"} if "ensemble of" in v else {}
         axes[0].plot([0.0, *cfg.image_noise], [acc["clean"]] + [acc[f"image_noise={s}"] for s in cfg.image_noise],
-                     marker="o", ms=3, label=v)
+                     marker="o", ms=3, label=v, **style)
         axes[1].plot(["clean", *[f"{s:g}" for s in cfg.audio_snr_db]],
-                     [acc["clean"]] + [acc[f"audio_snr={s}dB"] for s in cfg.audio_snr_db], marker="o", ms=3, label=v)
+                     [acc["clean"]] + [acc[f"audio_snr={s}dB"] for s in cfg.audio_snr_db], marker="o", ms=3,
+                     label=v, **style)
     axes[0].set(xlabel="image noise σ (fraction of full scale)", ylabel="test accuracy", title="noisy images")
     axes[1].set(xlabel="audio SNR (dB)", ylabel="test accuracy", title="noisy audio")
     for ax in axes:

@@ -89,3 +89,21 @@ def test_a_unimodal_network_reuses_its_clean_test_for_noise_on_the_other_modalit
                                                      "audio_snr=0dB": "clean"}
     assert exp.same_test(conditions, ("audio",))["image_noise=0.4"] == "clean"
     assert exp.same_test(conditions, ("image", "audio")) == {k: k for k in conditions}
+
+
+def test_unimodal_accuracies_come_from_the_independent_ensembles_when_not_trained_apart(tmp_path):
+    conds = ("clean", "image_noise=0.8", "audio_snr=-5.0dB")
+    ind = {"by_condition": dict(zip(conds, (0.90, 0.70, 0.80))),
+           "by_ensemble": {c: {"image": i, "audio": a} for c, i, a in zip(conds, (0.8, 0.1, 0.8), (0.7, 0.7, 0.2))}}
+    mm = {"by_condition": dict(zip(conds, (0.93, 0.75, 0.85))), "by_ensemble": {}}
+    acc = exp.accuracy_by_network({"independent": ind, "multimodal": mm})
+    assert acc["image (ensemble of independent)"] == {"clean": 0.8, "image_noise=0.8": 0.1, "audio_snr=-5.0dB": 0.8}
+    assert acc["audio (ensemble of independent)"]["audio_snr=-5.0dB"] == 0.2 and acc["multimodal"]["clean"] == 0.93
+    # a unimodal variant trained on its own takes precedence over the ensemble of the independent network
+    image = {"by_condition": dict(zip(conds, (0.79, 0.12, 0.79))), "by_ensemble": {}}
+    acc = exp.accuracy_by_network({"image": image, "independent": ind})
+    assert acc["image"]["clean"] == 0.79 and "image (ensemble of independent)" not in acc
+    assert "audio (ensemble of independent)" in acc
+    cfg = exp.Config(image_noise=(0.8,), audio_snr_db=(-5.0,))
+    exp._figure(tmp_path / "noise.png", {"independent": ind, "multimodal": mm}, cfg)
+    assert (tmp_path / "noise.png").stat().st_size > 10_000
