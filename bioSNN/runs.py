@@ -6,11 +6,12 @@ Everything is written atomically, so a run killed at any point can be resumed fr
 from __future__ import annotations
 
 import datetime as _dt
+import json
 from pathlib import Path
 
 from ._atomic import write_json
 
-__all__ = ["new_run_dir", "write_json"]
+__all__ = ["new_run_dir", "read_finished", "write_json"]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -26,3 +27,16 @@ def new_run_dir(root: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"could not create a run folder under {root}")
+
+
+def read_finished(run_dir: str | Path, experiment: str) -> tuple[dict, dict]:
+    """``(config, metrics)`` of a finished run of ``experiment`` (its resolved ``config.json`` values and its
+    ``metrics.json``); a clear error when the folder is not one."""
+    run_dir = Path(run_dir)
+    for name in ("metrics.json", "config.json"):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir}: no {name} (not a finished {experiment} run)")
+    saved = json.loads((run_dir / "config.json").read_text())
+    if saved.get("experiment") != experiment:
+        raise ValueError(f"{run_dir}: a {saved.get('experiment')!r} run, not a {experiment} run")
+    return saved["config"], json.loads((run_dir / "metrics.json").read_text())

@@ -16,11 +16,11 @@ Usage: ``python -m bioSNN.experiments.compression_merge OUT RUN[:variant,...] RU
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
 from bioSNN._atomic import write_json
+from bioSNN.runs import read_finished
 
 from . import compression as exp
 
@@ -39,13 +39,7 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
     base, table, details, origin = None, {}, {}, {}
     for spec in sources:
         run, only = _source(spec)
-        for name in ("metrics.json", "config.json"):
-            if not (run / name).is_file():
-                raise FileNotFoundError(f"{run}: no {name} (not a finished compression run)")
-        saved = json.loads((run / "config.json").read_text())
-        if saved.get("experiment") != "compression":
-            raise ValueError(f"{run}: a {saved.get('experiment')!r} run, not a compression run")
-        cfg = saved["config"]
+        cfg, metrics = read_finished(run, "compression")
         if base is None:
             base = cfg
         else:
@@ -54,18 +48,17 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
                     continue
                 raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
                                  f"{sources[0]}); pass --ignore {key} if it does not matter for the variants taken")
-        metrics = json.loads((run / "metrics.json").read_text())
         for v in only or list(metrics["variants"]):
             if v not in metrics["variants"]:
                 raise ValueError(f"{run}: no variant {v!r} (has {list(metrics['variants'])})")
             if v in table:
                 raise ValueError(f"variant {v!r} comes from both {origin[v]} and {run}")
             table[v], details[v], origin[v] = metrics["variants"][v], metrics["details"][v], str(run)
-            png = run / f"receptive_fields_{v.replace('+', '_')}.png"
-            if png.is_file():
-                out.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(png, out / png.name)
     out.mkdir(parents=True, exist_ok=True)
+    for v, run in origin.items():  # copied only once every source has passed the checks above
+        png = Path(run) / f"receptive_fields_{v.replace('+', '_')}.png"
+        if png.is_file():
+            shutil.copyfile(png, out / png.name)
     results = [{"variant": v, **table[v], **details[v]} for v in table]
     exp._figures(out, results, receptive_fields=False)
     main = "full" if "full" in table else next(iter(table))

@@ -12,24 +12,18 @@ Usage: ``python -m bioSNN.experiments.diet_tradeoff OUT RUN [RUN ...]``
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from bioSNN import viz
 from bioSNN._atomic import write_json
+from bioSNN.runs import read_finished
 
 
 def collect(runs: list[Path]) -> dict:
     """Points of every DIET network in ``runs``; all runs must share dataset, model and ANN accuracy."""
     points, ann, ident = [], None, None
     for run in runs:
-        for name in ("metrics.json", "config.json"):
-            if not (run / name).is_file():
-                raise FileNotFoundError(f"{run}: no {name} (not a finished DIET run)")
-        saved = json.loads((run / "config.json").read_text())
-        if saved.get("experiment") != "diet":
-            raise ValueError(f"{run}: a {saved.get('experiment')!r} run, not a DIET run")
-        m, cfg = json.loads((run / "metrics.json").read_text()), saved["config"]
+        cfg, m = read_finished(run, "diet")
         this = (m["dataset"], m["model"], cfg["width"], cfg["hidden"])
         if ident is not None and this != ident:
             raise ValueError(f"{run}: {this} is not the network of the other runs {ident}")
