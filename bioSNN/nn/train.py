@@ -143,13 +143,12 @@ def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimiz
         raise ValueError("energy_penalty applies to SNN training (time_steps >= 1), not to the ANN")
     model.train()
     t = {"batches": 0, "samples": 0, "correct": 0, "loss_sum": 0.0, "energy_sum": 0.0, **(totals or {})}
-    total, correct, loss_sum, energy_sum = t["samples"], t["correct"], t["loss_sum"], t["energy_sum"]
     for xb, yb in data:
         if energy_penalty:
             logits, cost = model(xb, time_steps, encoder, energy_cost=True)
             ce = F.cross_entropy(logits, yb)
             loss = ce + energy_penalty * cost
-            energy_sum += float(cost.detach()) * len(yb)
+            t["energy_sum"] += float(cost.detach()) * len(yb)
         else:
             logits = model(xb, time_steps, encoder)
             loss = ce = F.cross_entropy(logits, yb)
@@ -159,17 +158,18 @@ def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimiz
         if after_step is not None:
             after_step()
         n = len(yb)
-        total += n
-        loss_sum += float(ce.detach()) * n
-        correct += int((logits.argmax(1) == yb).sum())
+        t["samples"] += n
+        t["loss_sum"] += float(ce.detach()) * n
+        t["correct"] += int((logits.argmax(1) == yb).sum())
         t["batches"] += 1
         if progress is not None:
             progress.update(n)
         if on_batch is not None:
-            on_batch({**t, "samples": total, "correct": correct, "loss_sum": loss_sum, "energy_sum": energy_sum})
-    out = {"loss": loss_sum / max(total, 1), "accuracy": correct / max(total, 1), "samples": total}
+            on_batch(dict(t))
+    total = max(t["samples"], 1)
+    out = {"loss": t["loss_sum"] / total, "accuracy": t["correct"] / total, "samples": t["samples"]}
     if energy_penalty:
-        out["energy_ratio_snn_over_ann"] = energy_sum / max(total, 1)
+        out["energy_ratio_snn_over_ann"] = t["energy_sum"] / total
     return out
 
 
