@@ -71,6 +71,10 @@ class Config:
     # 2 x 20 x 20 ON/OFF inputs; weight sum per input as in D&C (78 / 784)
     audio: DiehlCookConfig = field(default_factory=lambda: DiehlCookConfig(n_input=800, n_exc=400, w_sum=79.6))
     cross: CrossConfig = field(default_factory=lambda: CrossConfig(gain=1.0, w_init_high=0.05, w_sum=4.0))
+    # after training, test the multimodal variant again with its cross-modal transmission at these gains (same
+    # weights and thresholds, labels assigned again under each gain): 0 switches the trained cross synapses off,
+    # so the comparison with the training gain is paired on the very same ensembles
+    test_gains: tuple[float, ...] = ()
     eta_end: float = 1.0  # STDP annealing, as the compression experiment's eta_end (all plastic projections)
     compress: str = "full"  # or pruned, q<bits>, pruned+q<bits>: applied to input and cross-modal synapses
     prune_threshold: float = 0.02
@@ -231,36 +235,58 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
                     desc=f"{variant} training")
         if comp.active:
             compress()
-        lab_ids = {n: train_ids[n][n_pairs - cfg.n_label:] for n in names}
-        lab = net.present(lab_ids, plastic=False, progress=progress, desc=f"{variant} labelling")
-        y_lab = d["train_labels"][n_pairs - cfg.n_label:]
-        assign = {n: readout.assign_labels(lab.counts[n], y_lab, d["n_classes"]) for n in names}
-        accuracy, spikes, responses, by_ensemble = {}, {}, {}, {}
-        same = same_test(d["conditions"], names)
-        for cond, (img_ids, aud_ids) in d["conditions"].items():
-            if same[cond] != cond:  # noise on the modality this variant does not see: the earlier test, exactly
-                accuracy[cond], spikes[cond] = accuracy[same[cond]], spikes[same[cond]]
-                continue
-            ids = {"image": img_ids, "audio": aud_ids}
-            p = net.present({n: ids[n] for n in names}, plastic=False, progress=False)
-            scores = [readout.class_scores(p.counts[n], assign[n], d["n_classes"]) for n in names]
-            pred = readout.combined_scores(scores).argmax(1)
-            accuracy[cond] = float((pred == d["test_labels"]).mean())
-            if len(names) > 1:  # each ensemble's own vote, with both inputs (and the cross synapses) on
-                by_ensemble[cond] = {n: float((s.argmax(1) == d["test_labels"]).mean()) for n, s in zip(names, scores)}
-            spikes[cond] = {n: float(p.counts[n].sum(1).mean()) for n in names}
-            responses.update({f"{cond}/{n}": p.counts[n].astype(np.int16) for n in names})
-        io.write(out / "network.npz", mm_bundle.to_bundle(configs, net.state, net.cross_state, cross, assign))
-        # test responses, for other read-outs without simulating again (plain arrays, no pickle)
-        np.savez_compressed(out / "test_counts.npz", labels=d["test_labels"], **responses,
-                            **{f"assignment/{n}": assign[n] for n in names})
+        tested = _label_and_test(net, names, d, cfg, train_ids, out / "test_counts.npz", progress, variant)
+        io.write(out / "network.npz", mm_bundle.to_bundle(configs, net.state, net.cross_state, cross,
+                                                          tested.pop("assign")))
+        by_gain = {}
+        for g in (cfg.test_gains if cross is not None else ()):
+            # the same trained network with its cross-modal transmission at another gain (0: switched off);
+            # neurons are labelled again under that gain, as the network then runs
+            net.cross_gain = g
+            by_gain[f"{g:g}"] = _label_and_test(net, names, d, cfg, train_ids, out / f"test_counts_gain{g:g}.npz",
+                                                progress, f"{variant} gain {g:g}")
+            by_gain[f"{g:g}"].pop("assign")
+        net.cross_gain = cross.gain if cross is not None else 0.0
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
-    result = {"variant": variant, "accuracy": accuracy["clean"], "by_condition": accuracy, "by_ensemble": by_ensemble,
-              "test_spikes_per_pair": spikes, "fraction_kept": kept, "wall_seconds": time.perf_counter() - t0,
+    result = {"variant": variant, "accuracy": tested["by_condition"]["clean"], **tested, "fraction_kept": kept,
+              "wall_seconds": time.perf_counter() - t0,
               "cross_weight_mean": {k: float(v["w"].mean()) for k, v in net.cross_state.items()}}
+    if by_gain:
+        result["by_test_gain"] = by_gain
     write_json(out / "result.json", result)
     return result
+
+
+def _label_and_test(net: EnsembleNetwork, names: tuple[str, ...], d: dict, cfg: Config, train_ids: dict,
+                    counts_path: Path, progress: bool, desc: str) -> dict:
+    """Label the neurons on the last ``n_label`` training pairs and test every condition, weights frozen, at the
+    network's current cross gain; writes the test responses to ``counts_path`` (plain arrays, no pickle) for
+    other read-outs without simulating again. Returns ``by_condition``, ``by_ensemble`` (each ensemble's own
+    vote, with both inputs and any cross synapses on), ``test_spikes_per_pair`` and ``assign``."""
+    n_pairs = len(train_ids["image"])
+    lab_ids = {n: train_ids[n][n_pairs - cfg.n_label:] for n in names}
+    lab = net.present(lab_ids, plastic=False, progress=progress, desc=f"{desc} labelling")
+    y_lab = d["train_labels"][n_pairs - cfg.n_label:]
+    assign = {n: readout.assign_labels(lab.counts[n], y_lab, d["n_classes"]) for n in names}
+    accuracy, spikes, responses, by_ensemble = {}, {}, {}, {}
+    same = same_test(d["conditions"], names)
+    for cond, (img_ids, aud_ids) in d["conditions"].items():
+        if same[cond] != cond:  # noise on the modality this variant does not see: the earlier test, exactly
+            accuracy[cond], spikes[cond] = accuracy[same[cond]], spikes[same[cond]]
+            continue
+        ids = {"image": img_ids, "audio": aud_ids}
+        p = net.present({n: ids[n] for n in names}, plastic=False, progress=False)
+        scores = [readout.class_scores(p.counts[n], assign[n], d["n_classes"]) for n in names]
+        pred = readout.combined_scores(scores).argmax(1)
+        accuracy[cond] = float((pred == d["test_labels"]).mean())
+        if len(names) > 1:
+            by_ensemble[cond] = {n: float((s.argmax(1) == d["test_labels"]).mean()) for n, s in zip(names, scores)}
+        spikes[cond] = {n: float(p.counts[n].sum(1).mean()) for n in names}
+        responses.update({f"{cond}/{n}": p.counts[n].astype(np.int16) for n in names})
+    np.savez_compressed(counts_path, labels=d["test_labels"], **responses,
+                        **{f"assignment/{n}": assign[n] for n in names})
+    return {"by_condition": accuracy, "by_ensemble": by_ensemble, "test_spikes_per_pair": spikes, "assign": assign}
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
@@ -268,6 +294,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         if v not in VARIANTS:
             raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
     eta_schedule(0, 1, cfg.eta_end)  # fail early on a bad annealing target
+    if not all(np.isfinite(g) and g >= 0 for g in cfg.test_gains):
+        raise ValueError(f"test_gains must be finite numbers >= 0 (excitatory only), got {cfg.test_gains}")
     d = prepare(cfg)
     results = {v: train_variant(cfg, v, d, run_dir / "variants" / v, progress) for v in cfg.variants}
     for v, r in results.items():
@@ -276,6 +304,9 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         if r.get("by_ensemble"):
             print(" " * 14 + "each ensemble's own vote (clean, coupled): " + "  ".join(
                 f"{n} {a:.3f}" for n, a in r["by_ensemble"]["clean"].items()))
+        for g, t in r.get("by_test_gain", {}).items():
+            print(" " * 14 + f"tested at cross gain {g}: clean {t['by_condition']['clean']:.4f}  " + "  ".join(
+                f"{k} {a:.3f}" for k, a in t["by_condition"].items() if k != "clean"))
     _figure(run_dir / "noise.png", results, cfg)
     main = results.get("multimodal") or next(iter(results.values()))
     metrics = {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": results,
@@ -287,21 +318,41 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         for cond, c in metrics["multimodal_vs_independent"].items():
             print(f"multimodal vs independent, {cond}: only multimodal right {c['only_a']}, only independent right "
                   f"{c['only_b']} of {c['n']} pairs (p = {c['p_value']:.3g})")
+    if 0.0 in cfg.test_gains and "multimodal" in results:
+        metrics["multimodal_cross_on_vs_off"] = cross_on_vs_off(run_dir / "variants" / "multimodal", d["n_classes"])
+        for cond, c in metrics["multimodal_cross_on_vs_off"].items():
+            print(f"multimodal, cross synapses on vs off at test, {cond}: only on right {c['only_a']}, only off "
+                  f"right {c['only_b']} of {c['n']} pairs (p = {c['p_value']:.3g})")
     return metrics
+
+
+def _votes(path: Path, n_classes: int) -> tuple[dict, np.ndarray]:
+    """Summed-vote predictions per test condition, and the labels, from saved test responses (plain arrays)."""
+    with np.load(path, allow_pickle=False) as z:
+        conds = sorted({k.split("/")[0] for k in z.files if "/" in k and not k.startswith("assignment/")})
+        return ({c: readout.combined_scores([readout.class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes)
+                                             for n in ("image", "audio")]).argmax(1) for c in conds}, z["labels"])
+
+
+def _paired(a: Path, b: Path, n_classes: int) -> dict:
+    (pa, labels), (pb, labels_b) = _votes(a, n_classes), _votes(b, n_classes)
+    if not np.array_equal(labels, labels_b):
+        raise ValueError(f"{a} and {b} hold different test pairs")
+    return {c: readout.paired_comparison(pa[c], pb[c], labels) for c in pa if c in pb}
 
 
 def cross_gain(variants_dir: Path, n_classes: int) -> dict:
     """Per test condition, :func:`readout.paired_comparison` of the ``multimodal`` and ``independent`` variants'
     summed votes, from their saved test responses (``test_counts.npz``; plain arrays, no pickle)."""
-    preds, labels = {}, None
-    for v in ("multimodal", "independent"):
-        with np.load(variants_dir / v / "test_counts.npz", allow_pickle=False) as z:
-            labels = z["labels"]
-            conds = sorted({k.split("/")[0] for k in z.files if "/" in k and not k.startswith("assignment/")})
-            preds[v] = {c: readout.combined_scores([readout.class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes)
-                                                    for n in ("image", "audio")]).argmax(1) for c in conds}
-    return {c: readout.paired_comparison(preds["multimodal"][c], preds["independent"][c], labels)
-            for c in preds["multimodal"] if c in preds["independent"]}
+    return _paired(variants_dir / "multimodal" / "test_counts.npz", variants_dir / "independent" / "test_counts.npz",
+                   n_classes)
+
+
+def cross_on_vs_off(variant_dir: Path, n_classes: int, off_gain: float = 0.0) -> dict:
+    """Per test condition, :func:`readout.paired_comparison` of the multimodal network at its training gain (a)
+    and the same network tested at ``off_gain`` (b; ``test_gains``): what the trained cross synapses add to the
+    very same ensembles, free of the variance between separately trained networks."""
+    return _paired(variant_dir / "test_counts.npz", variant_dir / f"test_counts_gain{off_gain:g}.npz", n_classes)
 
 
 def accuracy_by_network(results: dict) -> dict[str, dict[str, float]]:
@@ -311,6 +362,9 @@ def accuracy_by_network(results: dict) -> dict[str, dict[str, float]]:
     test checks that gain 0 reproduces the separate ensembles), so ``variants=independent,multimodal`` gives
     (1)-(4) from two trainings instead of four."""
     out = {v: dict(r["by_condition"]) for v, r in results.items()}
+    for v, r in results.items():
+        out.update({f"{v}, tested at cross gain {g}": dict(t["by_condition"])
+                    for g, t in r.get("by_test_gain", {}).items()})
     by_ens = results.get("independent", {}).get("by_ensemble") or {}
     for name in ("image", "audio"):
         if name not in out and by_ens and all(name in accs for accs in by_ens.values()):
@@ -321,7 +375,7 @@ def accuracy_by_network(results: dict) -> dict[str, dict[str, float]]:
 def _figure(path: Path, results: dict, cfg: Config) -> None:
     fig, axes = viz.figure(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.3})
     for v, acc in accuracy_by_network(results).items():
-        style = {"ls": "--"} if "ensemble of" in v else {}
+        style = {"ls": "--"} if "ensemble of" in v else {"ls": ":"} if "tested at" in v else {}
         axes[0].plot([0.0, *cfg.image_noise], [acc["clean"]] + [acc[f"image_noise={s}"] for s in cfg.image_noise],
                      marker="o", ms=3, label=v, **style)
         axes[1].plot(["clean", *[f"{s:g}" for s in cfg.audio_snr_db]],

@@ -139,7 +139,10 @@ class CrossConfig:
     Attributes
     ----------
     gain
-        Multiplier of the cross-modal weights onto the target conductance (dimensionless, >= 0).
+        Multiplier of the cross-modal weights onto the target conductance (dimensionless, >= 0): the network's
+        starting value. It is a shared run-time variable (``cross_gain`` of the synapses), so
+        :attr:`EnsembleNetwork.cross_gain` can change it between chunks without a rebuild — e.g. to test a
+        network trained with its cross synapses with them switched off.
     w_init_low, w_init_high
         Initial weights, uniform.
     w_sum
@@ -162,12 +165,13 @@ class CrossConfig:
             raise ValueError(f"need 0 <= w_init_low <= w_init_high, got {self.w_init_low}, {self.w_init_high}")
 
     def synapse_model(self):
-        """The STDP synapse with its transmission scaled by ``cross_gain`` (in the namespace)."""
+        """The STDP synapse with its transmission scaled by the shared variable ``cross_gain``, which whoever
+        builds the ``Synapses`` sets (as ``learning`` and ``eta_scale``)."""
         sm = self.stdp.synapse_model()
         on_pre = sm.on_pre.replace("ge_post += w", "ge_post += cross_gain * w")
         if on_pre == sm.on_pre:
             raise RuntimeError("the STDP model's transmission line changed; update CrossConfig.synapse_model")
-        return SynapseModel(sm.model, on_pre, sm.on_post, {**sm.namespace, "cross_gain": self.gain})
+        return SynapseModel(sm.model + "cross_gain : 1 (shared)\n", on_pre, sm.on_post, sm.namespace)
 
 
 @dataclass
@@ -213,7 +217,8 @@ class EnsembleNetwork:
     ``cross_state["a_to_b"]`` holds ``w`` and ``alive`` (``(n_exc_a, n_exc_b)``). ``eta_scale`` multiplies the
     learning rate of every plastic projection (input and cross-modal) from the next chunk on: a caller anneals
     STDP by lowering it between chunks (e.g. from ``on_chunk``, with :func:`~bioSNN.brian.stdp.eta_schedule`);
-    1 is the rule's own rate.
+    1 is the rule's own rate. ``cross_gain`` (starting at ``cross.gain``) scales the cross-modal transmission
+    from the next chunk on, also without a rebuild on the standalone backends.
     """
 
     _SHARED = ("t_present", "t_rest", "dt", "min_spikes", "max_repeats", "rate_boost", "chunk", "seed")
@@ -262,6 +267,7 @@ class EnsembleNetwork:
                 self.cross_state[f"{src}_to_{dst}"] = {"w": rng.uniform(cross.w_init_low, cross.w_init_high, shape),
                                                        "alive": np.ones(shape, bool)}
         self.eta_scale = 1.0
+        self.cross_gain = cross.gain if cross is not None else 0.0
         self.recordings = {spec: Recording(spec) for spec in monitors}
         self.build_seconds = 0.0
         self._built = False
@@ -414,11 +420,18 @@ repeats_in : integer (linked)
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
                          exc.theta: st["theta"] * mV, syn.learning: float(plastic), exc.plastic: float(plastic),
                          syn.eta_scale: eta, self._seqs[n]: seqs[n]})
+        gain = self._cross_gain() if self.cross_state else 0.0
         for key, st in self.cross_state.items():
             syn = self.synapses[key]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
-                         syn.learning: float(plastic), syn.eta_scale: eta})
+                         syn.learning: float(plastic), syn.eta_scale: eta, syn.cross_gain: gain})
         return args
+
+    def _cross_gain(self) -> float:
+        gain = float(self.cross_gain)
+        if not np.isfinite(gain) or gain < 0:
+            raise ValueError(f"cross_gain must be a finite number >= 0 (excitatory only), got {self.cross_gain!r}")
+        return gain
 
     def _eta_scale(self) -> float:
         scale = float(self.eta_scale)

@@ -32,7 +32,7 @@ def test_cross_weights_grow_only_with_correlated_activity_and_stay_non_negative(
             f"abs(t - {t}*ms) < 0.25*dt" for t in post_times) + ")")
         syn = Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
         syn.connect()
-        syn.w, syn.alive, syn.learning, syn.eta_scale = 0.2, 1.0, 1.0, 1.0
+        syn.w, syn.alive, syn.learning, syn.eta_scale, syn.cross_gain = 0.2, 1.0, 1.0, 1.0, 1.0
         Network(pre, post, syn).run(1000 * ms, namespace={})
         w = np.asarray(syn.w[:]).reshape(4, 2)
     assert w[0, 0] > 0.5 and w[1, 0] > 0.5  # correlated: potentiated
@@ -78,6 +78,32 @@ def test_cross_synapses_excite_the_other_ensemble():
             net = EnsembleNetwork({"image": (cfg, a), "audio": (cfg, silent)}, Backend("numpy"), cross=cross)
             spikes[gain] = net.present(ids, plastic=False, progress=False).counts["audio"].sum()
     assert spikes[0.0] == 0 and spikes[40.0] > 0  # ... so its spikes can only come through the cross synapses
+
+
+@pytest.mark.parametrize("be", ["numpy", "cpp_standalone"])
+def test_cross_gain_changes_at_run_time_without_a_rebuild(be, tmp_path):
+    """One network built with gain 40: switching ``cross_gain`` to 0 between runs silences the cross drive
+    (the input-less audio ensemble stops firing) and switching back restores it; on cpp_standalone the same
+    compiled binary takes the value as a run argument."""
+    cfg, a, b = _tiny(1)
+    ids = {"image": np.arange(6), "audio": np.arange(6)}
+    directory = str(tmp_path / "project") if be == "cpp_standalone" else None
+    with backend(Backend(be, directory=directory)) as bk:
+        cross = CrossConfig(gain=40.0, w_init_low=0.5, w_init_high=0.5)
+        net = EnsembleNetwork({"image": (cfg, a), "audio": (cfg, np.zeros_like(b))}, bk, cross=cross)
+        spikes, build_seconds = [], []
+        for gain in (40.0, 0.0, 40.0):
+            net.cross_gain = gain
+            p = net.present(ids, plastic=False, progress=False)
+            spikes.append((p.counts["audio"].sum(), p.counts["image"].sum()))
+            build_seconds.append(net.build_seconds)
+        net.cross_gain = -1.0
+        with pytest.raises(ValueError, match="cross_gain"):
+            net.present(ids, plastic=False, progress=False)
+    assert spikes[0][0] > 0 and spikes[1][0] == 0 and spikes[2][0] > 0, spikes
+    assert all(s[1] > 0 for s in spikes)  # the image ensemble, driven by its input, fires throughout
+    if be == "cpp_standalone":  # built once, before the first run; the later gains reuse that binary
+        assert build_seconds[0] > 0 and build_seconds[1] == build_seconds[2] == build_seconds[0], build_seconds
 
 
 def test_bad_ensembles_are_named():

@@ -28,7 +28,7 @@ def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_pa
         "image_dataset": "digits", "n_pairs": 1000, "n_label": 400, "n_mels": 8, "n_frames": 8,
         "variants": ("multimodal",), "image_noise": (0.8,), "audio_snr_db": (-5.0,),
         "image": {**ENSEMBLE, "n_input": 64}, "audio": {**ENSEMBLE, "n_input": 128}, "cross": {"w_sum": 1.0},
-        "compress": "pruned+q2", "error_feedback": True, "interval": 250, "start": 500})
+        "compress": "pruned+q2", "error_feedback": True, "interval": 250, "start": 500, "test_gains": (0.0,)})
     m = exp.run(cfg, tmp_path, progress=False)
     mm = m["variants"]["multimodal"]
     assert m["n_train_pairs"] == 1000 and m["n_test_pairs"] == 300  # every FSDD test utterance once
@@ -79,6 +79,19 @@ def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_pa
     assert c["accuracy_a"] == pytest.approx(mm["accuracy"])
     assert c["accuracy_b"] == pytest.approx((arrays["labels"] == 0).mean())
     assert c["only_a"] - c["only_b"] == round((c["accuracy_a"] - c["accuracy_b"]) * 300) and c["p_value"] < 1e-6
+    # the same trained network tested with its cross synapses off (test_gains=0, a run argument of the one
+    # binary; test_multimodal.py checks that the value reaches it): its accuracies and the paired comparison
+    # come from its own saved responses
+    off = mm["by_test_gain"]["0"]
+    assert set(off["by_condition"]) == set(mm["by_condition"]) and set(off["by_ensemble"]) == set(mm["by_ensemble"])
+    with np.load(tmp_path / "variants" / "multimodal" / "test_counts_gain0.npz", allow_pickle=False) as z:
+        scores = [readout.class_scores(z[f"clean/{n}"], z[f"assignment/{n}"], 10) for n in ("image", "audio")]
+        assert (readout.combined_scores(scores).argmax(1) == z["labels"]).mean() == pytest.approx(
+            off["by_condition"]["clean"])
+    on_off = m["multimodal_cross_on_vs_off"]["clean"]
+    assert on_off["accuracy_a"] == pytest.approx(mm["accuracy"])
+    assert on_off["accuracy_b"] == pytest.approx(off["by_condition"]["clean"])
+    assert "multimodal, tested at cross gain 0" in m["accuracy_by_network"]
 
 
 def test_a_unimodal_network_reuses_its_clean_test_for_noise_on_the_other_modality():
