@@ -15,6 +15,9 @@ pixel noise on the images (``image_noise``: σ as a fraction of full scale) or w
 (``audio_snr_db``), the other modality clean. Audio: log-mel spectrograms (librosa), time-warped to a fixed
 number of frames, min–max scaled to 0–255 per utterance — the same input format as pixels.
 
+``test_gains`` tests the trained multimodal network again at other cross-modal gains (0: its cross synapses off),
+for a paired on/off comparison on the same ensembles (``multimodal_cross_on_vs_off``).
+
 Writes ``metrics.json`` (accuracy per variant and condition), ``noise.png``, a bundle per variant and its test
 responses (``variants/<v>/test_counts.npz``: spike counts per condition and ensemble, assignments, labels);
 every variant checkpoints after each chunk and resumes.
