@@ -249,7 +249,6 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
             by_gain[f"{g:g}"] = _label_and_test(net, names, d, cfg, train_ids, out / f"test_counts_gain{g:g}.npz",
                                                 progress, f"{variant} gain {g:g}")
             by_gain[f"{g:g}"].pop("assign")
-        net.cross_gain = cross.gain if cross is not None else 0.0
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
     result = {"variant": variant, "accuracy": tested["by_condition"]["clean"], **tested, "fraction_kept": kept,

@@ -413,31 +413,26 @@ repeats_in : integer (linked)
     def _state_args(self, seqs: dict, plastic: bool) -> dict:
         from brian2 import mV
 
-        args, eta = {}, self._eta_scale()
+        args, eta = {}, self._non_negative("eta_scale", "")
         for n in self.names:
             px, st = _prefix(n), self.state[n]
             syn, exc = self.synapses[f"{px}input_exc"], self.groups[f"{px}exc"]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
                          exc.theta: st["theta"] * mV, syn.learning: float(plastic), exc.plastic: float(plastic),
                          syn.eta_scale: eta, self._seqs[n]: seqs[n]})
-        gain = self._cross_gain() if self.cross_state else 0.0
+        gain = self._non_negative("cross_gain", " (excitatory only)") if self.cross_state else 0.0
         for key, st in self.cross_state.items():
             syn = self.synapses[key]
             args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
                          syn.learning: float(plastic), syn.eta_scale: eta, syn.cross_gain: gain})
         return args
 
-    def _cross_gain(self) -> float:
-        gain = float(self.cross_gain)
-        if not np.isfinite(gain) or gain < 0:
-            raise ValueError(f"cross_gain must be a finite number >= 0 (excitatory only), got {self.cross_gain!r}")
-        return gain
-
-    def _eta_scale(self) -> float:
-        scale = float(self.eta_scale)
-        if not np.isfinite(scale) or scale < 0:
-            raise ValueError(f"eta_scale must be a finite number >= 0, got {self.eta_scale!r}")
-        return scale
+    def _non_negative(self, name: str, what: str) -> float:
+        """The attribute ``name`` as a float, or a clear error unless finite and >= 0."""
+        value = float(getattr(self, name))
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0{what}, got {getattr(self, name)!r}")
+        return value
 
     def _run_chunk(self, seqs: dict, plastic: bool):
         import brian2 as b2
