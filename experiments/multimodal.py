@@ -309,22 +309,35 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         for g, t in r.get("by_test_gain", {}).items():
             print(" " * 14 + f"tested at cross gain {g}: clean {t['by_condition']['clean']:.4f}  " + "  ".join(
                 f"{k} {a:.3f}" for k, a in t["by_condition"].items() if k != "clean"))
-    _figure(run_dir / "noise.png", results, cfg)
+    metrics = report(results, {v: run_dir / "variants" / v for v in results}, d["n_classes"], cfg.image_noise,
+                     cfg.audio_snr_db, run_dir)
+    metrics.update(n_train_pairs=int(len(d["train"][0])), n_test_pairs=int(len(d["test_labels"])))
+    return metrics
+
+
+def report(results: dict, variant_dirs: dict[str, Path], n_classes: int, image_noise: tuple[float, ...],
+           audio_snr_db: tuple[float, ...], out: Path, verbose: bool = True) -> dict:
+    """What a run (and a merge of runs, :mod:`.multimodal_merge`) reports from its variants' results and saved
+    test responses (``variant_dirs[v]/test_counts*.npz``): the noise figure ``out/noise.png``, accuracy per
+    network and condition, and the paired comparisons — multimodal vs independent (different trainings) and,
+    where the multimodal variant was tested at cross gain 0, its cross synapses on vs off (same ensembles)."""
+    _figure(out / "noise.png", results, image_noise, audio_snr_db)
     main = results.get("multimodal") or next(iter(results.values()))
     metrics = {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": results,
-               "accuracy_by_network": accuracy_by_network(results),
-               "n_train_pairs": int(len(d["train"][0])), "n_test_pairs": int(len(d["test_labels"]))}
+               "accuracy_by_network": accuracy_by_network(results), "n_classes": n_classes}
     if {"multimodal", "independent"} <= set(results):
         # what the cross-modal synapses add, on the same test pairs (a: with them, b: votes of independent ensembles)
-        metrics["multimodal_vs_independent"] = cross_gain(run_dir / "variants", d["n_classes"])
-        for cond, c in metrics["multimodal_vs_independent"].items():
-            print(f"multimodal vs independent, {cond}: only multimodal right {c['only_a']}, only independent right "
-                  f"{c['only_b']} of {c['n']} pairs (p = {c['p_value']:.3g})")
-    if 0.0 in cfg.test_gains and "multimodal" in results:
-        metrics["multimodal_cross_on_vs_off"] = cross_on_vs_off(run_dir / "variants" / "multimodal", d["n_classes"])
-        for cond, c in metrics["multimodal_cross_on_vs_off"].items():
-            print(f"multimodal, cross synapses on vs off at test, {cond}: only on right {c['only_a']}, only off "
-                  f"right {c['only_b']} of {c['n']} pairs (p = {c['p_value']:.3g})")
+        metrics["multimodal_vs_independent"] = _paired(variant_dirs["multimodal"] / "test_counts.npz",
+                                                       variant_dirs["independent"] / "test_counts.npz", n_classes)
+    if "0" in results.get("multimodal", {}).get("by_test_gain", {}):
+        metrics["multimodal_cross_on_vs_off"] = cross_on_vs_off(variant_dirs["multimodal"], n_classes)
+    if verbose:
+        for key, what in (("multimodal_vs_independent", "multimodal vs independent, {}: only multimodal right {}, "
+                                                        "only independent right {}"),
+                          ("multimodal_cross_on_vs_off", "multimodal, cross synapses on vs off at test, {}: only on "
+                                                         "right {}, only off right {}")):
+            for cond, c in metrics.get(key, {}).items():
+                print(what.format(cond, c["only_a"], c["only_b"]) + f" of {c['n']} pairs (p = {c['p_value']:.3g})")
     return metrics
 
 
@@ -374,14 +387,14 @@ def accuracy_by_network(results: dict) -> dict[str, dict[str, float]]:
     return out
 
 
-def _figure(path: Path, results: dict, cfg: Config) -> None:
+def _figure(path: Path, results: dict, image_noise: tuple[float, ...], audio_snr_db: tuple[float, ...]) -> None:
     fig, axes = viz.figure(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.3})
     for v, acc in accuracy_by_network(results).items():
         style = {"ls": "--"} if "ensemble of" in v else {"ls": ":"} if "tested at" in v else {}
-        axes[0].plot([0.0, *cfg.image_noise], [acc["clean"]] + [acc[f"image_noise={s}"] for s in cfg.image_noise],
+        axes[0].plot([0.0, *image_noise], [acc["clean"]] + [acc[f"image_noise={s}"] for s in image_noise],
                      marker="o", ms=3, label=v, **style)
-        axes[1].plot(["clean", *[f"{s:g}" for s in cfg.audio_snr_db]],
-                     [acc["clean"]] + [acc[f"audio_snr={s}dB"] for s in cfg.audio_snr_db], marker="o", ms=3,
+        axes[1].plot(["clean", *[f"{s:g}" for s in audio_snr_db]],
+                     [acc["clean"]] + [acc[f"audio_snr={s}dB"] for s in audio_snr_db], marker="o", ms=3,
                      label=v, **style)
     axes[0].set(xlabel="image noise σ (fraction of full scale)", ylabel="test accuracy", title="noisy images")
     axes[1].set(xlabel="audio SNR (dB)", ylabel="test accuracy", title="noisy audio")

@@ -118,5 +118,5 @@ def test_unimodal_accuracies_come_from_the_independent_ensembles_when_not_traine
     assert acc["image"]["clean"] == 0.79 and "image (ensemble of independent)" not in acc
     assert "audio (ensemble of independent)" in acc
     cfg = exp.Config(image_noise=(0.8,), audio_snr_db=(-5.0,))
-    exp._figure(tmp_path / "noise.png", {"independent": ind, "multimodal": mm}, cfg)
+    exp._figure(tmp_path / "noise.png", {"independent": ind, "multimodal": mm}, cfg.image_noise, cfg.audio_snr_db)
     assert (tmp_path / "noise.png").stat().st_size > 10_000
