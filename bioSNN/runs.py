@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ._atomic import write_json
 
-__all__ = ["new_run_dir", "read_finished", "write_json"]
+__all__ = ["new_run_dir", "read_finished", "check_same_config", "write_json"]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -40,3 +40,12 @@ def read_finished(run_dir: str | Path, experiment: str) -> tuple[dict, dict]:
     if saved.get("experiment") != experiment:
         raise ValueError(f"{run_dir}: a {saved.get('experiment')!r} run, not a {experiment} run")
     return saved["config"], json.loads((run_dir / "metrics.json").read_text())
+
+
+def check_same_config(base: dict, cfg: dict, allowed, run: str | Path, first: str | Path) -> None:
+    """For merging runs: a clear error naming the first key (sorted) whose value in ``cfg`` (of ``run``) differs
+    from ``base`` (of ``first``), keys in ``allowed`` excepted."""
+    for key in sorted(set(base) | set(cfg)):
+        if key not in allowed and base.get(key) != cfg.get(key):
+            raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
+                             f"{first}); pass --ignore {key} if it does not matter for the variants taken")

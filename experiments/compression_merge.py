@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from bioSNN._atomic import write_json
-from bioSNN.runs import read_finished
+from bioSNN.runs import check_same_config, read_finished
 
 from . import compression as exp
 
@@ -43,11 +43,7 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
         if base is None:
             base = cfg
         else:
-            for key in sorted(set(base) | set(cfg)):
-                if key in _ALWAYS_DIFFERENT or key in ignore or base.get(key) == cfg.get(key):
-                    continue
-                raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
-                                 f"{sources[0]}); pass --ignore {key} if it does not matter for the variants taken")
+            check_same_config(base, cfg, (*_ALWAYS_DIFFERENT, *ignore), run, sources[0])
         for v in only or list(metrics["variants"]):
             if v not in metrics["variants"]:
                 raise ValueError(f"{run}: no variant {v!r} (has {list(metrics['variants'])})")

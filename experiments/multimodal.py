@@ -327,8 +327,8 @@ def report(results: dict, variant_dirs: dict[str, Path], n_classes: int, image_n
                "accuracy_by_network": accuracy_by_network(results), "n_classes": n_classes}
     if {"multimodal", "independent"} <= set(results):
         # what the cross-modal synapses add, on the same test pairs (a: with them, b: votes of independent ensembles)
-        metrics["multimodal_vs_independent"] = _paired(variant_dirs["multimodal"] / "test_counts.npz",
-                                                       variant_dirs["independent"] / "test_counts.npz", n_classes)
+        metrics["multimodal_vs_independent"] = cross_gain(variant_dirs["multimodal"], variant_dirs["independent"],
+                                                          n_classes)
     if "0" in results.get("multimodal", {}).get("by_test_gain", {}):
         metrics["multimodal_cross_on_vs_off"] = cross_on_vs_off(variant_dirs["multimodal"], n_classes)
     if verbose:
@@ -356,11 +356,11 @@ def _paired(a: Path, b: Path, n_classes: int) -> dict:
     return {c: readout.paired_comparison(pa[c], pb[c], labels) for c in pa if c in pb}
 
 
-def cross_gain(variants_dir: Path, n_classes: int) -> dict:
+def cross_gain(multimodal_dir: Path, independent_dir: Path, n_classes: int) -> dict:
     """Per test condition, :func:`readout.paired_comparison` of the ``multimodal`` and ``independent`` variants'
-    summed votes, from their saved test responses (``test_counts.npz``; plain arrays, no pickle)."""
-    return _paired(variants_dir / "multimodal" / "test_counts.npz", variants_dir / "independent" / "test_counts.npz",
-                   n_classes)
+    summed votes, from their saved test responses (``<variant folder>/test_counts.npz``; plain arrays, no pickle);
+    the folders may belong to different runs (:mod:`.multimodal_merge`)."""
+    return _paired(multimodal_dir / "test_counts.npz", independent_dir / "test_counts.npz", n_classes)
 
 
 def cross_on_vs_off(variant_dir: Path, n_classes: int, off_gain: float = 0.0) -> dict:

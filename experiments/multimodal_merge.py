@@ -23,7 +23,7 @@ import numpy as np
 
 from bioSNN import data
 from bioSNN._atomic import write_json
-from bioSNN.runs import read_finished
+from bioSNN.runs import check_same_config, read_finished
 
 from . import multimodal as exp
 
@@ -46,11 +46,7 @@ def merge(runs: list[str | Path], out: Path, ignore: tuple[str, ...] = (), verbo
         if base is None:
             base, first, n_classes = cfg, run, _n_classes(cfg, metrics)
         else:
-            for key in sorted(set(base) | set(cfg)):
-                if key in _ALWAYS_DIFFERENT or key in ignore or base.get(key) == cfg.get(key):
-                    continue
-                raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
-                                 f"{first}); pass --ignore {key} if it does not matter for the variants taken")
+            check_same_config(base, cfg, (*_ALWAYS_DIFFERENT, *ignore), run, first)
         counts[run] = (metrics["n_train_pairs"], metrics["n_test_pairs"])
         for v, r in metrics["variants"].items():
             if v in results:

@@ -73,7 +73,7 @@ def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_pa
     with np.load(tmp_path / "variants" / "multimodal" / "test_counts.npz", allow_pickle=False) as z:
         arrays = {k: (np.zeros_like(z[k]) if k.startswith("assignment/") else z[k]) for k in z.files}
     np.savez(tmp_path / "variants" / "independent" / "test_counts.npz", **arrays)
-    gain = exp.cross_gain(tmp_path / "variants", 10)
+    gain = exp.cross_gain(tmp_path / "variants" / "multimodal", tmp_path / "variants" / "independent", 10)
     assert set(gain) == {"clean", "image_noise=0.8", "audio_snr=-5.0dB"}
     c = gain["clean"]
     assert c["accuracy_a"] == pytest.approx(mm["accuracy"])
