@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import errno
 import json
 import os
+import shutil
 import sys
-import time
 from pathlib import Path
 
-from .config import apply_overrides, parse_set_args, read_config_file, to_dict
-from .runs import new_run_dir, write_json
+from .config import SCHEMA_VERSION, ConfigError, apply_overrides, parse_set_args, read_config_file, to_dict, validate
+from .runs import LOCK_FILE, RUN_LOG, RunClock, RunLock, RunLockedError, new_run_dir, write_json
 
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
@@ -36,16 +37,57 @@ def _experiment(name: str):
     return importlib.import_module(EXPERIMENTS[name])
 
 
-def build_config(module, preset: str | None, config_file: str | None, sets: list[str]):
-    """Defaults → preset → config file → ``--set`` overrides, each applied on top of the previous."""
+def build_config(module, preset: str | None, config_file: str | None, sets: list[str], name: str = ""):
+    """Defaults → preset → config file → ``--set`` overrides, each applied on top of the previous.
+
+    ``config_file`` may be a run folder's ``config.json``: its resolved config then replaces defaults and preset
+    alike (it must be a run of the same experiment), so ``--config RUN/config.json`` repeats that run."""
     cfg = module.Config()
     if preset:
         if preset not in module.PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(module.PRESETS)}")
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {sorted(module.PRESETS)}")
         cfg = apply_overrides(cfg, module.PRESETS[preset])
     if config_file:
-        cfg = apply_overrides(cfg, read_config_file(config_file))
+        overrides = read_config_file(config_file)
+        if _is_run_config(overrides):
+            if name and overrides["experiment"] != name:
+                raise ConfigError(f"{config_file} is the config of a {overrides['experiment']!r} run, not {name!r}")
+            cfg, overrides = module.Config(), overrides["config"]
+        cfg = apply_overrides(cfg, overrides)
     return apply_overrides(cfg, parse_set_args(sets))
+
+
+def _is_run_config(d: dict) -> bool:
+    return isinstance(d.get("config"), dict) and isinstance(d.get("experiment"), str)
+
+
+def read_run_config(run_dir: Path, name: str) -> dict:
+    """The ``config.json`` of run folder ``run_dir``, checked to be a run of experiment ``name``."""
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--resume {run_dir}: no such run folder")
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume {run_dir}: no config.json there (not a run folder)")
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(saved, dict) or not _is_run_config(saved):
+        raise ConfigError(f"{path} is not a run config (needs 'experiment' and 'config')")
+    if saved["experiment"] != name:
+        raise ConfigError(f"{run_dir} is a {saved['experiment']!r} run; resume it with `biosnn run "
+                          f"{saved['experiment']} --resume {run_dir}`")
+    return saved
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
 
 
 def cmd_list(_args) -> int:
@@ -56,32 +98,101 @@ def cmd_list(_args) -> int:
     return 0
 
 
+# what a resumed run may change, per experiment (module attribute RESUMABLE); anything else needs a new run
+def _resumable(mod) -> tuple[str, ...]:
+    return tuple(getattr(mod, "RESUMABLE", ()))
+
+
+def _prepare_resume(mod, args, command: list[str]):
+    """Config and run folder of ``--resume``: every check passes before anything is written."""
+    if args.config or args.preset:
+        raise ConfigError("--resume continues a run with its own config; drop --config/--preset (use --set for "
+                          f"what may change: {', '.join(_resumable(mod)) or 'nothing'})")
+    run_dir = Path(args.resume)
+    saved = read_run_config(run_dir, args.name)
+    try:
+        old = apply_overrides(mod.Config(), saved["config"])
+    except ConfigError as e:
+        raise ConfigError(f"{run_dir / 'config.json'}: {e}") from None
+    cfg = apply_overrides(old, parse_set_args(args.set))
+    validate(cfg)
+    before, after = _flat(to_dict(old)), _flat(to_dict(cfg))
+    for key in sorted(after):
+        if after[key] != before.get(key) and key not in _resumable(mod):
+            raise ConfigError(f"--resume cannot change {key!r} ({before.get(key)!r} -> {after[key]!r}): the "
+                              f"checkpoints hold a run with the old value; may change: "
+                              f"{', '.join(_resumable(mod)) or 'nothing'}. Start a new run for other settings")
+    saved = {**saved, "config": to_dict(cfg), "resumes": [*saved.get("resumes", []), command]}
+    return cfg, run_dir, saved
+
+
+def _has_checkpoints(run_dir: Path) -> bool:
+    return any((run_dir / "checkpoints").glob("*")) or any(run_dir.glob("variants/*/checkpoint.npz")) \
+        or any(run_dir.glob("variants/*/result.json"))
+
+
+_BOOKKEEPING = {"config.json", RUN_LOG, LOCK_FILE}
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a new run's folder when the run failed before saving any work (only bookkeeping files in it)."""
+    if all(p.is_dir() or p.name in _BOOKKEEPING for p in run_dir.rglob("*")):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def cmd_run(args) -> int:
     mod = _experiment(args.name)
-    if args.resume:
-        run_dir = Path(args.resume)
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = apply_overrides(mod.Config(), {k: v for k, v in saved["config"].items()})
-        cfg = apply_overrides(cfg, parse_set_args(args.set))
-        preset = saved.get("preset")  # a resumed run keeps the preset it was started with
-    else:
-        cfg = build_config(mod, args.preset, args.config, args.set)
-        run_dir = _shared_run_dir(args.out, args.name)
-        preset = args.preset
+    command = ["biosnn", *args.argv]
     main_rank = _rank() == 0
-    if main_rank:
-        write_json(run_dir / "config.json", {"experiment": args.name, "preset": preset, "config": to_dict(cfg)})
-        print(f"run folder: {run_dir}  (preset {preset}; --set values apply on top of it)")
-    t0 = time.perf_counter()
-    metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
-    if not main_rank:  # under torchrun only rank 0 reports
+    if args.resume:
+        cfg, run_dir, saved = _prepare_resume(mod, args, command)
+    else:
+        cfg = build_config(mod, args.preset or "quick", args.config, args.set, args.name)
+        validate(cfg)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder")
+        preset = args.preset or "quick"
+        if args.config and _is_run_config(read_config_file(args.config)):
+            preset = read_config_file(args.config).get("preset") if not args.preset else args.preset
+        run_dir = _shared_run_dir(args.out, args.name)
+        saved = {"schema": SCHEMA_VERSION, "experiment": args.name, "preset": preset, "command": command,
+                 "config": to_dict(cfg)}
+    args.run_dir = run_dir  # for the message after Ctrl-C
+    lock = RunLock(run_dir).acquire() if main_rank else None
+    try:
+        if main_rank:
+            if args.resume and not _has_checkpoints(run_dir):
+                print(f"biosnn: warning: {run_dir} holds no checkpoint (deleted?): the run starts over from the "
+                      "beginning", file=sys.stderr)
+            write_json(run_dir / "config.json", saved)
+            print(f"run folder: {run_dir}  (preset {saved.get('preset')}; --set values apply on top of it)")
+        clock = RunClock(run_dir, command) if main_rank else None
+        status = "failed"
+        try:
+            metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if clock is not None:
+                wall = clock.total()
+                clock.stop(status)
+        if not main_rank:  # under torchrun only rank 0 reports
+            return 0
+        metrics = {"accuracy": metrics.pop("accuracy"), "wall_seconds": wall, **metrics}
+        write_json(run_dir / "metrics.json", metrics)
+        print(f"accuracy {metrics['accuracy']:.4f}  wall {metrics['wall_seconds']:.1f} s (all segments of the run)"
+              f"  -> {run_dir / 'metrics.json'}")
         return 0
-    metrics = {"accuracy": metrics.pop("accuracy"), "wall_seconds": time.perf_counter() - t0, **metrics}
-    if not 0.0 <= metrics["accuracy"] <= 1.0:
-        raise RuntimeError(f"experiment {args.name} reported accuracy {metrics['accuracy']}, not a fraction")
-    write_json(run_dir / "metrics.json", metrics)
-    print(f"accuracy {metrics['accuracy']:.4f}  wall {metrics['wall_seconds']:.1f} s  -> {run_dir / 'metrics.json'}")
-    return 0
+    except BaseException:
+        if not args.resume and main_rank:
+            _remove_if_empty(run_dir)
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _rank() -> int:
@@ -124,41 +235,72 @@ def cmd_data(args) -> int:
 def cmd_info(args) -> int:
     from . import io
 
-    print(json.dumps(io.read(args.bundle).describe(), indent=2))
+    print(json.dumps(io.describe(args.bundle), indent=2))
     return 0
 
 
+def _one_line(e: BaseException) -> str:
+    """An expected error as one line: OS errors as 'what: file', others by their message."""
+    if isinstance(e, OSError) and e.strerror and not isinstance(e, _data_errors()):
+        what = {errno.ENOSPC: "disk full (no space left on device)", errno.EROFS: "read-only file system",
+                errno.EACCES: "permission denied"}.get(e.errno, e.strerror)
+        return f"{what}: {e.filename}" if e.filename else what
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _data_errors():
+    from .data import DataError
+
+    return (DataError,)
+
+
+def _expected():
+    from .data import DataError
+    from .io import BundleError
+
+    return (ConfigError, DataError, BundleError, RunLockedError, ValueError, OSError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="biosnn", description="bioSNN: energy-efficient, low-latency SNNs")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of expected errors too")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list experiments").set_defaults(func=cmd_list)
     r = sub.add_parser("run", help="run an experiment into a new run folder")
     r.add_argument("name")
-    r.add_argument("--preset", default="quick", help="named settings: quick (smoke run, < 3 min) or full")
-    r.add_argument("--config", help="TOML or JSON file of config overrides")
+    r.add_argument("--preset", default=None, help="named settings: quick (the default; smoke run, < 3 min) or full")
+    r.add_argument("--config", help="TOML or JSON file of config overrides, or a run folder's config.json (repeats "
+                                     "that run)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config field")
     r.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     r.set_defaults(func=cmd_run)
     d = sub.add_parser("data", help="show where datasets are found, or load and summarise some")
     d.add_argument("names", nargs="*")
     d.add_argument("--no-download", action="store_true")
     d.set_defaults(func=cmd_data)
-    i = sub.add_parser("info", help="print the description of a bioSNN bundle")
+    i = sub.add_parser("info", help="print the description of a bioSNN bundle (its arrays are not read)")
     i.add_argument("bundle")
     i.set_defaults(func=cmd_info)
     args = p.parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        from .data import DataError
-        from .io import BundleError
-
-        if isinstance(e, (DataError, BundleError, ValueError, FileNotFoundError, KeyError)):
-            print(f"biosnn: error: {e}", file=sys.stderr)
-            return 2
-        raise
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        run_dir = getattr(args, "run_dir", None)
+        hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" if run_dir is not None else ""
+        print(f"biosnn: interrupted{hint}", file=sys.stderr)
+        return 130
+    except _expected() as e:
+        if args.debug:
+            raise
+        print(f"biosnn: error: {_one_line(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

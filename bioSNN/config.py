@@ -3,19 +3,33 @@
 Overrides name fields with dots for nested dataclasses (``device.levels=8``). Values are parsed by the field's
 declared type (int, float, bool, str, tuples/lists as JSON or comma lists); unknown keys and unparsable values
 raise ``ValueError`` naming the key and the valid choices.
+
+:func:`validate` checks a whole config before anything is run or written: every float is finite, and each
+dataclass may declare ``RULES`` (a ``ClassVar`` mapping a field to a range such as ``">0"``, ``">=1"``,
+``"[0,1]"``, ``"(0,1]"``, or to a tuple of allowed strings; a tuple field is checked item by item) and a
+``cross_check()`` method for rules between fields. Each failure is one :class:`ConfigError` naming the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, Mapping
 
-__all__ = ["apply_overrides", "parse_set_args", "read_config_file", "to_dict"]
+__all__ = ["ConfigError", "apply_overrides", "parse_set_args", "read_config_file", "to_dict", "validate",
+           "SCHEMA_VERSION"]
+
+# version of the run folder's config.json layout (experiment, preset, command, config); older folders lack it
+SCHEMA_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A config value is of the wrong type, out of range, or inconsistent with another; names the key."""
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -35,10 +49,10 @@ def _parse(value: Any, tp, key: str):
                 return _parse(value, a, key)
             except ValueError:
                 continue
-        raise ValueError(f"{key}: cannot parse {value!r} as {tp}")
+        raise ConfigError(f"{key}: cannot parse {value!r} as {tp}")
     if origin is typing.Literal:
         if value not in args:
-            raise ValueError(f"{key}: {value!r} is not one of {list(args)}")
+            raise ConfigError(f"{key}: {value!r} is not one of {list(args)}")
         return value
     try:
         if tp is bool:
@@ -55,7 +69,7 @@ def _parse(value: Any, tp, key: str):
             parsed = [_parse(str(v).strip(), inner, key) for v in items]
             return tuple(parsed) if origin is tuple else parsed
     except ValueError:
-        raise ValueError(f"{key}: cannot parse {value!r} as {getattr(tp, '__name__', tp)}") from None
+        raise ConfigError(f"{key}: cannot parse {value!r} as {getattr(tp, '__name__', tp)}") from None
     return value
 
 
@@ -63,9 +77,9 @@ def _check_type(value, tp, key):
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):
-        raise ValueError(f"{key}: expected {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}")
     if tp is int and isinstance(value, bool):
-        raise ValueError(f"{key}: expected int, got {value!r}")
+        raise ConfigError(f"{key}: expected int, got {value!r}")
     if typing.get_origin(tp) is tuple and isinstance(value, list):
         return tuple(value)
     return value
@@ -89,20 +103,20 @@ def apply_overrides(cfg, overrides: Mapping[str, Any]):
     changes = {}
     for key in list(flat) + list(nested):
         if key not in fields:
-            raise ValueError(f"unknown config key {key!r} for {type(cfg).__name__}; valid: {sorted(fields)}")
+            raise ConfigError(f"unknown config key {key!r} for {type(cfg).__name__}; valid: {sorted(fields)}")
     for key, value in flat.items():
         tp = hints[key]
         if dataclasses.is_dataclass(getattr(cfg, key)):
-            raise ValueError(f"{key} is a group; set its fields as {key}.<field>")
+            raise ConfigError(f"{key} is a group; set its fields as {key}.<field>")
         changes[key] = _check_type(_parse(value, tp, key), tp, key)
     for key, sub in nested.items():
         inner = getattr(cfg, key)
         if not dataclasses.is_dataclass(inner):
-            raise ValueError(f"{key} is not a group of settings; use {key}=value")
+            raise ConfigError(f"{key} is not a group of settings; use {key}=value")
         try:
             changes[key] = apply_overrides(inner, sub)
         except ValueError as e:
-            raise ValueError(f"{key}.{e}") from None
+            raise ConfigError(f"{key}.{e}") from None
     return dataclasses.replace(cfg, **changes)
 
 
@@ -112,7 +126,7 @@ def parse_set_args(items: list[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {item!r}")
+            raise ConfigError(f"--set expects key=value, got {item!r}")
         out[key.strip()] = value.strip()
     return out
 
@@ -129,13 +143,59 @@ def read_config_file(path: str | Path) -> dict:
         if path.suffix == ".json":
             data = json.loads(text)
             if not isinstance(data, dict):
-                raise ValueError("the top level must be an object")
+                raise ConfigError("the top level must be an object")
             return data
     except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as e:
-        raise ValueError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
-    raise ValueError(f"config file {path} must end in .toml or .json")
+        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
+    raise ConfigError(f"config file {path} must end in .toml or .json")
 
 
 def to_dict(cfg) -> dict:
     """The config as a JSON-ready dict."""
     return dataclasses.asdict(cfg)
+
+
+def _in_range(value, rule: str) -> bool:
+    rule = rule.replace(" ", "")
+    for op, test in ((">=", lambda v, b: v >= b), ("<=", lambda v, b: v <= b), (">", lambda v, b: v > b),
+                     ("<", lambda v, b: v < b)):
+        if rule.startswith(op):
+            return test(value, float(rule[len(op):]))
+    lo, hi = rule[1:-1].split(",")
+    ok_lo = value >= float(lo) if rule[0] == "[" else value > float(lo)
+    ok_hi = value <= float(hi) if rule[-1] == "]" else value < float(hi)
+    return ok_lo and ok_hi
+
+
+def _check_value(key: str, value, rule) -> None:
+    items = value if isinstance(value, (tuple, list)) else (value,)
+    for v in items:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ConfigError(f"{key}: must be a finite number, got {v!r}")
+        if rule is None or v is None:
+            continue
+        if isinstance(rule, tuple):
+            if v not in rule:
+                raise ConfigError(f"{key}: {v!r} is not one of {list(rule)}")
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ConfigError(f"{key}: expected a number {rule}, got {v!r}")
+        elif not _in_range(v, rule):
+            raise ConfigError(f"{key}: must be {rule}, got {v!r}")
+
+
+def validate(cfg, prefix: str = "") -> None:
+    """Check every field of ``cfg`` (and of its nested dataclasses) against its class's ``RULES``, every float
+    for finiteness, then the class's ``cross_check()``; raise :class:`ConfigError` naming the first bad key."""
+    rules = getattr(type(cfg), "RULES", {})
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            validate(value, f"{prefix}{f.name}.")
+        else:
+            _check_value(prefix + f.name, value, rules.get(f.name))
+    check = getattr(cfg, "cross_check", None)
+    if check is not None:
+        try:
+            check()
+        except ConfigError as e:
+            raise ConfigError(f"{prefix}{e}") from None

@@ -28,7 +28,8 @@ import numpy as np
 
 from ._atomic import atomic_path, json_default
 
-__all__ = ["FORMAT", "VERSION", "BundleError", "Population", "Projection", "Bundle", "write", "read", "provenance"]
+__all__ = ["FORMAT", "VERSION", "MAX_BYTES", "BundleError", "Population", "Projection", "Bundle", "write", "read",
+           "describe", "provenance"]
 
 FORMAT = "biosnn-bundle"
 VERSION = 1
@@ -195,48 +196,156 @@ def write(path: str | os.PathLike, bundle: Bundle) -> Path:
     return Path(path)
 
 
-def read(path: str | os.PathLike) -> Bundle:
+# what read() accepts at most, decompressed, over all arrays of one bundle (the largest networks bioSNN trains,
+# optimizer state included, take a few hundred MB); pass max_bytes or set BIOSNN_BUNDLE_MAX_BYTES for more
+MAX_BYTES = 1 << 30
+
+
+def _max_bytes(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return int(max_bytes)
+    env = os.environ.get("BIOSNN_BUNDLE_MAX_BYTES")
+    return int(env) if env else MAX_BYTES
+
+
+def _check_meta(meta, path: Path) -> dict:
+    """The parsed ``bundle.json``, checked for the types :func:`read` relies on (format, version, sections)."""
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
+                          f"expected {FORMAT!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+        raise BundleError(f"{path}: bundle version {version!r} is not supported (this bioSNN reads 1..{VERSION}); "
+                          "upgrade bioSNN")
+    for key, kind in (("arrays", dict), ("populations", list), ("projections", list), ("provenance", dict),
+                      ("extra", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise BundleError(f"{path}: {key!r} of the description must be a JSON {kind.__name__ if kind is list else 'object'}")
+    for name in ("populations", "projections"):
+        if name not in meta:
+            raise BundleError(f"{path}: malformed description (no {name!r})")
+        for item in meta[name]:
+            if not isinstance(item, dict):
+                raise BundleError(f"{path}: every entry of {name!r} must be a JSON object, got {item!r}")
+    if meta.get("device") is not None and not isinstance(meta["device"], dict):
+        raise BundleError(f"{path}: 'device' must be a JSON object or null")
+    for k, spec in meta.get("arrays", {}).items():
+        shape = spec.get("shape") if isinstance(spec, dict) else None
+        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                                  for d in shape):
+            raise BundleError(f"{path}: array {k!r} has no valid shape in the description ({spec!r})")
+        try:
+            dtype = np.dtype(spec.get("dtype"))
+        except TypeError:
+            raise BundleError(f"{path}: array {k!r} has no valid dtype in the description ({spec!r})") from None
+        if dtype.hasobject:
+            raise BundleError(f"{path}: array {k!r} is described as holding Python objects")
+    return meta
+
+
+def _open(path: str | os.PathLike) -> tuple[Path, zipfile.ZipFile, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no bundle at {path}")
+    zf = zipfile.ZipFile(path)
+    try:
+        if _META not in zf.namelist():
+            raise BundleError(f"{path} is not a bioSNN bundle (no {_META})")
+        info = zf.getinfo(_META)
+        if info.file_size > 64 << 20:
+            raise BundleError(f"{path}: its description ({_META}) declares {info.file_size} bytes; at most 64 MiB")
+        meta = _check_meta(json.loads(zf.read(_META).decode("utf-8")), path)
+    except BaseException:
+        zf.close()
+        raise
+    return path, zf, meta
+
+
+def _damaged(path, e: Exception) -> BundleError:
+    return BundleError(f"{path} is damaged or not a bioSNN bundle ({type(e).__name__}: {e})")
+
+
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError,
+           ValueError, OSError, AttributeError, NotImplementedError, OverflowError)
+
+
+def describe(path: str | os.PathLike) -> dict:
+    """The description (``bundle.json``) of the bundle at ``path``, checked as :func:`read` checks it, without
+    reading any array."""
+    try:
+        path, zf, meta = _open(path)
+        zf.close()
+        return meta
+    except (BundleError, FileNotFoundError):
+        raise
+    except _DAMAGE as e:
+        raise _damaged(path, e) from e
+
+
+def _read_member(zf: zipfile.ZipFile, member: str, spec: dict, path: Path) -> np.ndarray:
+    """One ``.npy`` member, streamed: its header is checked against the description before any memory for the
+    data is taken, so a file cannot make the reader allocate more than it declared and was allowed."""
+    shape, dtype = tuple(spec["shape"]), np.dtype(spec["dtype"])
+    with zf.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            h_shape, fortran, h_dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            h_shape, fortran, h_dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise BundleError(f"{path}: array member {member!r} has npy format {version}, not 1.0 or 2.0")
+        if tuple(h_shape) != shape or h_dtype.str != dtype.str:
+            raise BundleError(f"{path}: array {member[:-4]!r} is {h_dtype.str}{list(h_shape)}, "
+                              f"described as {dtype.str}{list(shape)}")
+        n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        buf = bytearray(n)
+        view, got = memoryview(buf), 0
+        while got < n:
+            k = f.readinto(view[got:got + (1 << 24)])
+            if not k:
+                raise BundleError(f"{path}: array {member[:-4]!r} is truncated ({got} of {n} bytes)")
+            got += k
+        if f.read(1):
+            raise BundleError(f"{path}: array {member[:-4]!r} holds more data than its shape")
+    a = np.frombuffer(buf, dtype=dtype)
+    return a.reshape(shape, order="F" if fortran else "C")
+
+
+def read(path: str | os.PathLike, max_bytes: int | None = None) -> Bundle:
     """Read and validate a bundle; never unpickles.
+
+    ``max_bytes`` caps the decompressed size of all arrays together (default :data:`MAX_BYTES`, or
+    ``$BIOSNN_BUNDLE_MAX_BYTES``), checked on the description before anything large is read.
 
     Raises
     ------
     BundleError
-        Not a bundle, truncated or damaged, a newer format version, arrays missing or of other shape/dtype
-        than described, or an inconsistent description.
+        Not a bundle, truncated or damaged, a newer format version, arrays missing, larger than allowed or of
+        other shape/dtype than described, or an inconsistent description.
     FileNotFoundError
         ``path`` does not exist.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no bundle at {path}")
+    limit = _max_bytes(max_bytes)
     try:
-        with zipfile.ZipFile(path) as zf:
+        path, zf, meta = _open(path)
+        with zf:
             names = set(zf.namelist())
-            if _META not in names:
-                raise BundleError(f"{path} is not a bioSNN bundle (no {_META})")
-            meta = json.loads(zf.read(_META).decode("utf-8"))
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise BundleError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
-                                  f"expected {FORMAT!r}")
-            version = meta.get("version")
-            if not isinstance(version, int) or not 1 <= version <= VERSION:
-                raise BundleError(f"{path}: bundle version {version!r} is not supported (this bioSNN reads 1..{VERSION}); "
-                                  "upgrade bioSNN")
+            specs = meta.get("arrays", {})
+            total = sum(int(np.prod(sp["shape"], dtype=np.int64)) * np.dtype(sp["dtype"]).itemsize
+                        for sp in specs.values())
+            if total > limit:
+                raise BundleError(f"{path}: its arrays declare {total} bytes, more than the {limit} allowed "
+                                  "(read(..., max_bytes=N) or BIOSNN_BUNDLE_MAX_BYTES=N to accept it)")
             arrays = {}
-            for k, spec in meta.get("arrays", {}).items():
+            for k, spec in specs.items():
                 member = f"{k}.npy"
                 if member not in names:
                     raise BundleError(f"{path}: array {k!r} is described but missing")
-                a = np.lib.format.read_array(_io.BytesIO(zf.read(member)), allow_pickle=False)
-                if list(a.shape) != list(spec["shape"]) or a.dtype.str != spec["dtype"]:
-                    raise BundleError(f"{path}: array {k!r} is {a.dtype.str}{list(a.shape)}, "
-                                      f"described as {spec['dtype']}{spec['shape']}")
-                arrays[k] = a
-    except BundleError:
+                arrays[k] = _read_member(zf, member, spec, path)
+    except (BundleError, FileNotFoundError):
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError, UnicodeDecodeError,
-            json.JSONDecodeError, ValueError, OSError) as e:
-        raise BundleError(f"{path} is damaged or not a bioSNN bundle ({type(e).__name__}: {e})") from e
+    except _DAMAGE as e:
+        raise _damaged(path, e) from e
     try:
         return Bundle(
             populations=tuple(Population(**p) for p in meta["populations"]),
@@ -248,5 +357,7 @@ def read(path: str | os.PathLike) -> Bundle:
             provenance=meta.get("provenance", {}),
             extra=meta.get("extra", {}),
         )
-    except (KeyError, TypeError) as e:
+    except BundleError as e:
+        raise BundleError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"{path}: malformed description ({type(e).__name__}: {e})") from e

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ._atomic import write_json
 
-__all__ = ["new_run_dir", "read_finished", "check_same_config", "write_json"]
+__all__ = ["new_run_dir", "read_finished", "check_same_config", "write_json", "RunLock", "RunLockedError",
+           "RunClock", "die_with_parent"]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -49,3 +50,141 @@ def check_same_config(base: dict, cfg: dict, allowed, run: str | Path, first: st
         if key not in allowed and base.get(key) != cfg.get(key):
             raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
                              f"{first}); pass --ignore {key} if it does not matter for the variants taken")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One process per run folder, workers that die with it, and wall time summed over the segments of a resumed run
+
+LOCK_FILE = ".lock"
+RUN_LOG = "run.json"  # every start and resume of the run: command line, start time, seconds, how it ended
+
+
+class RunLockedError(RuntimeError):
+    """The run folder is held by another live process."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder (``fcntl.flock`` on ``DIR/.lock``), held while a process runs it.
+
+    The kernel releases the lock when the holder exits, however it exits (a SIGKILL included), so a stale lock
+    never blocks a resume. The file records who holds it, for the message a second process gets.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import fcntl
+        import os
+        import sys
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            try:
+                h = json.loads(holder)
+                who = f"process {h['pid']} (`{h['command']}`, since {h['since']})"
+            except (ValueError, KeyError, TypeError):
+                who = "another process"
+            raise RunLockedError(f"{self.path.parent} is in use by {who}; wait for it to end or stop it first") \
+                from None
+        info = {"pid": os.getpid(), "command": " ".join(sys.argv),
+                "since": _dt.datetime.now().isoformat(timespec="seconds")}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        import os
+
+        if self._fd is not None:
+            os.close(self._fd)  # closing the only descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def die_with_parent() -> None:
+    """Make this (worker) process get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``).
+
+    A pool initializer: without it, killing a run's main process leaves its workers training on and writing
+    checkpoints that a resume started meanwhile would read half-updated. Elsewhere a no-op."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+class RunClock:
+    """Wall time of a run over all its segments (the first start and every resume), kept in ``DIR/run.json``.
+
+    The current segment's seconds are rewritten every ``beat`` seconds by a daemon thread, so a killed segment
+    loses at most that much of its time; :meth:`total` adds up every segment."""
+
+    def __init__(self, run_dir: str | Path, command: list[str], beat: float = 10.0):
+        import sys
+        import threading
+        import time
+
+        self.path = Path(run_dir) / RUN_LOG
+        self._t0 = time.perf_counter()
+        self._beat = beat
+        log = json.loads(self.path.read_text()) if self.path.exists() else {"segments": []}
+        for seg in log["segments"]:
+            if seg["status"] == "running":  # the process that wrote it died without a word
+                seg["status"] = "killed"
+        self._log = log
+        self._seg = {"command": command or sys.argv, "started": _dt.datetime.now().isoformat(timespec="seconds"),
+                     "seconds": 0.0, "status": "running"}
+        log["segments"].append(self._seg)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._write()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="biosnn-run-clock")
+        self._thread.start()
+
+    def _write(self) -> None:
+        import time
+
+        with self._lock:
+            self._seg["seconds"] = time.perf_counter() - self._t0
+            write_json(self.path, self._log)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._beat):
+            try:
+                self._write()
+            except OSError:  # a full disk must not kill the run from this thread; the next beat tries again
+                pass
+
+    def total(self) -> float:
+        """Seconds of all segments so far, this one up to now."""
+        import time
+
+        with self._lock:
+            self._seg["seconds"] = time.perf_counter() - self._t0
+            return float(sum(s["seconds"] for s in self._log["segments"]))
+
+    def stop(self, status: str) -> None:
+        """End this segment as ``status`` (finished, failed, interrupted) and write the log."""
+        self._stop.set()
+        self._seg["status"] = status
+        self._write()

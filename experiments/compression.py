@@ -14,6 +14,7 @@ import json
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,13 @@ from bioSNN import _atomic as io_atomic
 from bioSNN import data, io, viz
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.backend import BACKENDS
+from bioSNN.config import ConfigError
+from bioSNN.data import DATASETS
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 from bioSNN.brian.stdp import eta_schedule
 from bioSNN.monitors import MonitorSpec
+from bioSNN.runs import die_with_parent
 from bioSNN.models import diehl_cook
 
 SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
@@ -58,6 +63,28 @@ class Config:
     monitor_neurons: int = 3  # excitatory neurons whose v, theta, ge are traced
     seed: int = 0
 
+    RULES: ClassVar[dict] = {
+        "dataset": tuple(DATASETS), "n_train": ">=0", "epochs": ">=1", "n_label": ">=1", "n_test": ">=0",
+        "prune_threshold": ">=0", "interval": ">=1", "start": ">=0", "reference_bits": "[1,32]",
+        "eta_end": "(0,1]", "backend": BACKENDS, "workers": ">=1", "curve_block": ">=1", "monitor_neurons": ">=0",
+        "seed": ">=0"}
+
+    def cross_check(self) -> None:
+        if not self.variants:
+            raise ConfigError("variants: name at least one variant (full, pruned, q<bits>, pruned+q<bits>)")
+        if len(set(self.variants)) != len(self.variants):
+            raise ConfigError(f"variants: each variant once, got {list(self.variants)}")
+        for v in self.variants:
+            try:
+                _compression_for(v, self)
+            except ValueError as e:
+                raise ConfigError(f"variants: {e}") from None
+        if self.n_train and self.n_label > self.n_train:
+            raise ConfigError(f"n_label: at most n_train ({self.n_train}), got {self.n_label}")
+
+
+# a resumed run may train more epochs (from its checkpoints) and use other worker counts; nothing else
+RESUMABLE: tuple[str, ...] = ("epochs", "workers")
 
 PRESETS = {
     # a few minutes on 2 cores, embedded digits (8x8): a smoke run of the whole pipeline
@@ -94,22 +121,72 @@ def _data(cfg: Config):
     return ds, x, ds.y_train[:n_tr], ds.y_test[:n_te], n_tr
 
 
-def running_accuracy(counts: np.ndarray, labels: np.ndarray, block: int, n_classes: int, first: int = 0):
-    """D&C's training curve: labels assigned on block b-1 classify block b (no extra simulation).
+class RunningCurve:
+    """D&C's training curve, built as training goes: labels assigned on block b-1 classify block b (no extra
+    simulation); each point sits at the number of training images seen after its block.
 
-    ``counts`` are the responses to training images ``first, first + 1, ...`` (a resumed process has only those
-    since its resume point); each point is placed at the number of images seen after its block."""
-    xs, accs = [], []
-    for b in range(1, len(counts) // block):
-        prev, cur = slice((b - 1) * block, b * block), slice(b * block, (b + 1) * block)
-        assign = readout.assign_labels(counts[prev], labels[prev], n_classes)
-        accs.append(float((readout.predict(counts[cur], assign, n_classes) == labels[cur]).mean()))
-        xs.append(first + (b + 1) * block)
-    return xs, accs
+    Its whole state (the points so far, the last full block and the unfinished one, the repeat totals) goes into
+    the checkpoint, so a resumed run draws the same curve as an uninterrupted one."""
+
+    def __init__(self, block: int, n_classes: int):
+        self.block, self.n_classes = block, n_classes
+        self.images, self.accuracy = [], []
+        self.seen = 0  # images in finished blocks
+        self.prev: tuple[np.ndarray, np.ndarray] | None = None  # counts and labels of the last finished block
+        self.cur_counts, self.cur_labels = None, np.zeros(0, np.int64)
+        self.repeats_sum, self.repeats_n = 0, 0
+
+    def add(self, counts: np.ndarray, labels: np.ndarray, repeats: np.ndarray) -> None:
+        """Responses of the next training images (in order), their labels and repeats."""
+        self.repeats_sum += int(np.sum(repeats))
+        self.repeats_n += len(repeats)
+        c = counts if self.cur_counts is None else np.concatenate([self.cur_counts, counts])
+        lab = np.concatenate([self.cur_labels, labels])
+        while len(lab) >= self.block:
+            blk = (c[:self.block], lab[:self.block])
+            c, lab = c[self.block:], lab[self.block:]
+            self.seen += self.block
+            if self.prev is not None:
+                assign = readout.assign_labels(self.prev[0], self.prev[1], self.n_classes)
+                self.accuracy.append(float((readout.predict(blk[0], assign, self.n_classes) == blk[1]).mean()))
+                self.images.append(self.seen)
+            self.prev = blk
+        self.cur_counts, self.cur_labels = c, lab
+
+    @property
+    def mean_repeats(self) -> float | None:
+        return self.repeats_sum / self.repeats_n if self.repeats_n else None
+
+    _ARRAYS = ("prev_counts", "prev_labels", "cur_counts", "cur_labels")
+
+    def state(self) -> tuple[dict, dict]:
+        """(arrays, JSON) for a checkpoint."""
+        n_exc = self.prev[0].shape[1] if self.prev is not None else (
+            self.cur_counts.shape[1] if self.cur_counts is not None else 0)
+        empty = np.zeros((0, n_exc), np.int32)
+        arrays = {"prev_counts": self.prev[0] if self.prev else empty,
+                  "prev_labels": self.prev[1] if self.prev else np.zeros(0, np.int64),
+                  "cur_counts": self.cur_counts if self.cur_counts is not None else empty,
+                  "cur_labels": self.cur_labels}
+        return ({f"training.curve_{k}": v for k, v in arrays.items()},
+                {"images": self.images, "accuracy": self.accuracy, "seen": self.seen, "has_prev": self.prev is not None,
+                 "repeats_sum": self.repeats_sum, "repeats_n": self.repeats_n})
+
+    def restore(self, arrays: dict, js: dict) -> None:
+        a = {k: arrays[f"training.curve_{k}"] for k in self._ARRAYS}
+        self.images, self.accuracy, self.seen = list(js["images"]), list(js["accuracy"]), js["seen"]
+        self.prev = (a["prev_counts"], a["prev_labels"]) if js["has_prev"] else None
+        self.cur_counts, self.cur_labels = a["cur_counts"], a["cur_labels"]
+        self.repeats_sum, self.repeats_n = js["repeats_sum"], js["repeats_n"]
 
 
 def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) -> dict:
-    """Train, label and test one variant; checkpoints after every chunk in ``out/checkpoint.npz``."""
+    """Train, label and test one variant; checkpoints after every chunk in ``out/checkpoint.npz``.
+
+    The checkpoint holds all the state the rest of the run depends on (weights, masks, thresholds, device
+    levels, error-feedback remainder, the chunk counter that seeds the simulator's random numbers, the training
+    curve, the seconds spent), so a run killed anywhere and resumed ends bit-identical to an uninterrupted one
+    (timings aside) on the standalone backends."""
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     done = out / "result.json"
@@ -131,9 +208,10 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         monitors = (MonitorSpec("input", spikes=True, keep_ms=keep),
                     MonitorSpec("exc", ("v", "theta", "ge"), tuple(range(min(cfg.monitor_neurons, net_cfg.n_exc))),
                                 dt_ms=1.0, spikes=True, keep_ms=keep))
+    curve = RunningCurve(cfg.curve_block, n_classes)
     with backend(be):
         net = DiehlCookNetwork(net_cfg, x, be, monitors=monitors)
-        state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start}
+        state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start, "chunks": 0, "seconds": 0.0}
         dev, gain, residual = None, None, None
         if ckpt.exists():
             b = io.read(ckpt)
@@ -142,13 +220,20 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
             state = {**state, **b.extra["progress"]}
             dev, gain = b.device, b.arrays.get("input_exc.column_gain")
             residual = b.arrays.get(RESIDUAL)
+            net.chunks_run = state["chunks"]
+            if "curve" in b.extra:
+                curve.restore(b.arrays, b.extra["curve"])
+        seconds_before = state["seconds"]
 
         def save(extra_state):
+            c_arrays, c_json = curve.state()
+            extra_state = {**extra_state, "chunks": net.chunks_run, "seconds": seconds_before + time.perf_counter() - t0}
             bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev, column_gain=gain,
                                           provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant),
-                                          extra={"progress": extra_state})
+                                          extra={"progress": extra_state, "curve": c_json})
             if residual is not None:  # training state of error feedback, not part of the deployed network
                 bundle.arrays[RESIDUAL] = residual
+            bundle.arrays.update(c_arrays)
             io.write(ckpt, bundle)
 
         def compress(seen):
@@ -160,26 +245,29 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         rng = np.random.default_rng(cfg.seed)
         orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
         net.eta_scale = eta_schedule(state["seen"], cfg.epochs * n_tr, cfg.eta_end)
-        counts_all = []  # training responses of this process (after a resume: from the resume point on)
-        first_seen = state["seen"]
         for epoch in range(state["epoch"], cfg.epochs):
             order = orders[epoch]
             start_pos = state["pos"] if epoch == state["epoch"] else 0
 
-            def on_chunk(done, _epoch=epoch, _start=start_pos):
+            def on_chunk(done, _epoch=epoch, _start=start_pos, _order=order):
+                last = net.last_chunk
+                curve.add(last.counts, y_tr[_order[_start + done - len(last.repeats):_start + done]], last.repeats)
+                if monitors and not (out / "dynamics.png").exists():  # the recording window closed in chunk 1
+                    _dynamics_figure(out / "dynamics.png", net, net_cfg)
                 seen = state["seen_at_start"] + done
                 if comp.active and seen >= state["next_compress"]:
                     compress(seen)
                     state["next_compress"] = seen + comp.interval
-                save({"epoch": _epoch, "pos": _start + done, "seen": seen, "next_compress": state["next_compress"]})
+                ended = _start + done == len(_order)  # a finished epoch is saved as the start of the next
+                save({"epoch": _epoch + ended, "pos": 0 if ended else _start + done, "seen": seen,
+                      "next_compress": state["next_compress"]})
                 net.eta_scale = eta_schedule(seen, cfg.epochs * n_tr, cfg.eta_end)
 
             state["seen_at_start"] = state["seen"]
-            p = net.present(order[start_pos:], plastic=True, on_chunk=on_chunk, progress=progress,
-                            desc=f"{variant} epoch {epoch + 1}")
+            net.present(order[start_pos:], plastic=True, on_chunk=on_chunk, progress=progress,
+                        desc=f"{variant} epoch {epoch + 1}")
             state["seen"] += len(order) - start_pos
             state["pos"] = 0
-            counts_all.append((order[start_pos:], p.counts, p.repeats))
         if comp.active:
             compress(state["seen"])  # the deployed network: pruned and on device levels
         # label on the last n_label training images, then test; weights and theta frozen
@@ -192,29 +280,23 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, assign, device=dev, column_gain=gain,
                                       provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant))
         io.write(out / "network.npz", bundle)
-        save({"epoch": cfg.epochs, "pos": 0, "seen": state["seen"], "next_compress": state["next_compress"]})
         build_s = net.build_seconds
 
-    ids = np.concatenate([c[0] for c in counts_all]) if counts_all else np.zeros(0, int)
-    tr_counts = np.concatenate([c[1] for c in counts_all]) if counts_all else np.zeros((0, net_cfg.n_exc))
-    curve = running_accuracy(tr_counts, y_tr[ids], cfg.curve_block, n_classes, first=first_seen)
     cost = compression.cost_report(x[n_tr:], net.alive, comp.bits, net_cfg.max_rate, net_cfg.t_present * 1e-3,
                                    comp.reference_bits)
     side = int(round(np.sqrt(net_cfg.n_input)))
     result = {
         "variant": variant, "accuracy": acc, "epochs": cfg.epochs, "images_seen": int(state["seen"]), **cost,
         "confusion": readout.confusion(y_te, pred, n_classes).tolist(),
-        "curve": {"images": curve[0], "accuracy": curve[1], "from_image": first_seen},
-        "mean_repeats_train": float(np.concatenate([c[2] for c in counts_all]).mean()) if counts_all else None,
+        "curve": {"images": curve.images, "accuracy": curve.accuracy, "from_image": 0},
+        "mean_repeats_train": curve.mean_repeats,
         "unassigned_neurons": int((assign < 0).sum()),
         "receptive_field_copies": readout.field_copies(net.w),
         "test_spikes_per_image": float(test.counts.sum(1).mean()),
         "sim_seconds": {"test": test.seconds, "label": lab.seconds}, "build_seconds": build_s,
         "test_images_per_second": len(pred) / test.seconds if test.seconds else None,
-        "wall_seconds": time.perf_counter() - t0,
+        "wall_seconds": seconds_before + time.perf_counter() - t0,  # every segment up to its last checkpoint
     }
-    if monitors:
-        _dynamics_figure(out / "dynamics.png", net, net_cfg)
     np.save(out / "receptive_fields.npy", net.w.T.reshape(net_cfg.n_exc, side, side).astype(np.float32))
     io_atomic.write_json(out / "result.json", result)
     return result
@@ -233,7 +315,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     eta_schedule(0, 1, cfg.eta_end)  # ... or a bad annealing target
     jobs = [(dataclasses.asdict(cfg), v, str(run_dir / "variants" / v.replace("+", "_"))) for v in cfg.variants]
     if cfg.workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs))) as pool:
+        # workers die with this process (a kill of the run must not leave them writing checkpoints)
+        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), initializer=die_with_parent) as pool:
             results = pool.map(_worker, jobs, chunksize=1)
     else:
         results = [train_variant(cfg, v, Path(o), progress) for _, v, o in jobs]

@@ -11,13 +11,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from bioSNN import data, device, energy, io, viz
+from bioSNN.data import DATASETS
 from bioSNN.encoding import poisson_encode
+from bioSNN.nn.surrogate import SURROGATES
 from bioSNN.nn.checkpoint import optimizer_from_arrays, optimizer_to_arrays
 from bioSNN.models.spiking_mlp import SpikingMLP
 
@@ -41,6 +44,14 @@ class Config:
     threads: int = 2  # torch CPU threads
     seed: int = 0
 
+    RULES: ClassVar[dict] = {
+        "dataset": tuple(DATASETS), "hidden": ">=1", "time_steps": ">=1", "leak": "(0,1]", "threshold": ">0",
+        "surrogate": tuple(SURROGATES), "epochs": ">=0", "batch_size": ">=1", "lr": ">0", "train_limit": ">=0",
+        "test_limit": ">=0", "device_bits": "[1,16]", "threads": ">=1", "seed": ">=0"}
+
+
+# a resumed run may train more epochs; nothing else
+RESUMABLE: tuple[str, ...] = ("epochs",)
 
 PRESETS = {
     "quick": {"epochs": 15},

@@ -21,6 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -30,8 +31,11 @@ from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
 from bioSNN.nn.bundle import load_state, to_bundle
 from bioSNN.nn.convert import balance_thresholds, to_snn
-from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors, step_schedule
-from bioSNN.models import build_spiking
+from bioSNN.config import ConfigError
+from bioSNN.data import DATASETS
+from bioSNN.nn.surrogate import SURROGATES
+from bioSNN.nn.train import Checkpoint, augmentation, evaluate, fit, image_tensors, step_schedule
+from bioSNN.models import MODELS, build_spiking
 
 SUMMARY = "DIET-SNN: direct input, leak and threshold trained with the weights, few time steps (+ QAT on devices)"
 
@@ -75,6 +79,25 @@ class Config:
     threads: int = 2
     seed: int = 0
 
+    RULES: ClassVar[dict] = {
+        "dataset": tuple(DATASETS), "model": MODELS, "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
+        "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
+        "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
+        "threads": ">=1", "seed": ">=0",
+        "diet_steps": ">=1", "diet_epochs": ">=0", "optimizer": ("adam", "sgd"), "diet_lr": ">0",
+        "lr_milestones": "(0,1]", "percentile": "(0,100]", "scale": ">0", "surrogate": tuple(SURROGATES),
+        "energy_penalty": ">=0", "compare_steps": ">=1", "convert_scale": ">0", "device_bits": "[1,16]",
+        "qat_steps": ">=1", "qat_epochs": ">=0", "qat_lr": ">0"}
+
+    def cross_check(self) -> None:
+        try:
+            augmentation(self.augment)
+        except ValueError as e:
+            raise ConfigError(f"augment: {e}") from None
+
+
+# a resumed run may train its phases for more epochs and add QAT on other devices; nothing else
+RESUMABLE: tuple[str, ...] = ("ann_epochs", "diet_epochs", "hybrid_epochs", "qat_epochs", "device_bits")
 
 PRESETS = {
     "quick": {"dataset": "digits", "width": 0.25, "hidden": 128, "ann_epochs": 15, "diet_steps": (2, 5),

@@ -21,6 +21,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
@@ -29,8 +30,11 @@ from bioSNN._atomic import write_json
 from bioSNN.nn import distributed as dist
 from bioSNN.nn.bundle import load_state, to_bundle
 from bioSNN.nn.convert import to_snn
-from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors, step_schedule
-from bioSNN.models import build_spiking
+from bioSNN.config import ConfigError
+from bioSNN.data import DATASETS
+from bioSNN.nn.surrogate import SURROGATES
+from bioSNN.nn.train import Checkpoint, augmentation, evaluate, fit, image_tensors, step_schedule
+from bioSNN.models import MODELS, build_spiking
 
 SUMMARY = "ANN -> SNN conversion (threshold balancing) + hybrid STDB fine-tuning at few time steps (VGG/ResNet)"
 
@@ -68,6 +72,24 @@ class Config:
     threads: int = 2
     seed: int = 0
 
+    RULES: ClassVar[dict] = {
+        "dataset": tuple(DATASETS), "model": MODELS, "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
+        "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
+        "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
+        "threads": ">=1", "seed": ">=0",
+        "convert_steps": ">=1", "balance_percentile": "(0,100]", "convert_scale": ">0", "convert_test_limit": ">=0",
+        "hybrid_steps": ">=1", "hybrid_scale": ">0", "hybrid_train_limit": ">=0", "leak": "(0,1]",
+        "surrogate": tuple(SURROGATES), "encoder": ("poisson", "direct")}
+
+    def cross_check(self) -> None:
+        try:
+            augmentation(self.augment)
+        except ValueError as e:
+            raise ConfigError(f"augment: {e}") from None
+
+
+# a resumed run may train its phases for more epochs; nothing else
+RESUMABLE: tuple[str, ...] = ("ann_epochs", "hybrid_epochs")
 
 PRESETS = {
     # a few minutes on 2 cores: the embedded 8x8 digits, a small VGG5

@@ -29,6 +29,7 @@ import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,9 @@ import numpy as np
 from bioSNN import data, io, noise, viz
 from bioSNN._atomic import write_json
 from bioSNN.brian import compression, readout
-from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.backend import BACKENDS, Backend, backend
+from bioSNN.config import ConfigError
+from bioSNN.data import DATASETS
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.brian.stdp import eta_schedule
 from bioSNN.data.pairing import pair_by_label
@@ -90,6 +93,30 @@ class Config:
     backend: str = "cpp_standalone"
     seed: int = 0
 
+    RULES: ClassVar[dict] = {
+        "image_dataset": tuple(DATASETS), "audio_dataset": tuple(DATASETS), "n_pairs": ">=1", "n_label": ">=1",
+        "test_repeats": ">=1", "variants": VARIANTS, "n_mels": ">=1", "n_frames": ">=1", "db_range": ">0",
+        "audio_code": ("minmax", "onoff"), "onoff_z": ">0", "audio_denoise": "[0,100)", "image_noise": ">=0",
+        "test_gains": ">=0", "eta_end": "(0,1]", "prune_threshold": ">=0", "interval": ">=1", "start": ">=0",
+        "backend": BACKENDS, "seed": ">=0"}
+
+    def cross_check(self) -> None:
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise ConfigError(f"variants: name each of {list(VARIANTS)} at most once, at least one; "
+                              f"got {list(self.variants)}")
+        if self.n_label > self.n_pairs:
+            raise ConfigError(f"n_label: at most n_pairs ({self.n_pairs}), got {self.n_label}")
+        if self.audio.n_input != _audio_inputs(self):
+            raise ConfigError(f"audio.n_input: must be {_audio_inputs(self)} (n_mels*n_frames, twice that for "
+                              f"audio_code 'onoff'), got {self.audio.n_input}")
+        try:
+            compression.CompressionConfig.from_variant(self.compress)
+        except ValueError as e:
+            raise ConfigError(f"compress: {e}") from None
+
+
+# nothing may change when a multimodal run resumes: each variant trains on one fixed sequence of pairs
+RESUMABLE: tuple[str, ...] = ()
 
 PRESETS = {
     # minutes on 2 cores: the embedded 8x8 digits as images, a subset of FSDD, 40 neurons per ensemble
@@ -199,16 +226,20 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     train_ids = {"image": d["train"][0], "audio": d["train"][1]}
     with backend(be):
         net = EnsembleNetwork({n: (configs[n], stimuli[n]) for n in names}, be, cross=cross)
-        progress_state = {"pos": 0, "next_compress": comp.start}
+        progress_state = {"pos": 0, "next_compress": comp.start, "chunks": 0, "seconds": 0.0}
         residual = {}  # error feedback: per projection (ensemble name or cross key), what rounding left out
         if ckpt.exists():
             b = io.read(ckpt)
             net.state, net.cross_state, _ = mm_bundle.state_from_bundle(b, configs)
             progress_state.update(b.extra["progress"])
+            net.chunks_run = progress_state["chunks"]  # the simulator's random numbers go on where they stopped
             residual = {k: b.arrays[residual_key(k)] for k in [*net.state, *net.cross_state]
                         if residual_key(k) in b.arrays}
 
+        seconds_before = progress_state["seconds"]
+
         def save():
+            progress_state.update(chunks=net.chunks_run, seconds=seconds_before + time.perf_counter() - t0)
             bundle = mm_bundle.to_bundle(configs, net.state, net.cross_state, cross,
                                          extra={"progress": dict(progress_state)})
             # training state of error feedback, in the checkpoint only (not part of the deployed network)
@@ -252,7 +283,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
     result = {"variant": variant, "accuracy": tested["by_condition"]["clean"], **tested, "fraction_kept": kept,
-              "wall_seconds": time.perf_counter() - t0,
+              "wall_seconds": seconds_before + time.perf_counter() - t0,  # all segments up to their checkpoints
               "cross_weight_mean": {k: float(v["w"].mean()) for k, v in net.cross_state.items()}}
     if by_gain:
         result["by_test_gain"] = by_gain

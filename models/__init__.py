@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+MODELS = ("vgg5", "vgg9", "vgg11", "vgg16", "resnet20")  # the names build_spiking takes
+
+
 def build_spiking(name: str, input_shape: tuple[int, ...], n_classes: int, width: float = 1.0, hidden: int = 1024,
                   dropout: float = 0.2):
     """A VGG (``vgg5``, ``vgg9``, ``vgg11``, ``vgg16``) or ``resnet20`` as a :class:`bioSNN.nn.network.SpikingNet`."""

@@ -29,9 +29,10 @@ quantize and checkpoint. On runtime backends the same network object simply runs
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -105,6 +106,10 @@ class DiehlCookConfig:
     chunk: int = 1000
     seed: int = 0
 
+    RULES: ClassVar[dict] = {
+        "max_rate": ">0", "rate_boost": ">=0", "max_repeats": ">=0", "w_init_low": ">=0", "w_init_high": ">=0",
+        "w_sum": ">0", "w_exc_inh": ">=0", "w_inh_exc": ">=0", "seed": ">=0"}
+
     def __post_init__(self):
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
@@ -157,6 +162,8 @@ class CrossConfig:
     w_init_high: float = 0.05
     w_sum: float = 0.0
     stdp: PowerLawSTDP = field(default_factory=PowerLawSTDP)
+
+    RULES: ClassVar[dict] = {"gain": ">=0", "w_init_low": ">=0", "w_init_high": ">=0", "w_sum": ">=0"}
 
     def __post_init__(self):
         if self.gain < 0:
@@ -321,6 +328,13 @@ class EnsembleNetwork:
             self._user_monitors[spec] = mons
             objects += mons
         self.net = b2.Network(*objects)
+        if be.standalone and sys.platform.startswith("linux"):
+            # the binary dies with the process that runs it: a killed run leaves no simulation writing results
+            # that a resumed run would read (prctl(PR_SET_PDEATHSIG))
+            for h in ("<sys/prctl.h>", "<signal.h>", "<unistd.h>"):
+                if h not in b2.device.headers:
+                    b2.device.headers.append(h)
+            b2.device.insert_code("main", "prctl(PR_SET_PDEATHSIG, SIGKILL);")
         if be.name == "cpp_standalone":
             # reseed per chunk from the environment, so successive runs of the one binary draw new noise
             threads = max(1, be.threads)
@@ -328,7 +342,10 @@ class EnsembleNetwork:
                 '{ const char* _s = std::getenv("BIOSNN_SEED"); if (_s) { '
                 f'for (int _i = 0; _i < {threads}; _i++) '
                 'brian::_random_generators[_i].seed(std::strtoul(_s, NULL, 10) + _i); } }'))
-        self._chunks_run = 0
+        # chunks simulated so far: the standalone binary's random numbers of chunk k are seeded from (seed, k), so a
+        # network rebuilt to resume a run sets this from its checkpoint and draws the same numbers as before
+        self.chunks_run = 0
+        self.last_chunk: Presentation | None = None  # the items of the latest chunk, for ``on_chunk`` callbacks
         self._seen = {"slots": 0, **{n: 0 for n in names}}
         self._user_seen = {spec: [0, 0] for spec in monitors}
 
@@ -447,7 +464,7 @@ repeats_in : integer (linked)
                 t0 = time.perf_counter()
             if self.backend.name == "cuda_standalone" and not self.backend.gpu:
                 raise RuntimeError("this backend was generated for compilation only (gpu=False); it cannot run")
-            os.environ["BIOSNN_SEED"] = str(cfg.seed * 1_000_003 + self._chunks_run)  # read by the binary
+            os.environ["BIOSNN_SEED"] = str(cfg.seed * 1_000_003 + self.chunks_run)  # read by the binary
             b2.device.run(run_args=args, with_output=False)
             self._seen = {k: 0 for k in self._seen}  # every standalone run starts with empty monitors
             self._user_seen = {s: [0, 0] for s in self._user_seen}
@@ -463,7 +480,7 @@ repeats_in : integer (linked)
                     var[:] = value
             self.net.run(duration, namespace={})
         seconds = time.perf_counter() - t0
-        self._chunks_run += 1
+        self.chunks_run += 1
         self._read_state()
         return self._chunk_counts(), seconds
 
@@ -594,6 +611,7 @@ repeats_in : integer (linked)
                 slots += chunk
                 seconds += s
                 bar.update(done)
+                self.last_chunk = Presentation({n: c[n][:done] for n in self.names}, r[:done], chunk, s)
                 if on_chunk is not None:
                     on_chunk(pos)
         return Presentation(counts, repeats, slots, seconds)
@@ -626,6 +644,10 @@ class DiehlCookNetwork(EnsembleNetwork):
         ids = np.asarray(image_ids, dtype=np.int32)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.images)):
             raise IndexError(f"image ids must lie in [0, {len(self.images)})")
-        p = super().present({"": ids}, plastic, on_chunk, progress, desc)
+        def one(done):  # callbacks see this ensemble's counts as one array, as the result has them
+            self.last_chunk.counts = self.last_chunk.counts[""]
+            on_chunk(done)
+
+        p = super().present({"": ids}, plastic, one if on_chunk is not None else None, progress, desc)
         p.counts = p.counts[""]
         return p

@@ -96,6 +96,8 @@ class ExcitatoryParams(_UnitParams):
     theta_offset: float = 20.0
     spike_gap: float = 50.0
     PREFIX: ClassVar[str] = "exc_"
+    RULES: ClassVar[dict] = {"refractory": ">=0", "tau": ">0", "tau_ge": ">0", "tau_gi": ">0", "theta_plus": ">=0",
+                             "tau_theta": ">0"}
 
     def __post_init__(self):
         if self.spike_gap < self.refractory:
@@ -117,6 +119,7 @@ class InhibitoryParams(_UnitParams):
     e_exc: float = 0.0
     e_inh: float = -85.0
     PREFIX: ClassVar[str] = "inh_"
+    RULES: ClassVar[dict] = {"refractory": ">=0", "tau": ">0", "tau_ge": ">0", "tau_gi": ">0"}
 
 
 

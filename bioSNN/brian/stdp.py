@@ -22,7 +22,7 @@ presynaptic spike. Whoever builds a ``Synapses`` from these models sets ``learni
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 __all__ = ["PowerLawSTDP", "TraceSTDP", "SynapseModel", "eta_schedule"]
 
@@ -64,6 +64,8 @@ class PowerLawSTDP:
     tau_pre: float = 20.0
     trace: Literal["set", "add"] = "add"
     name: str = "power_law"
+
+    RULES: ClassVar[dict] = {"eta": ">=0", "mu": ">=0", "w_max": ">0", "tau_pre": ">0"}
 
     def synapse_model(self) -> SynapseModel:
         from brian2 import ms

@@ -73,6 +73,9 @@ class DatasetSpec:
 
 
 def _labels(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":  # a cast would turn 3.7 into 3 without a word
+        raise ValueError(f"labels must be integers, got {a.dtype}")
     return a.astype(np.int64)
 
 
@@ -340,7 +343,7 @@ def load(name: str, *, download: bool = True, verify: bool = True, progress: boo
         raw = spec.builtin()
         if verify:
             _verify(spec, raw, f"the {name!r} data of the installed package")
-        return spec.reader(name, raw)
+        return _record(spec, raw, f"the {name!r} data of the installed package")
     path = locate(name)
     if path is None:
         if not download:
@@ -354,4 +357,13 @@ def load(name: str, *, download: bool = True, verify: bool = True, progress: boo
     raw = _read(spec, path)
     if verify:
         _verify(spec, raw, str(path))
-    return spec.reader(name, raw)
+    return _record(spec, raw, str(path))
+
+
+def _record(spec: DatasetSpec, raw, where: str):
+    """The typed record of ``raw``; its own checks (dtypes, shapes, label ranges) hold even when the digest was
+    not checked (``verify=False``) or the dataset has none."""
+    try:
+        return spec.reader(spec.name, raw)
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+        raise DatasetCorruptError(f"{where} does not hold a valid {spec.name!r} dataset: {e}") from e

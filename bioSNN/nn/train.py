@@ -217,7 +217,8 @@ class Checkpoint:
     def save(self, net: SpikingNet, opt: torch.optim.Optimizer, epoch: int, history: dict,
              partial: dict | None = None) -> None:
         """``epoch`` finished epochs; ``partial``: the running totals of the epoch in progress (from
-        :func:`train_epoch`'s ``on_batch``), saved with the global torch RNG state (dropout masks, Poisson input)."""
+        :func:`train_epoch`'s ``on_batch``). The global torch RNG state (dropout masks, Poisson input) is saved
+        every time, so a run resumed at an epoch boundary or between phases draws what it would have drawn."""
         if not dist.is_main():
             return
         b = to_bundle(net, model=self.model_spec, provenance=self.provenance)
@@ -225,15 +226,15 @@ class Checkpoint:
         extra = {**b.extra, "epoch": epoch, "history": history, "optimizer": meta}
         if partial is not None:
             extra["partial"] = dict(partial)
-            arrays[self.RNG] = torch.get_rng_state().numpy()
+        arrays[self.RNG] = torch.get_rng_state().numpy()
         io.write(self.path, io.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
                                       name=b.name, provenance=b.provenance, extra=extra))
 
     RNG = "training.torch_rng_state"
 
     def load(self, net: SpikingNet, opt: torch.optim.Optimizer) -> tuple[int, dict]:
-        """Restore a saved phase into ``net`` and ``opt``; ``(0, empty history)`` when there is none. A checkpoint
-        taken inside an epoch also restores the torch RNG and leaves that epoch's running totals in
+        """Restore a saved phase into ``net`` and ``opt``, and the torch RNG as it was at the save; ``(0, empty
+        history)`` when there is none. A checkpoint taken inside an epoch leaves that epoch's running totals in
         ``self.partial`` (None after an epoch boundary)."""
         self.partial = None
         if not self.path.exists():
@@ -242,8 +243,9 @@ class Checkpoint:
         load_state(net, b)
         optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
         self.partial = b.extra.get("partial")
-        if self.partial is not None:
+        if self.RNG in b.arrays:  # absent in checkpoints of older bioSNN taken at an epoch boundary
             torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(b.arrays[self.RNG], np.uint8)))
+        if self.partial is not None:
             print(f"resumed {self.path.name} in epoch {b.extra['epoch'] + 1} after {self.partial['batches']} batches")
         else:
             print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")

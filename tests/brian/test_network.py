@@ -38,7 +38,7 @@ def test_small_network_learns_above_chance(digits, tmp_path_factory):
         theta_after = net.theta.copy()
         lab = net.present(np.arange(n_tr), plastic=False, progress=False)
         test = net.present(np.arange(n_tr, n_tr + 450), plastic=False, progress=False)
-        assert net.build_seconds > 0 and net._chunks_run >= 7 + 7 + 3  # one build, many runs of the binary
+        assert net.build_seconds > 0 and net.chunks_run >= 7 + 7 + 3  # one build, many runs of the binary
     assert (train.counts.sum(1) >= cfg.min_spikes).mean() > 0.9  # accepted presentations evoked >= 5 spikes
     assert not np.allclose(net.w, w0) and (theta_after > cfg.exc.theta_init + 1).sum() >= cfg.n_exc // 2
     np.testing.assert_allclose(net.theta, theta_after)  # frozen while labelling and testing
