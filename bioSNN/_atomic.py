@@ -30,9 +30,35 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _fault_point(path, "before")
         os.replace(tmp, path)
+        _fault_point(path, "after")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# Fault injection for the kill-and-resume tests: BIOSNN_FAULT_KILL="PATTERN:N:WHEN[:WHO]" SIGKILLs at the N-th
+# atomic write (in this process) of a file whose name matches the glob PATTERN, WHEN "before" (the new file is
+# written but not yet in place: a kill during a checkpoint write) or "after" it replaced the old one (a kill
+# between chunks); WHO "self" (default) or "parent" (the run's main process, seen from a worker). Unset: no-op.
+_FAULT_ENV = "BIOSNN_FAULT_KILL"
+_fault_count = [0]
+
+
+def _fault_point(path: Path, when: str) -> None:
+    spec = os.environ.get(_FAULT_ENV)
+    if not spec:
+        return
+    import fnmatch
+    import signal
+
+    pattern, n, at, *who = spec.split(":")
+    if not fnmatch.fnmatch(path.name, pattern):
+        return
+    if when == "before":  # one write, counted once
+        _fault_count[0] += 1
+    if at == when and _fault_count[0] == int(n):
+        os.kill(os.getppid() if who == ["parent"] else os.getpid(), signal.SIGKILL)
 
 
 def _umask() -> int:

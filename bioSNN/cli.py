@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 
 from .config import SCHEMA_VERSION, ConfigError, apply_overrides, parse_set_args, read_config_file, to_dict, validate
-from .runs import LOCK_FILE, RUN_LOG, RunClock, RunLock, RunLockedError, new_run_dir, write_json
+from .runs import (LOCK_FILE, RUN_LOG, RunClock, RunLock, RunLockedError, WorkerDiedError, new_run_dir,
+                   remove_stale_temporaries, write_json)
 
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
@@ -162,6 +163,8 @@ def cmd_run(args) -> int:
     lock = RunLock(run_dir).acquire() if main_rank else None
     try:
         if main_rank:
+            if args.resume:
+                remove_stale_temporaries(run_dir)  # half-written files of a killed process
             if args.resume and not _has_checkpoints(run_dir):
                 print(f"biosnn: warning: {run_dir} holds no checkpoint (deleted?): the run starts over from the "
                       "beginning", file=sys.stderr)
@@ -177,8 +180,7 @@ def cmd_run(args) -> int:
             raise
         finally:
             if clock is not None:
-                wall = clock.total()
-                clock.stop(status)
+                wall = clock.stop(status)
         if not main_rank:  # under torchrun only rank 0 reports
             return 0
         metrics = {"accuracy": metrics.pop("accuracy"), "wall_seconds": wall, **metrics}
@@ -258,7 +260,7 @@ def _expected():
     from .data import DataError
     from .io import BundleError
 
-    return (ConfigError, DataError, BundleError, RunLockedError, ValueError, OSError)
+    return (ConfigError, DataError, BundleError, RunLockedError, WorkerDiedError, ValueError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,7 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     except _expected() as e:
         if args.debug:
             raise
-        print(f"biosnn: error: {_one_line(e)}", file=sys.stderr)
+        run_dir = getattr(args, "run_dir", None)
+        hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" \
+            if isinstance(e, WorkerDiedError) and run_dir is not None else ""
+        print(f"biosnn: error: {_one_line(e)}{hint}", file=sys.stderr)
         return 2
 
 

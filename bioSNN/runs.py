@@ -12,7 +12,8 @@ from pathlib import Path
 from ._atomic import write_json
 
 __all__ = ["new_run_dir", "read_finished", "check_same_config", "write_json", "RunLock", "RunLockedError",
-           "RunClock", "die_with_parent"]
+           "RunClock", "die_with_parent", "map_in_workers", "WorkerDiedError",
+           "remove_stale_temporaries"]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -113,6 +114,27 @@ class RunLock:
         self.release()
 
 
+class WorkerDiedError(RuntimeError):
+    """A worker process of the run ended abruptly (killed, out of memory); the others were stopped."""
+
+
+def map_in_workers(fn, jobs: list, workers: int) -> list:
+    """``[fn(j) for j in jobs]`` in ``workers`` spawned processes that die with this one; a worker that dies
+    stops the map with :class:`WorkerDiedError` instead of leaving it waiting for ever (as
+    ``multiprocessing.Pool`` does)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
+                                 initializer=die_with_parent) as pool:
+            return list(pool.map(fn, jobs))
+    except BrokenProcessPool:
+        raise WorkerDiedError("a worker process died (killed, or out of memory?); every variant keeps its last "
+                              "checkpoint") from None
+
+
 def die_with_parent() -> None:
     """Make this (worker) process get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``).
 
@@ -131,6 +153,17 @@ def die_with_parent() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
     if os.getppid() != parent:  # the parent died before the request took effect
         os._exit(1)
+
+
+def remove_stale_temporaries(run_dir: str | Path) -> int:
+    """Delete the temporary files of atomic writes that a killed process left in ``run_dir`` (call it only while
+    holding the folder's :class:`RunLock`: then no live writer owns them); returns how many."""
+    n = 0
+    for p in Path(run_dir).rglob(".*.tmp*"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
 
 
 class RunClock:
@@ -175,16 +208,9 @@ class RunClock:
             except OSError:  # a full disk must not kill the run from this thread; the next beat tries again
                 pass
 
-    def total(self) -> float:
-        """Seconds of all segments so far, this one up to now."""
-        import time
-
-        with self._lock:
-            self._seg["seconds"] = time.perf_counter() - self._t0
-            return float(sum(s["seconds"] for s in self._log["segments"]))
-
-    def stop(self, status: str) -> None:
-        """End this segment as ``status`` (finished, failed, interrupted) and write the log."""
+    def stop(self, status: str) -> float:
+        """End this segment as ``status`` (finished, failed, interrupted), write the log; the run's total seconds."""
         self._stop.set()
         self._seg["status"] = status
         self._write()
+        return float(sum(s["seconds"] for s in self._log["segments"]))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -29,7 +28,7 @@ from bioSNN.data import DATASETS
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 from bioSNN.brian.stdp import eta_schedule
 from bioSNN.monitors import MonitorSpec
-from bioSNN.runs import die_with_parent
+from bioSNN.runs import map_in_workers
 from bioSNN.models import diehl_cook
 
 SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
@@ -316,8 +315,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     jobs = [(dataclasses.asdict(cfg), v, str(run_dir / "variants" / v.replace("+", "_"))) for v in cfg.variants]
     if cfg.workers > 1 and len(jobs) > 1:
         # workers die with this process (a kill of the run must not leave them writing checkpoints)
-        with mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), initializer=die_with_parent) as pool:
-            results = pool.map(_worker, jobs, chunksize=1)
+        results = map_in_workers(_worker, jobs, cfg.workers)
     else:
         results = [train_variant(cfg, v, Path(o), progress) for _, v, o in jobs]
     _figures(run_dir, results)

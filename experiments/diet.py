@@ -77,13 +77,14 @@ class Config:
     qat_epochs: int = 2
     qat_lr: float = 5e-5
     threads: int = 2
+    checkpoint_seconds: float = 600.0  # checkpoint inside an epoch this often too (0: after every batch)
     seed: int = 0
 
     RULES: ClassVar[dict] = {
         "dataset": tuple(DATASETS), "model": MODELS, "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
         "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
         "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
-        "threads": ">=1", "seed": ">=0",
+        "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0",
         "diet_steps": ">=1", "diet_epochs": ">=0", "optimizer": ("adam", "sgd"), "diet_lr": ">0",
         "lr_milestones": "(0,1]", "percentile": "(0,100]", "scale": ">0", "surrogate": tuple(SURROGATES),
         "energy_penalty": ">=0", "compare_steps": ">=1", "convert_scale": ">0", "device_bits": "[1,16]",
@@ -94,10 +95,13 @@ class Config:
             augmentation(self.augment)
         except ValueError as e:
             raise ConfigError(f"augment: {e}") from None
+        if self.device_bits and self.qat_steps not in self.diet_steps:
+            raise ConfigError(f"qat_steps: QAT starts from a DIET network, so it must be one of diet_steps "
+                              f"{list(self.diet_steps)}, got {self.qat_steps}")
 
 
 # a resumed run may train its phases for more epochs and add QAT on other devices; nothing else
-RESUMABLE: tuple[str, ...] = ("ann_epochs", "diet_epochs", "hybrid_epochs", "qat_epochs", "device_bits")
+RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "ann_epochs", "diet_epochs", "hybrid_epochs", "qat_epochs", "device_bits")
 
 PRESETS = {
     "quick": {"dataset": "digits", "width": 0.25, "hidden": 128, "ann_epochs": 15, "diet_steps": (2, 5),
@@ -153,7 +157,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         opt = torch.optim.Adam(ann.parameters(), cfg.ann_lr)
         fit(ann, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), train, test, cfg.ann_epochs,
             batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
-            scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN", verbose=progress)
+            scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN", verbose=progress,
+                   checkpoint_seconds=cfg.checkpoint_seconds)
     res["ann"].update(evaluate(ann, x_te, y_te).summary())
     g = torch.Generator().manual_seed(cfg.seed)
     balance = [x_tr[torch.randperm(len(x_tr), generator=g)[:cfg.balance_samples]]]
@@ -169,7 +174,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         hist = fit(net, opt, Checkpoint(ck / f"diet_T{t}.npz", _spec(cfg), prov), train, test, cfg.diet_epochs, t,
                    "direct", cfg.batch_size, cfg.augment, cfg.seed,
                    step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}", progress,
-                   energy_penalty=cfg.energy_penalty)
+                   energy_penalty=cfg.energy_penalty, checkpoint_seconds=cfg.checkpoint_seconds)
         diet_nets[t] = net
         if dist.is_main():
             res["diet"][str(t)] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),
@@ -194,7 +199,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         snn.set_neurons(surrogate="stdb")
         opt = torch.optim.Adam([p for p in snn.parameters() if p.requires_grad], cfg.hybrid_lr)
         hist = fit(snn, opt, Checkpoint(ck / f"hybrid_T{t}.npz", _spec(cfg), prov), train, test, cfg.hybrid_epochs,
-                   t, "poisson", cfg.batch_size, cfg.augment, cfg.seed, label=f"hybrid T={t}", verbose=progress)
+                   t, "poisson", cfg.batch_size, cfg.augment, cfg.seed, label=f"hybrid T={t}", verbose=progress,
+                   checkpoint_seconds=cfg.checkpoint_seconds)
         if dist.is_main():
             res["hybrid"][str(t)] = {**evaluate(snn, x_te, y_te, t, "poisson", seed=cfg.seed).summary(),
                                      "history": hist}
@@ -210,7 +216,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         before = evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).accuracy if dist.is_main() else 0.0
         opt = _optimizer(cfg, net.parameters(), cfg.qat_lr)
         hist = fit(net, opt, Checkpoint(ck / f"qat_{bits}bit.npz", _spec(cfg), prov), train, test, cfg.qat_epochs,
-                   t, "direct", cfg.batch_size, cfg.augment, cfg.seed, label=f"QAT {bits}-bit", verbose=progress)
+                   t, "direct", cfg.batch_size, cfg.augment, cfg.seed, label=f"QAT {bits}-bit", verbose=progress,
+                   checkpoint_seconds=cfg.checkpoint_seconds)
         if dist.is_main():
             res["qat"][f"{bits}bit"] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),
                                         "time_steps": t, "accuracy_quantized_before_qat": before,

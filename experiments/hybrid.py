@@ -70,13 +70,14 @@ class Config:
     surrogate: str = "stdb"
     encoder: str = "poisson"  # input coding of the SNN: poisson (signed rate) or direct
     threads: int = 2
+    checkpoint_seconds: float = 600.0  # checkpoint inside an epoch this often too (0: after every batch)
     seed: int = 0
 
     RULES: ClassVar[dict] = {
         "dataset": tuple(DATASETS), "model": MODELS, "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
         "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
         "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
-        "threads": ">=1", "seed": ">=0",
+        "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0",
         "convert_steps": ">=1", "balance_percentile": "(0,100]", "convert_scale": ">0", "convert_test_limit": ">=0",
         "hybrid_steps": ">=1", "hybrid_scale": ">0", "hybrid_train_limit": ">=0", "leak": "(0,1]",
         "surrogate": tuple(SURROGATES), "encoder": ("poisson", "direct")}
@@ -89,7 +90,7 @@ class Config:
 
 
 # a resumed run may train its phases for more epochs; nothing else
-RESUMABLE: tuple[str, ...] = ("ann_epochs", "hybrid_epochs")
+RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "ann_epochs", "hybrid_epochs")
 
 PRESETS = {
     # a few minutes on 2 cores: the embedded 8x8 digits, a small VGG5
@@ -132,7 +133,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         ann_hist = fit(net, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), (x_tr, y_tr), (x_te, y_te),
                        cfg.ann_epochs, batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
                        scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN",
-                       verbose=progress)
+                       verbose=progress,
+                   checkpoint_seconds=cfg.checkpoint_seconds)
         results["ann"] = {**evaluate(net, x_te, y_te).summary(), "history": ann_hist}
     ann_state = copy.deepcopy(net.state_dict())
     g = torch.Generator().manual_seed(cfg.seed)
@@ -170,7 +172,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         opt = torch.optim.Adam([p for p in snn.parameters() if p.requires_grad], lr=cfg.hybrid_lr)
         hist = fit(snn, opt, Checkpoint(ck / f"hybrid_T{t}.npz", _spec(cfg), prov), (x_hy, y_hy), (x_te, y_te),
                    cfg.hybrid_epochs, t, cfg.encoder, cfg.batch_size, cfg.augment, cfg.seed,
-                   label=f"hybrid T={t}", verbose=progress)
+                   label=f"hybrid T={t}", verbose=progress,
+                   checkpoint_seconds=cfg.checkpoint_seconds)
         if dist.is_main():
             r = {**evaluate(snn, x_te, y_te, t, cfg.encoder, seed=cfg.seed).summary(), "initial_thresholds": thr,
                  "accuracy_before_training": start_acc, "history": hist}
