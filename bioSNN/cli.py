@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         run_dir = getattr(args, "run_dir", None)
-        hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" if run_dir is not None else ""
+        hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" if run_dir is not None \
+            and run_dir.exists() else (" before anything was saved; nothing to resume" if run_dir else "")
         print(f"biosnn: interrupted{hint}", file=sys.stderr)
         return 130
     except _expected() as e:

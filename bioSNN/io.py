@@ -65,7 +65,7 @@ class Population:
     def __post_init__(self):
         if not self.name or not isinstance(self.name, str):
             raise BundleError(f"population name must be a non-empty string, got {self.name!r}")
-        if int(self.size) != self.size or self.size < 1:
+        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 1:
             raise BundleError(f"population {self.name!r}: size must be a positive integer, got {self.size!r}")
         object.__setattr__(self, "params", _check_params(f"population {self.name!r}", self.params))
 
