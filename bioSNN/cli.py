@@ -3,7 +3,8 @@
     biosnn list
     biosnn run NAME [--preset quick|full] [--config FILE] [--set key=value ...] [--out runs] [--resume DIR]
     biosnn data [NAME ...]          which datasets are found locally, or load and summarise some
-    biosnn info BUNDLE              print a bundle's description
+    biosnn command RUN_DIR          the `biosnn run` command that repeats a run folder's config
+    biosnn info BUNDLE              print a bundle's description (arrays are not read)
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import errno
 import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -62,20 +64,22 @@ def _is_run_config(d: dict) -> bool:
     return isinstance(d.get("config"), dict) and isinstance(d.get("experiment"), str)
 
 
-def read_run_config(run_dir: Path, name: str) -> dict:
-    """The ``config.json`` of run folder ``run_dir``, checked to be a run of experiment ``name``."""
+def read_run_config(run_dir: Path, name: str | None) -> dict:
+    """The ``config.json`` of run folder ``run_dir``, checked to be a run of experiment ``name`` (None: any)."""
     path = run_dir / "config.json"
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"--resume {run_dir}: no such run folder")
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
     if not path.is_file():
-        raise FileNotFoundError(f"--resume {run_dir}: no config.json there (not a run folder)")
+        raise FileNotFoundError(f"{run_dir}: no config.json there (not a run folder)")
     try:
         saved = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(saved, dict) or not _is_run_config(saved):
         raise ConfigError(f"{path} is not a run config (needs 'experiment' and 'config')")
-    if saved["experiment"] != name:
+    if saved["experiment"] not in EXPERIMENTS:
+        raise ConfigError(f"{path}: unknown experiment {saved['experiment']!r}")
+    if name is not None and saved["experiment"] != name:
         raise ConfigError(f"{run_dir} is a {saved['experiment']!r} run; resume it with `biosnn run "
                           f"{saved['experiment']} --resume {run_dir}`")
     return saved
@@ -89,6 +93,42 @@ def _flat(d: dict, prefix: str = "") -> dict:
         else:
             out[prefix + k] = v
     return out
+
+
+def _set_value(v) -> str:
+    if isinstance(v, (tuple, list)):
+        return ",".join(_set_value(x) for x in v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return "none" if v is None else str(v)
+
+
+def reproduce_command(saved: dict) -> str:
+    """The shortest ``biosnn run`` command that resolves to the config of a run folder's ``config.json``
+    (``saved``) with today's defaults and presets: its preset plus a ``--set`` for every value that differs."""
+    mod = _experiment(saved["experiment"])
+    preset = saved.get("preset") or "full"
+    base = _flat(to_dict(build_config(mod, preset, None, [])))
+    want = _flat(to_dict(apply_overrides(mod.Config(), saved["config"])))
+    sets = [f"--set {shlex.quote(f'{k}={_set_value(v)}')}" for k, v in want.items() if base.get(k) != v]
+    return " ".join([f"biosnn run {saved['experiment']} --preset {preset}", *sets])
+
+
+def resolve_command(command: str):
+    """``(experiment, config)`` that ``biosnn run ...`` (a command line as text) would run with; no --resume."""
+    argv = shlex.split(command)
+    if argv[:2] != ["biosnn", "run"]:
+        raise ConfigError(f"not a `biosnn run` command: {command}")
+    p = argparse.ArgumentParser(prog="biosnn run", add_help=False)
+    p.add_argument("name")
+    p.add_argument("--preset")
+    p.add_argument("--config")
+    p.add_argument("--set", action="append", default=[])
+    p.add_argument("--out")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv[2:])
+    mod = _experiment(args.name)
+    return args.name, build_config(mod, args.preset or "quick", args.config, args.set, args.name)
 
 
 def cmd_list(_args) -> int:
@@ -234,6 +274,12 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_command(args) -> int:
+    saved = read_run_config(Path(args.run_dir), None)
+    print(reproduce_command(saved))
+    return 0
+
+
 def cmd_info(args) -> int:
     from . import io
 
@@ -284,6 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("names", nargs="*")
     d.add_argument("--no-download", action="store_true")
     d.set_defaults(func=cmd_data)
+    c = sub.add_parser("command", help="print the `biosnn run` command that repeats a run folder's config")
+    c.add_argument("run_dir")
+    c.set_defaults(func=cmd_command)
     i = sub.add_parser("info", help="print the description of a bioSNN bundle (its arrays are not read)")
     i.add_argument("bundle")
     i.set_defaults(func=cmd_info)

@@ -57,8 +57,13 @@ def outputs(run_dir: Path) -> dict:
                 obj = {k: v for k, v in obj.items() if k not in ("command", "resumes")}
             out[rel] = obj
         elif p.suffix == ".npz":
-            b = io.read(p)
-            out[rel] = (_strip(b.describe()), {k: (a.dtype.str, a.shape, a.tobytes()) for k, a in b.arrays.items()})
+            try:
+                b = io.read(p)
+                out[rel] = (_strip(b.describe()), {k: (a.dtype.str, a.shape, a.tobytes())
+                                                   for k, a in b.arrays.items()})
+            except io.BundleError:  # a plain array file (saved test responses)
+                with np.load(p, allow_pickle=False) as z:
+                    out[rel] = {k: (z[k].dtype.str, z[k].shape, z[k].tobytes()) for k in z.files}
         elif p.suffix == ".npy":
             a = np.load(p, allow_pickle=False)
             out[rel] = (a.dtype.str, a.shape, a.tobytes())
