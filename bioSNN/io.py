@@ -14,7 +14,6 @@ version, array shapes and dtypes; never unpickles). Every defect becomes a :clas
 from __future__ import annotations
 
 import datetime as _dt
-import io as _io
 import json
 import os
 import subprocess
@@ -220,7 +219,8 @@ def _check_meta(meta, path: Path) -> dict:
     for key, kind in (("arrays", dict), ("populations", list), ("projections", list), ("provenance", dict),
                       ("extra", dict)):
         if key in meta and not isinstance(meta[key], kind):
-            raise BundleError(f"{path}: {key!r} of the description must be a JSON {kind.__name__ if kind is list else 'object'}")
+            what = "list" if kind is list else "object"
+            raise BundleError(f"{path}: {key!r} of the description must be a JSON {what}")
     for name in ("populations", "projections"):
         if name not in meta:
             raise BundleError(f"{path}: malformed description (no {name!r})")

@@ -1,6 +1,8 @@
 """Run folders: ``runs/NAME-<timestamp>/`` with ``config.json``, ``metrics.json``, figures, checkpoints.
 
-Everything is written atomically, so a run killed at any point can be resumed from its folder.
+Everything is written atomically, so a run killed at any point can be resumed from its folder. While a process
+runs a folder it holds the folder's :class:`RunLock`; its worker processes (:func:`map_in_workers`) die with it;
+:class:`RunClock` keeps the wall time of every segment (start and resumes) in ``run.json``.
 """
 
 from __future__ import annotations

@@ -226,7 +226,8 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
 
         def save(extra_state):
             c_arrays, c_json = curve.state()
-            extra_state = {**extra_state, "chunks": net.chunks_run, "seconds": seconds_before + time.perf_counter() - t0}
+            extra_state = {**extra_state, "chunks": net.chunks_run,
+                           "seconds": seconds_before + time.perf_counter() - t0}
             bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev, column_gain=gain,
                                           provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant),
                                           extra={"progress": extra_state, "curve": c_json})

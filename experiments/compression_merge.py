@@ -19,6 +19,7 @@ import argparse
 import shutil
 from pathlib import Path
 
+from bioSNN.config import SCHEMA_VERSION
 from bioSNN._atomic import write_json
 from bioSNN.runs import check_same_config, read_finished
 
@@ -37,6 +38,7 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
     if not sources:
         raise ValueError("merge needs at least one run folder")
     base, table, details, origin = None, {}, {}, {}
+    walls = {}  # each source run's wall time (all its segments), kept with the merge
     for spec in sources:
         run, only = _source(spec)
         cfg, metrics = read_finished(run, "compression")
@@ -50,6 +52,7 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
             if v in table:
                 raise ValueError(f"variant {v!r} comes from both {origin[v]} and {run}")
             table[v], details[v], origin[v] = metrics["variants"][v], metrics["details"][v], str(run)
+        walls[str(run)] = metrics.get("wall_seconds")
     out.mkdir(parents=True, exist_ok=True)
     for v, run in origin.items():  # copied only once every source has passed the checks above
         png = Path(run) / f"receptive_fields_{v.replace('+', '_')}.png"
@@ -59,10 +62,10 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
     exp._figures(out, results, receptive_fields=False)
     main = "full" if "full" in table else next(iter(table))
     metrics = {"accuracy": table[main]["accuracy"], "main_variant": main, "variants": table, "details": details,
-               "merged_from": origin, "config_keys_ignored": list(ignore),
+               "merged_from": origin, "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls,
                "cost_model": exp.compression.__doc__.split("Cost model for the reports")[1].strip()}
     write_json(out / "metrics.json", metrics)
-    write_json(out / "config.json", {"experiment": "compression", "merged": True,
+    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": "compression", "merged": True,
                                      "config": {**base, "variants": list(table)}})
     return metrics
 

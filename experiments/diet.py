@@ -101,7 +101,8 @@ class Config:
 
 
 # a resumed run may train its phases for more epochs and add QAT on other devices; nothing else
-RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "ann_epochs", "diet_epochs", "hybrid_epochs", "qat_epochs", "device_bits")
+RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "ann_epochs", "diet_epochs", "hybrid_epochs", "qat_epochs",
+                              "device_bits")
 
 PRESETS = {
     "quick": {"dataset": "digits", "width": 0.25, "hidden": 128, "ann_epochs": 15, "diet_steps": (2, 5),
@@ -158,7 +159,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         fit(ann, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), train, test, cfg.ann_epochs,
             batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
             scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN", verbose=progress,
-                   checkpoint_seconds=cfg.checkpoint_seconds)
+            checkpoint_seconds=cfg.checkpoint_seconds)
     res["ann"].update(evaluate(ann, x_te, y_te).summary())
     g = torch.Generator().manual_seed(cfg.seed)
     balance = [x_tr[torch.randperm(len(x_tr), generator=g)[:cfg.balance_samples]]]

@@ -133,8 +133,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         ann_hist = fit(net, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), (x_tr, y_tr), (x_te, y_te),
                        cfg.ann_epochs, batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
                        scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN",
-                       verbose=progress,
-                   checkpoint_seconds=cfg.checkpoint_seconds)
+                       verbose=progress, checkpoint_seconds=cfg.checkpoint_seconds)
         results["ann"] = {**evaluate(net, x_te, y_te).summary(), "history": ann_hist}
     ann_state = copy.deepcopy(net.state_dict())
     g = torch.Generator().manual_seed(cfg.seed)

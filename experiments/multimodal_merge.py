@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bioSNN.config import SCHEMA_VERSION
 from bioSNN import data
 from bioSNN._atomic import write_json
 from bioSNN.runs import check_same_config, read_finished
@@ -41,6 +42,7 @@ def merge(runs: list[str | Path], out: Path, ignore: tuple[str, ...] = (), verbo
     if not runs:
         raise ValueError("merge needs at least one run folder")
     base, first, n_classes, results, origin, counts, labels, gains = None, None, 0, {}, {}, {}, None, ()
+    walls = {}  # each source run's wall time (all its segments), kept with the merge
     for run in map(Path, runs):
         cfg, metrics = read_finished(run, "multimodal")
         if base is None:
@@ -48,6 +50,7 @@ def merge(runs: list[str | Path], out: Path, ignore: tuple[str, ...] = (), verbo
         else:
             check_same_config(base, cfg, (*_ALWAYS_DIFFERENT, *ignore), run, first)
         counts[run] = (metrics["n_train_pairs"], metrics["n_test_pairs"])
+        walls[str(run)] = metrics.get("wall_seconds")
         for v, r in metrics["variants"].items():
             if v in results:
                 raise ValueError(f"variant {v!r} comes from both {origin[v]} and {run}")
@@ -66,9 +69,9 @@ def merge(runs: list[str | Path], out: Path, ignore: tuple[str, ...] = (), verbo
                         tuple(base["image_noise"]), tuple(base["audio_snr_db"]), out, verbose=verbose)
     n_train, n_test = next(iter(counts.values()))
     merged.update(n_train_pairs=n_train, n_test_pairs=n_test, merged_from={v: str(r) for v, r in origin.items()},
-                  config_keys_ignored=list(ignore))
+                  config_keys_ignored=list(ignore), wall_seconds_of_runs=walls)
     write_json(out / "metrics.json", merged)
-    write_json(out / "config.json", {"experiment": "multimodal", "merged": True,
+    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": "multimodal", "merged": True,
                                      "config": {**base, "variants": list(results), "test_gains": list(gains)}})
     return merged
 

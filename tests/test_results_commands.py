@@ -78,7 +78,8 @@ def test_each_command_resolves_to_its_stored_config(doc, folder, command):
     assert name == saved["experiment"]
     stored = _flat(to_dict(apply_overrides(_experiment(name).Config(), saved["config"])))
     resolved = _flat(to_dict(cfg))
-    diff = {k: (resolved.get(k), stored.get(k)) for k in set(stored) | set(resolved) if resolved.get(k) != stored.get(k)}
+    diff = {k: (resolved.get(k), stored.get(k)) for k in set(stored) | set(resolved)
+            if resolved.get(k) != stored.get(k)}
     assert diff == {}, f"{doc}: `{command}` differs from {folder.name}/config.json (command, stored): {diff}"
 
 

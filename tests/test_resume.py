@@ -161,7 +161,8 @@ def test_compression_resumes_bit_identical_after_kills_of_the_main_process_and_o
     while tagged_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert tagged_processes(tag) == []  # no worker or simulator outlived its run
-    assert json.loads((run / "variants" / "full" / "result.json").read_text())["curve"]["images"] == [200, 300, 400, 500, 600]
+    curve = json.loads((run / "variants" / "full" / "result.json").read_text())["curve"]
+    assert curve["images"] == [200, 300, 400, 500, 600]
 
 
 @pytest.mark.slow
