@@ -328,6 +328,8 @@ class EnsembleNetwork:
             self._user_monitors[spec] = mons
             objects += mons
         self.net = b2.Network(*objects)
+        if not be.standalone:
+            self.net.store("initial")  # restored before every chunk (see _run_chunk)
         if be.standalone and sys.platform.startswith("linux"):
             # the binary dies with the process that runs it: a killed run leaves no simulation writing results
             # that a resumed run would read (prctl(PR_SET_PDEATHSIG))
@@ -466,19 +468,19 @@ repeats_in : integer (linked)
                 raise RuntimeError("this backend was generated for compilation only (gpu=False); it cannot run")
             os.environ["BIOSNN_SEED"] = str(cfg.seed * 1_000_003 + self.chunks_run)  # read by the binary
             b2.device.run(run_args=args, with_output=False)
-            self._seen = {k: 0 for k in self._seen}  # every standalone run starts with empty monitors
-            self._user_seen = {s: [0, 0] for s in self._user_seen}
         else:
-            ctrl = self.groups["controller"]
-            ctrl.k, ctrl.repeats = -1, cfg.max_repeats
-            for n in self.names:
-                setattr(ctrl, f"{_prefix(n)}count", 0)
+            # as a standalone binary does, every chunk starts from the network's initial state (t = 0, empty
+            # monitors) with random numbers seeded from (seed, chunk): a resumed run goes on exactly
+            self.net.restore("initial")
+            b2.seed(cfg.seed * 1_000_003 + self.chunks_run)
             for var, value in args.items():
                 if isinstance(var, b2.TimedArray):
                     var.values[:] = value
                 else:
                     var[:] = value
             self.net.run(duration, namespace={})
+        self._seen = {k: 0 for k in self._seen}  # every chunk starts with empty monitors
+        self._user_seen = {s: [0, 0] for s in self._user_seen}
         seconds = time.perf_counter() - t0
         self.chunks_run += 1
         self._read_state()
@@ -526,7 +528,7 @@ repeats_in : integer (linked)
     def _chunk_counts(self):
         """Per accepted presentation of this chunk: spike counts of each ensemble, repeats and slot index."""
         cfg = self.cfg
-        t_start = self._t_offset if not self.backend.standalone else 0.0
+        t_start = 0.0  # every chunk runs from t = 0
         k = np.asarray(self._slots.k[0])[self._seen["slots"]:]
         reps = np.asarray(self._slots.repeats[0])[self._seen["slots"]:]
         self._seen["slots"] += len(k)

@@ -127,3 +127,30 @@ def test_eta_scale_zero_leaves_only_the_normalisation(digits):
         net.eta_scale = -0.5
         with pytest.raises(ValueError, match="eta_scale"):
             net.present(np.arange(2), plastic=True, progress=False)
+
+
+@pytest.mark.parametrize("name", ["numpy", "cpp_standalone"])
+def test_a_network_rebuilt_from_saved_state_and_chunk_count_goes_on_exactly(digits, tmp_path, name):
+    # what a resumed run does: a fresh network gets the learned state and the number of chunks run, and the next
+    # chunk is the one an uninterrupted network would have run (same random numbers, same start state)
+    _, x = digits
+    cfg = DiehlCookConfig(n_input=64, n_exc=8, w_sum=12.8, max_rate=255.0, chunk=20, t_present=100.0, t_rest=50.0)
+    ids = np.arange(40)
+
+    def backend_for(sub):
+        return Backend(name, directory=str(tmp_path / sub) if name.endswith("standalone") else None)
+
+    be = backend_for("whole")
+    with backend(be):
+        net = DiehlCookNetwork(cfg, x, be)
+        net.present(ids[:20], plastic=True, progress=False)
+        saved = {"w": net.w.copy(), "theta": net.theta.copy(), "chunks": net.chunks_run}
+        second = net.present(ids[20:], plastic=True, progress=False)
+        w_end = net.w.copy()
+    be = backend_for("resumed")
+    with backend(be):
+        resumed = DiehlCookNetwork(cfg, x, be)
+        resumed.w, resumed.theta, resumed.chunks_run = saved["w"], saved["theta"], saved["chunks"]
+        again = resumed.present(ids[20:], plastic=True, progress=False)
+    np.testing.assert_array_equal(again.counts, second.counts)
+    np.testing.assert_array_equal(resumed.w, w_end)
