@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-pytest.importorskip("brian2")
+import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
 
 from bioSNN.experiments import compression as exp  # noqa: E402
 from bioSNN.experiments.compression_merge import main, merge  # noqa: E402

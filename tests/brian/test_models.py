@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-b2 = pytest.importorskip("brian2")
+import brian2 as b2  # noqa: E402  (a hard dependency: a broken install must fail, not skip)
 from brian2 import Equations, Network, NeuronGroup, StateMonitor, Synapses, mV, ms, volt  # noqa: E402
 
 from bioSNN.brian import readout  # noqa: E402

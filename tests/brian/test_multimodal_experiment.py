@@ -10,8 +10,8 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("brian2")
-pytest.importorskip("librosa")
+import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
+import librosa  # noqa: E402,F401
 
 from bioSNN import io  # noqa: E402
 from bioSNN.brian import readout  # noqa: E402

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("brian2")
+import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
 
 from bioSNN.experiments.multimodal_merge import main, merge  # noqa: E402
 

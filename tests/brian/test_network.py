@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("brian2")
+import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
 
 from bioSNN import data  # noqa: E402
 from bioSNN.brian import readout  # noqa: E402
