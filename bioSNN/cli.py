@@ -194,8 +194,10 @@ def cmd_run(args) -> int:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file, not a folder")
         preset = args.preset or "quick"
-        if args.config and _is_run_config(read_config_file(args.config)):
-            preset = read_config_file(args.config).get("preset") if not args.preset else args.preset
+        if args.config and not args.preset:  # a run's config.json: the new run records that run's preset
+            given = read_config_file(args.config)
+            if _is_run_config(given) and given.get("preset"):
+                preset = given["preset"]
         run_dir = _shared_run_dir(args.out, args.name)
         saved = {"schema": SCHEMA_VERSION, "experiment": args.name, "preset": preset, "command": command,
                  "config": to_dict(cfg)}
@@ -224,6 +226,8 @@ def cmd_run(args) -> int:
         if not main_rank:  # under torchrun only rank 0 reports
             return 0
         metrics = {"accuracy": metrics.pop("accuracy"), "wall_seconds": wall, **metrics}
+        if not 0.0 <= metrics["accuracy"] <= 1.0:
+            raise RuntimeError(f"experiment {args.name} reported accuracy {metrics['accuracy']}, not a fraction")
         write_json(run_dir / "metrics.json", metrics)
         print(f"accuracy {metrics['accuracy']:.4f}  wall {metrics['wall_seconds']:.1f} s (all segments of the run)"
               f"  -> {run_dir / 'metrics.json'}")

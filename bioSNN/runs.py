@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import sys
 from pathlib import Path
 
 from ._atomic import write_json
@@ -79,8 +81,6 @@ class RunLock:
 
     def acquire(self) -> "RunLock":
         import fcntl
-        import os
-        import sys
 
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -103,8 +103,6 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        import os
-
         if self._fd is not None:
             os.close(self._fd)  # closing the only descriptor releases the flock
             self._fd = None
@@ -130,30 +128,28 @@ def map_in_workers(fn, jobs: list, workers: int) -> list:
 
     try:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                                 initializer=die_with_parent) as pool:
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             return list(pool.map(fn, jobs))
     except BrokenProcessPool:
         raise WorkerDiedError("a worker process died (killed, or out of memory?); every variant keeps its last "
                               "checkpoint") from None
 
 
-def die_with_parent() -> None:
-    """Make this (worker) process get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``).
+def die_with_parent(parent: int | None = None) -> None:
+    """Make this (worker) process get SIGKILL when its parent dies (Linux ``PR_SET_PDEATHSIG``); ``parent``: the
+    pid it was started by, so that a parent that died before the request took effect is noticed too.
 
     A pool initializer: without it, killing a run's main process leaves its workers training on and writing
     checkpoints that a resume started meanwhile would read half-updated. Elsewhere a no-op."""
     import ctypes
-    import os
     import signal
-    import sys
 
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # 1 = PR_SET_PDEATHSIG
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # the parent died before the request took effect
+    if parent is not None and os.getppid() != parent:  # reparented: the parent is already gone
         os._exit(1)
 
 
@@ -175,7 +171,6 @@ class RunClock:
     loses at most that much of its time; :meth:`total` adds up every segment."""
 
     def __init__(self, run_dir: str | Path, command: list[str], beat: float = 10.0):
-        import sys
         import threading
         import time
 
