@@ -23,7 +23,7 @@ from bioSNN import data, io, viz
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.backend import BACKENDS
-from bioSNN.config import ConfigError
+from bioSNN.config import ConfigError, validate
 from bioSNN.data import DATASETS
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 from bioSNN.brian.stdp import eta_schedule
@@ -310,9 +310,7 @@ def _worker(args):
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
-    for v in cfg.variants:
-        _compression_for(v, cfg)  # fail early on a bad name
-    eta_schedule(0, 1, cfg.eta_end)  # ... or a bad annealing target
+    validate(cfg)  # fail before any training (the CLI has checked already; callers from Python may not have)
     jobs = [(dataclasses.asdict(cfg), v, str(run_dir / "variants" / v.replace("+", "_"))) for v in cfg.variants]
     if cfg.workers > 1 and len(jobs) > 1:
         # workers die with this process (a kill of the run must not leave them writing checkpoints)

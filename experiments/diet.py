@@ -31,7 +31,7 @@ from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
 from bioSNN.nn.bundle import load_state, to_bundle
 from bioSNN.nn.convert import balance_thresholds, to_snn
-from bioSNN.config import ConfigError
+from bioSNN.config import ConfigError, validate
 from bioSNN.data import DATASETS
 from bioSNN.nn.surrogate import SURROGATES
 from bioSNN.nn.train import Checkpoint, augmentation, evaluate, fit, image_tensors, step_schedule
@@ -132,8 +132,7 @@ def _neurons(net) -> dict:
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     t_start = time.perf_counter()
-    if cfg.energy_penalty < 0:  # fail before the ANN trains, not after
-        raise ValueError(f"energy_penalty must be >= 0, got {cfg.energy_penalty}")
+    validate(cfg)  # fail before the ANN trains, not after (the CLI has checked already; Python callers may not)
     torch.set_num_threads(cfg.threads)
     dist.setup()
     torch.manual_seed(cfg.seed)
