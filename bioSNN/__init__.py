@@ -1,7 +1,7 @@
 """bioSNN: energy-efficient, low-latency spiking neural networks.
 
 Two engines (Brian2 for biologically grounded STDP networks, PyTorch for gradient-trained SNNs), one memristive
-device model (:mod:`bioSNN.device`) and one weight format (:mod:`bioSNN.io`). Datasets live in
+device model (:mod:`bioSNN.device`) and one weight format (:mod:`bioSNN.bundles`). Datasets live in
 :mod:`bioSNN.data`, encoders in :mod:`bioSNN.encoding`.
 """
 

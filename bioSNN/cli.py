@@ -287,7 +287,7 @@ def cmd_command(args) -> int:
 def cmd_info(args) -> int:
     from . import io
 
-    print(json.dumps(io.describe(args.bundle), indent=2))
+    print(json.dumps(bundles.describe(args.bundle), indent=2))
     return 0
 
 

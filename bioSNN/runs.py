@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ._atomic import write_json
+from .atomic import write_json
 
 __all__ = ["new_run_dir", "read_finished", "check_same_config", "write_json", "RunLock", "RunLockedError",
            "RunClock", "die_with_parent", "map_in_workers", "WorkerDiedError",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bioSNN import data
-from bioSNN._atomic import write_json
+from bioSNN.atomic import write_json
 from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
 
 # (kind, features, frames, dB range of the mel floor); "mel_onoff" is the multimodal default: log-mel features

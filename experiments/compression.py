@@ -10,26 +10,22 @@ accuracy-vs-compression plots, plus a bundle per variant. Variants run in ``work
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 
-from bioSNN import _atomic as io_atomic
-from bioSNN import data, io, viz
+from bioSNN import bundles, data, viz
 from bioSNN.brian import compression, readout
-from bioSNN.brian.backend import Backend, backend
-from bioSNN.brian.backend import BACKENDS
+from bioSNN.atomic import write_json
+from bioSNN.brian.backend import BACKENDS, Backend, backend
 from bioSNN.config import ConfigError, validate
 from bioSNN.data import DATASETS
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
-from bioSNN.brian.stdp import eta_schedule
+from bioSNN.brian.training import RunningCurve, STDPTraining, previous_result
 from bioSNN.monitors import MonitorSpec
 from bioSNN.runs import map_in_workers
-from bioSNN.models import diehl_cook
 
 SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
 
@@ -96,9 +92,6 @@ PRESETS = {
 }
 
 
-RESIDUAL = "input_exc.quantization_residual"  # checkpoint array of error feedback
-
-
 def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
     return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
                                                       cfg.reference_bits, cfg.zero_level, cfg.column_levels,
@@ -120,86 +113,15 @@ def _data(cfg: Config):
     return ds, x, ds.y_train[:n_tr], ds.y_test[:n_te], n_tr
 
 
-class RunningCurve:
-    """D&C's training curve, built as training goes: labels assigned on block b-1 classify block b (no extra
-    simulation); each point sits at the number of training images seen after its block.
-
-    Its whole state (the points so far, the last full block and the unfinished one, the repeat totals) goes into
-    the checkpoint, so a resumed run draws the same curve as an uninterrupted one."""
-
-    def __init__(self, block: int, n_classes: int):
-        self.block, self.n_classes = block, n_classes
-        self.images, self.accuracy = [], []
-        self.seen = 0  # images in finished blocks
-        self.prev: tuple[np.ndarray, np.ndarray] | None = None  # counts and labels of the last finished block
-        self.cur_counts, self.cur_labels = None, np.zeros(0, np.int64)
-        self.repeats_sum, self.repeats_n = 0, 0
-
-    def add(self, counts: np.ndarray, labels: np.ndarray, repeats: np.ndarray) -> None:
-        """Responses of the next training images (in order), their labels and repeats."""
-        self.repeats_sum += int(np.sum(repeats))
-        self.repeats_n += len(repeats)
-        c = counts if self.cur_counts is None else np.concatenate([self.cur_counts, counts])
-        lab = np.concatenate([self.cur_labels, labels])
-        while len(lab) >= self.block:
-            blk = (c[:self.block], lab[:self.block])
-            c, lab = c[self.block:], lab[self.block:]
-            self.seen += self.block
-            if self.prev is not None:
-                assign = readout.assign_labels(self.prev[0], self.prev[1], self.n_classes)
-                self.accuracy.append(float((readout.predict(blk[0], assign, self.n_classes) == blk[1]).mean()))
-                self.images.append(self.seen)
-            self.prev = blk
-        self.cur_counts, self.cur_labels = c, lab
-
-    @property
-    def mean_repeats(self) -> float | None:
-        return self.repeats_sum / self.repeats_n if self.repeats_n else None
-
-    _ARRAYS = ("prev_counts", "prev_labels", "cur_counts", "cur_labels")
-
-    def state(self) -> tuple[dict, dict]:
-        """(arrays, JSON) for a checkpoint."""
-        n_exc = self.prev[0].shape[1] if self.prev is not None else (
-            self.cur_counts.shape[1] if self.cur_counts is not None else 0)
-        empty = np.zeros((0, n_exc), np.int32)
-        arrays = {"prev_counts": self.prev[0] if self.prev else empty,
-                  "prev_labels": self.prev[1] if self.prev else np.zeros(0, np.int64),
-                  "cur_counts": self.cur_counts if self.cur_counts is not None else empty,
-                  "cur_labels": self.cur_labels}
-        return ({f"training.curve_{k}": v for k, v in arrays.items()},
-                {"images": self.images, "accuracy": self.accuracy, "seen": self.seen, "has_prev": self.prev is not None,
-                 "repeats_sum": self.repeats_sum, "repeats_n": self.repeats_n})
-
-    def restore(self, arrays: dict, js: dict) -> None:
-        a = {k: arrays[f"training.curve_{k}"] for k in self._ARRAYS}
-        self.images, self.accuracy, self.seen = list(js["images"]), list(js["accuracy"]), js["seen"]
-        self.prev = (a["prev_counts"], a["prev_labels"]) if js["has_prev"] else None
-        self.cur_counts, self.cur_labels = a["cur_counts"], a["cur_labels"]
-        self.repeats_sum, self.repeats_n = js["repeats_sum"], js["repeats_n"]
-
-
 def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) -> dict:
-    """Train, label and test one variant; checkpoints after every chunk in ``out/checkpoint.npz``.
-
-    The checkpoint holds all the state the rest of the run depends on (weights, masks, thresholds, device
-    levels, error-feedback remainder, the chunk counter that seeds the simulator's random numbers, the training
-    curve, the seconds spent), so a run killed anywhere and resumed ends bit-identical to an uninterrupted one
-    (timings aside) on the standalone backends."""
-    t0 = time.perf_counter()
+    """Train, label and test one variant in ``out``; resumes from ``out/checkpoint.npz`` (see
+    :class:`bioSNN.brian.training.STDPTraining`), returns at once when the variant has finished before."""
     out.mkdir(parents=True, exist_ok=True)
-    done = out / "result.json"
-    if done.exists():  # finished before an interruption of the whole run ...
-        prev = json.loads(done.read_text())
-        if prev.get("epochs", 1) == cfg.epochs:
-            return prev
-        # ... or a run resumed with more epochs: keep the shorter run's result, train on from its checkpoint
-        done.replace(out / f"result_epochs{prev.get('epochs', 1)}.json")
+    if (prev := previous_result(out, cfg.epochs)) is not None:
+        return prev
     comp = _compression_for(variant, cfg)
     ds, x, y_tr, y_te, n_tr = _data(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
-    be = Backend(cfg.backend, directory=str(out / "brian_project") if cfg.backend.endswith("standalone") else None)
-    ckpt = out / "checkpoint.npz"
     n_classes = ds.n_classes
     monitors = ()
     if cfg.monitor and variant == cfg.variants[0]:
@@ -207,69 +129,20 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         monitors = (MonitorSpec("input", spikes=True, keep_ms=keep),
                     MonitorSpec("exc", ("v", "theta", "ge"), tuple(range(min(cfg.monitor_neurons, net_cfg.n_exc))),
                                 dt_ms=1.0, spikes=True, keep_ms=keep))
-    curve = RunningCurve(cfg.curve_block, n_classes)
+    be = Backend.for_run(cfg.backend, out)
     with backend(be):
         net = DiehlCookNetwork(net_cfg, x, be, monitors=monitors)
-        state = {"epoch": 0, "pos": 0, "seen": 0, "next_compress": comp.start, "chunks": 0, "seconds": 0.0}
-        dev, gain, residual = None, None, None
-        if ckpt.exists():
-            b = io.read(ckpt)
-            s = diehl_cook.state_from_bundle(b, net_cfg)
-            net.w, net.alive, net.theta = s["w"], s["alive"], s["theta"]
-            state = {**state, **b.extra["progress"]}
-            dev, gain = b.device, b.arrays.get("input_exc.column_gain")
-            residual = b.arrays.get(RESIDUAL)
-            net.chunks_run = state["chunks"]
-            if "curve" in b.extra:
-                curve.restore(b.arrays, b.extra["curve"])
-        seconds_before = state["seconds"]
-
-        def save(extra_state):
-            c_arrays, c_json = curve.state()
-            extra_state = {**extra_state, "chunks": net.chunks_run,
-                           "seconds": seconds_before + time.perf_counter() - t0}
-            bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, device=dev, column_gain=gain,
-                                          provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant),
-                                          extra={"progress": extra_state, "curve": c_json})
-            if residual is not None:  # training state of error feedback, not part of the deployed network
-                bundle.arrays[RESIDUAL] = residual
-            bundle.arrays.update(c_arrays)
-            io.write(ckpt, bundle)
-
-        def compress(seen):
-            nonlocal dev, gain, residual
-            net.w, net.alive, d, g, residual = compression.compress_with_feedback(net.w, net.alive, comp,
-                                                                                  net_cfg.w_sum, residual)
-            dev, gain = d or dev, g if g is not None else gain
-
+        training = STDPTraining(net, comp, out / "checkpoint.npz", cfg.eta_end, RunningCurve(cfg.curve_block, n_classes),
+                                bundles.provenance(cfg.dataset, cfg.seed, variant=variant))
         rng = np.random.default_rng(cfg.seed)
         orders = [rng.permutation(n_tr) for _ in range(cfg.epochs)]
-        net.eta_scale = eta_schedule(state["seen"], cfg.epochs * n_tr, cfg.eta_end)
-        for epoch in range(state["epoch"], cfg.epochs):
-            order = orders[epoch]
-            start_pos = state["pos"] if epoch == state["epoch"] else 0
 
-            def on_chunk(done, _epoch=epoch, _start=start_pos, _order=order):
-                last = net.last_chunk
-                curve.add(last.counts, y_tr[_order[_start + done - len(last.repeats):_start + done]], last.repeats)
-                if monitors and not (out / "dynamics.png").exists():  # the recording window closed in chunk 1
-                    _dynamics_figure(out / "dynamics.png", net, net_cfg)
-                seen = state["seen_at_start"] + done
-                if comp.active and seen >= state["next_compress"]:
-                    compress(seen)
-                    state["next_compress"] = seen + comp.interval
-                ended = _start + done == len(_order)  # a finished epoch is saved as the start of the next
-                save({"epoch": _epoch + ended, "pos": 0 if ended else _start + done, "seen": seen,
-                      "next_compress": state["next_compress"]})
-                net.eta_scale = eta_schedule(seen, cfg.epochs * n_tr, cfg.eta_end)
+        def draw(net):  # the recording window closed in the first chunk
+            if monitors and not (out / "dynamics.png").exists():
+                _dynamics_figure(out / "dynamics.png", net, net_cfg)
 
-            state["seen_at_start"] = state["seen"]
-            net.present(order[start_pos:], plastic=True, on_chunk=on_chunk, progress=progress,
-                        desc=f"{variant} epoch {epoch + 1}")
-            state["seen"] += len(order) - start_pos
-            state["pos"] = 0
-        if comp.active:
-            compress(state["seen"])  # the deployed network: pruned and on device levels
+        training.train([{"": o} for o in orders], [y_tr[o] for o in orders], progress,
+                       f"{variant} epoch {{epoch}}", draw)
         # label on the last n_label training images, then test; weights and theta frozen
         label_ids = np.arange(n_tr - cfg.n_label, n_tr)
         lab = net.present(label_ids, plastic=False, progress=progress, desc=f"{variant} labelling")
@@ -277,28 +150,26 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         test = net.present(np.arange(n_tr, len(x)), plastic=False, progress=progress, desc=f"{variant} test")
         pred = readout.predict(test.counts, assign, n_classes)
         acc = float((pred == y_te).mean())
-        bundle = diehl_cook.to_bundle(net_cfg, net.w, net.alive, net.theta, assign, device=dev, column_gain=gain,
-                                      provenance=io.provenance(cfg.dataset, cfg.seed, variant=variant))
-        io.write(out / "network.npz", bundle)
-        build_s = net.build_seconds
+        bundles.write(out / "network.npz", training.bundle({"": assign}))
 
     cost = compression.cost_report(x[n_tr:], net.alive, comp.bits, net_cfg.max_rate, net_cfg.t_present * 1e-3,
                                    comp.reference_bits)
     side = int(round(np.sqrt(net_cfg.n_input)))
+    curve = training.curve
     result = {
-        "variant": variant, "accuracy": acc, "epochs": cfg.epochs, "images_seen": int(state["seen"]), **cost,
-        "confusion": readout.confusion(y_te, pred, n_classes).tolist(),
+        "variant": variant, "accuracy": acc, "epochs": cfg.epochs, "images_seen": int(training.progress["seen"]),
+        **cost, "confusion": readout.confusion(y_te, pred, n_classes).tolist(),
         "curve": {"images": curve.images, "accuracy": curve.accuracy, "from_image": 0},
         "mean_repeats_train": curve.mean_repeats,
         "unassigned_neurons": int((assign < 0).sum()),
         "receptive_field_copies": readout.field_copies(net.w),
         "test_spikes_per_image": float(test.counts.sum(1).mean()),
-        "sim_seconds": {"test": test.seconds, "label": lab.seconds}, "build_seconds": build_s,
+        "sim_seconds": {"test": test.seconds, "label": lab.seconds}, "build_seconds": net.build_seconds,
         "test_images_per_second": len(pred) / test.seconds if test.seconds else None,
-        "wall_seconds": seconds_before + time.perf_counter() - t0,  # every segment up to its last checkpoint
+        "wall_seconds": training.seconds(),  # every segment up to its last checkpoint
     }
     np.save(out / "receptive_fields.npy", net.w.T.reshape(net_cfg.n_exc, side, side).astype(np.float32))
-    io_atomic.write_json(out / "result.json", result)
+    write_json(out / "result.json", result)
     return result
 
 

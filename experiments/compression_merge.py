@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from bioSNN.config import SCHEMA_VERSION
-from bioSNN._atomic import write_json
+from bioSNN.atomic import write_json
 from bioSNN.runs import check_same_config, read_finished
 
 from . import compression as exp

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bioSNN import io
-from bioSNN._atomic import write_json
+from bioSNN import bundles
+from bioSNN.atomic import write_json
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import DiehlCookNetwork
 from bioSNN.config import apply_overrides
-from bioSNN.models import diehl_cook
+from bioSNN.brian import bundle as brian_bundle
 
 from . import compression as experiment
 
@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     schemes = {s: parse_scheme(s) for s in args.schemes}
     ds, x, y_tr, y_te, n_tr = experiment._data(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
-    bundle = io.read(args.run_dir / "variants" / args.variant.replace("+", "_") / "network.npz")
-    state = diehl_cook.state_from_bundle(bundle, net_cfg)
+    bundle = bundles.read(args.run_dir / "variants" / args.variant.replace("+", "_") / "network.npz")
+    state = brian_bundle.state_from_bundle(bundle, {"": net_cfg})[0][""]
     n_label = min(args.n_label or cfg.n_label, cfg.n_label)
     n_test = min(args.n_test or len(y_te), len(y_te))
     out = args.out or args.run_dir

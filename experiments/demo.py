@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bioSNN import data, device, energy, io, viz
+from bioSNN import bundles, data, device, energy, viz
 from bioSNN.data import DATASETS
 from bioSNN.encoding import poisson_encode
 from bioSNN.nn.surrogate import SURROGATES
@@ -90,13 +90,13 @@ def evaluate(model: SpikingMLP, x: torch.Tensor, y: torch.Tensor, cfg: Config, s
 
 
 def _checkpoint(path: Path, model, opt, epoch: int, history: dict, cfg: Config):
-    bundle = model.to_bundle(provenance=io.provenance(cfg.dataset, cfg.seed))
+    bundle = model.to_bundle(provenance=bundles.provenance(cfg.dataset, cfg.seed))
     arrays, meta = optimizer_to_arrays(opt)
-    bundle = io.Bundle(bundle.populations, bundle.projections, {**bundle.arrays, **arrays}, engine="torch",
+    bundle = bundles.Bundle(bundle.populations, bundle.projections, {**bundle.arrays, **arrays}, engine="torch",
                        name=bundle.name, provenance=bundle.provenance,
                        extra={"epoch": epoch, "history": history, "optimizer": meta,
                               "rng": torch.get_rng_state().numpy().tolist()})
-    io.write(path, bundle)
+    bundles.write(path, bundle)
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
@@ -110,7 +110,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     ckpt = run_dir / "checkpoints" / "last.npz"
     start_epoch = 0
     if ckpt.exists():  # resume
-        b = io.read(ckpt)
+        b = bundles.read(ckpt)
         model.load_bundle_arrays(b)
         optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
         torch.set_rng_state(torch.tensor(b.extra["rng"], dtype=torch.uint8))
@@ -161,7 +161,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         for fc, w in zip(model.fcs, original):
             fc.weight.copy_(w)
 
-    io.write(run_dir / "model.npz", model.to_bundle(provenance=io.provenance(cfg.dataset, cfg.seed)))
+    bundles.write(run_dir / "model.npz", model.to_bundle(provenance=bundles.provenance(cfg.dataset, cfg.seed)))
     _figure(run_dir / "demo.png", model, x_te, y_te, cfg, history, conf, ds.class_names)
     return {
         "accuracy": acc,

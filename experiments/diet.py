@@ -25,8 +25,8 @@ from typing import ClassVar
 
 import torch
 
-from bioSNN import io, viz
-from bioSNN._atomic import write_json
+from bioSNN import bundles, viz
+from bioSNN.atomic import write_json
 from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
 from bioSNN.nn.bundle import load_state, to_bundle
@@ -142,7 +142,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     def build():
         return build_spiking(cfg.model, shape, n_classes, cfg.width, cfg.hidden, cfg.dropout)
 
-    prov = io.provenance(cfg.dataset, cfg.seed)
+    prov = bundles.provenance(cfg.dataset, cfg.seed)
     ck = run_dir / "checkpoints"
     ck.mkdir(exist_ok=True)
     train, test = (x_tr, y_tr), (x_te, y_te)
@@ -151,7 +151,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     # 1. the ANN
     ann = build()
     if cfg.ann_bundle:
-        load_state(ann, io.read(cfg.ann_bundle))
+        load_state(ann, bundles.read(cfg.ann_bundle))
         res["ann"]["source"] = cfg.ann_bundle
     else:
         opt = torch.optim.Adam(ann.parameters(), cfg.ann_lr)
@@ -180,7 +180,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             res["diet"][str(t)] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),
                                    "initial_thresholds": init, "accuracy_before_training": before,
                                    "neurons": _neurons(net), "history": hist}
-            io.write(run_dir / f"diet_T{t}.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
+            bundles.write(run_dir / f"diet_T{t}.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
             write_json(run_dir / "partial.json", res)  # what is finished, readable before the run ends
 
     # 3. converted and hybrid networks of the same ANN at the comparison T
@@ -224,7 +224,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                                         "devices": {k: v.to_dict() for k, v in devices.items()}, "history": hist}
             write_json(run_dir / "partial.json", res)
             qat.freeze(net)
-            io.write(run_dir / f"diet_T{t}_{bits}bit.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
+            bundles.write(run_dir / f"diet_T{t}_{bits}bit.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
 
     if not dist.is_main():
         dist.barrier()

@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from bioSNN import viz
-from bioSNN._atomic import write_json
+from bioSNN.atomic import write_json
 from bioSNN.runs import read_finished
 
 

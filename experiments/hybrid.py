@@ -25,8 +25,8 @@ from typing import ClassVar
 
 import torch
 
-from bioSNN import io, viz
-from bioSNN._atomic import write_json
+from bioSNN import bundles, viz
+from bioSNN.atomic import write_json
 from bioSNN.nn import distributed as dist
 from bioSNN.nn.bundle import load_state, to_bundle
 from bioSNN.nn.convert import to_snn
@@ -119,14 +119,14 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     ds, (x_tr, y_tr), (x_te, y_te) = image_tensors(cfg.dataset, cfg.train_limit, cfg.test_limit)
     n_classes = ds.n_classes
     net = _build(cfg, tuple(x_tr.shape[1:]), n_classes)
-    prov = io.provenance(cfg.dataset, cfg.seed)
+    prov = bundles.provenance(cfg.dataset, cfg.seed)
     ck = run_dir / "checkpoints"
     ck.mkdir(exist_ok=True)
     results = {"ann": {}, "converted": {}, "hybrid": {}}
 
     # 1. ANN (trained here, or loaded from a bundle)
     if cfg.ann_bundle:
-        load_state(net, io.read(cfg.ann_bundle))
+        load_state(net, bundles.read(cfg.ann_bundle))
         results["ann"] = {**evaluate(net, x_te, y_te).summary(), "source": cfg.ann_bundle}
     else:
         opt = torch.optim.Adam(net.parameters(), lr=cfg.ann_lr)
@@ -177,7 +177,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             r = {**evaluate(snn, x_te, y_te, t, cfg.encoder, seed=cfg.seed).summary(), "initial_thresholds": thr,
                  "accuracy_before_training": start_acc, "history": hist}
             results["hybrid"][str(t)] = r
-            io.write(run_dir / f"hybrid_T{t}.npz", to_bundle(snn, model=_spec(cfg), provenance=prov))
+            bundles.write(run_dir / f"hybrid_T{t}.npz", to_bundle(snn, model=_spec(cfg), provenance=prov))
     if not dist.is_main():
         dist.barrier()
         return {"accuracy": 0.0}

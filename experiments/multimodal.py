@@ -26,25 +26,22 @@ every variant checkpoints after each chunk and resumes.
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 
-from bioSNN import data, io, noise, viz
-from bioSNN._atomic import write_json
+from bioSNN import bundles, data, noise, viz
+from bioSNN.atomic import write_json
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import BACKENDS, Backend, backend
-from bioSNN.config import ConfigError
+from bioSNN.config import ConfigError, validate
 from bioSNN.data import DATASETS
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
-from bioSNN.brian.stdp import eta_schedule
+from bioSNN.brian.training import STDPTraining, previous_result
 from bioSNN.data.pairing import pair_by_label
 from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
-from bioSNN.models import multimodal as mm_bundle
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
 
@@ -201,19 +198,12 @@ def same_test(conditions: dict, names: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def residual_key(projection: str) -> str:
-    """Checkpoint array of a projection's error-feedback remainder: an ensemble's input synapses
-    (``image.input_exc.quantization_residual``) or a cross-modal projection
-    (``image_to_audio.quantization_residual``)."""
-    return f"{projection}.input_exc.quantization_residual" if "_to_" not in projection \
-        else f"{projection}.quantization_residual"
-
-
 def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool) -> dict:
+    """Train, label and test one variant in ``out``; resumes from ``out/checkpoint.npz`` (see
+    :class:`bioSNN.brian.training.STDPTraining`), returns at once when the variant has finished before."""
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():
-        return json.loads((out / "result.json").read_text())
-    t0 = time.perf_counter()
+    if (prev := previous_result(out)) is not None:
+        return prev
     names = _ensembles(variant)
     configs = {n: dataclasses.replace(getattr(cfg, n), seed=cfg.seed) for n in names}
     stimuli = {"image": d["images"], "audio": d["audio"]}
@@ -221,57 +211,14 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     comp = compression.CompressionConfig.from_variant(cfg.compress, cfg.prune_threshold, cfg.interval, cfg.start,
                                                       column_levels=cfg.column_levels,
                                                       error_feedback=cfg.error_feedback)
-    be = Backend(cfg.backend, directory=str(out / "brian_project") if cfg.backend.endswith("standalone") else None)
-    ckpt = out / "checkpoint.npz"
+    be = Backend.for_run(cfg.backend, out)
     train_ids = {"image": d["train"][0], "audio": d["train"][1]}
     with backend(be):
         net = EnsembleNetwork({n: (configs[n], stimuli[n]) for n in names}, be, cross=cross)
-        progress_state = {"pos": 0, "next_compress": comp.start, "chunks": 0, "seconds": 0.0}
-        residual = {}  # error feedback: per projection (ensemble name or cross key), what rounding left out
-        if ckpt.exists():
-            b = io.read(ckpt)
-            net.state, net.cross_state, _ = mm_bundle.state_from_bundle(b, configs)
-            progress_state.update(b.extra["progress"])
-            net.chunks_run = progress_state["chunks"]  # the simulator's random numbers go on where they stopped
-            residual = {k: b.arrays[residual_key(k)] for k in [*net.state, *net.cross_state]
-                        if residual_key(k) in b.arrays}
-
-        seconds_before = progress_state["seconds"]
-
-        def save():
-            progress_state.update(chunks=net.chunks_run, seconds=seconds_before + time.perf_counter() - t0)
-            bundle = mm_bundle.to_bundle(configs, net.state, net.cross_state, cross,
-                                         extra={"progress": dict(progress_state)})
-            # training state of error feedback, in the checkpoint only (not part of the deployed network)
-            bundle.arrays.update({residual_key(k): r for k, r in residual.items() if r is not None})
-            io.write(ckpt, bundle)
-
-        def compress():
-            sums = {**{n: configs[n].w_sum for n in net.state}, **{k: (cross.w_sum or None) if cross else None
-                                                                   for k in net.cross_state}}
-            for k, st in list(net.state.items()) + list(net.cross_state.items()):
-                st["w"], st["alive"], _, _, residual[k] = compression.compress_with_feedback(
-                    st["w"], st["alive"], comp, sums[k], residual.get(k))
-
-        start = progress_state["pos"]
-        n_pairs = len(train_ids["image"])
-        net.eta_scale = eta_schedule(start, n_pairs, cfg.eta_end)
-
-        def on_chunk(done):
-            progress_state["pos"] = start + done
-            if comp.active and progress_state["pos"] >= progress_state["next_compress"]:
-                compress()
-                progress_state["next_compress"] = progress_state["pos"] + comp.interval
-            save()
-            net.eta_scale = eta_schedule(progress_state["pos"], n_pairs, cfg.eta_end)
-
-        net.present({n: train_ids[n][start:] for n in names}, plastic=True, on_chunk=on_chunk, progress=progress,
-                    desc=f"{variant} training")
-        if comp.active:
-            compress()
+        training = STDPTraining(net, comp, out / "checkpoint.npz", cfg.eta_end)
+        training.train([{n: train_ids[n] for n in names}], progress=progress, desc=f"{variant} training")
         tested = _label_and_test(net, names, d, cfg, train_ids, out / "test_counts.npz", progress, variant)
-        io.write(out / "network.npz", mm_bundle.to_bundle(configs, net.state, net.cross_state, cross,
-                                                          tested.pop("assign")))
+        bundles.write(out / "network.npz", training.bundle(tested.pop("assign")))
         by_gain = {}
         for g in (cfg.test_gains if cross is not None else ()):
             # the same trained network with its cross-modal transmission at another gain (0: switched off);
@@ -283,7 +230,7 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
     result = {"variant": variant, "accuracy": tested["by_condition"]["clean"], **tested, "fraction_kept": kept,
-              "wall_seconds": seconds_before + time.perf_counter() - t0,  # all segments up to their checkpoints
+              "wall_seconds": training.seconds(),  # all segments up to their checkpoints
               "cross_weight_mean": {k: float(v["w"].mean()) for k, v in net.cross_state.items()}}
     if by_gain:
         result["by_test_gain"] = by_gain
@@ -323,12 +270,7 @@ def _label_and_test(net: EnsembleNetwork, names: tuple[str, ...], d: dict, cfg: 
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
-    for v in cfg.variants:
-        if v not in VARIANTS:
-            raise ValueError(f"unknown variant {v!r}; choose from {VARIANTS}")
-    eta_schedule(0, 1, cfg.eta_end)  # fail early on a bad annealing target
-    if not all(np.isfinite(g) and g >= 0 for g in cfg.test_gains):
-        raise ValueError(f"test_gains must be finite numbers >= 0 (excitatory only), got {cfg.test_gains}")
+    validate(cfg)  # fail before any work (the CLI has checked already; callers from Python may not have)
     d = prepare(cfg)
     results = {v: train_variant(cfg, v, d, run_dir / "variants" / v, progress) for v in cfg.variants}
     for v, r in results.items():

@@ -23,7 +23,7 @@ import numpy as np
 
 from bioSNN.config import SCHEMA_VERSION
 from bioSNN import data
-from bioSNN._atomic import write_json
+from bioSNN.atomic import write_json
 from bioSNN.runs import check_same_config, read_finished
 
 from . import multimodal as exp

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bioSNN.io import Bundle, Population, Projection
+from bioSNN.bundles import Bundle, Population, Projection
 from bioSNN.nn import LIF
 
 __all__ = ["SpikingMLP"]

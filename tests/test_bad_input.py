@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioSNN import data, io
+from bioSNN import bundles, data
 from bioSNN.cli import main
 from bioSNN.runs import RunLock
 
@@ -81,8 +81,8 @@ def test_a_run_on_a_corrupt_dataset_stops_with_one_line_and_leaves_no_folder(tmp
 
 # ------------------------------------------------------------------------------------------------------- bundles
 def _bundle(path: Path) -> Path:
-    pops = (io.Population("inp", 3, "input"), io.Population("out", 2, "lif"))
-    return io.write(path, io.Bundle(pops, (io.Projection("fc", "inp", "out", "w"),), {"w": np.ones((3, 2))}))
+    pops = (bundles.Population("inp", 3, "input"), bundles.Population("out", 2, "lif"))
+    return bundles.write(path, bundles.Bundle(pops, (bundles.Projection("fc", "inp", "out", "w"),), {"w": np.ones((3, 2))}))
 
 
 def _rewrite_meta(path: Path, fn) -> None:
@@ -110,8 +110,8 @@ def _rewrite_meta(path: Path, fn) -> None:
 def test_malformed_bundle_descriptions_raise_bundle_errors(tmp_path, mutate, message):
     p = _bundle(tmp_path / "b.npz")
     _rewrite_meta(p, mutate)
-    with pytest.raises(io.BundleError, match=re.escape(message)) as e:
-        io.read(p)
+    with pytest.raises(bundles.BundleError, match=re.escape(message)) as e:
+        bundles.read(p)
     assert str(p) in str(e.value)
 
 
@@ -119,11 +119,11 @@ def test_a_small_file_declaring_a_huge_array_is_refused_without_reading_it(tmp_p
     p = _bundle(tmp_path / "b.npz")
     _rewrite_meta(p, lambda m: m["arrays"]["w"].update(shape=[3 << 30 >> 3, 1]))  # 3 GiB of float64
     assert p.stat().st_size < 4096
-    with pytest.raises(io.BundleError, match="more than the .* allowed"):
-        io.read(p)
+    with pytest.raises(bundles.BundleError, match="more than the .* allowed"):
+        bundles.read(p)
     # raised limit: the npy header (3 x 2) disagrees with the description before any memory is taken
-    with pytest.raises(io.BundleError, match="described as"):
-        io.read(p, max_bytes=4 << 30)
+    with pytest.raises(bundles.BundleError, match="described as"):
+        bundles.read(p, max_bytes=4 << 30)
     # `biosnn info` reads the description only
     assert main(["info", str(p)]) == 0
     assert json.loads(capsys.readouterr().out)["arrays"]["w"]["shape"] == [3 << 30 >> 3, 1]
@@ -137,8 +137,8 @@ def test_a_truncated_array_member_is_a_bundle_error(tmp_path):
     with zipfile.ZipFile(p, "w") as zf:
         for n, d in members.items():
             zf.writestr(n, d)
-    with pytest.raises(io.BundleError, match="truncated"):
-        io.read(p)
+    with pytest.raises(bundles.BundleError, match="truncated"):
+        bundles.read(p)
 
 
 def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

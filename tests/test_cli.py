@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bioSNN import io
+from bioSNN import bundles
 from bioSNN.cli import main
 
 
@@ -31,7 +31,7 @@ def test_demo_run_trains_and_writes_results(tmp_path, capsys, isolated_cache):
     assert metrics["device_accuracy"]["4bit"] > 0.6
     assert 0 < metrics["spike_rate_per_layer"]["hidden1"] < 1
     assert (run / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    b = io.read(run / "model.npz")
+    b = bundles.read(run / "model.npz")
     assert b.arrays["fc0.weight"].shape == (64, 64) and b.provenance["dataset"] == "digits"
 
 
@@ -82,7 +82,7 @@ def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, capsys, isolated_c
     assert "resumed ann.npz after epoch 6" in out and "resumed hybrid_T6.npz after epoch 1" in out
     m2 = json.loads((run / "metrics.json").read_text())
     assert m2["ann"]["accuracy"] == m["ann"]["accuracy"] and m2["hybrid"]["6"]["history"]["epoch"] == [1, 2]
-    assert io.read(run / "hybrid_T6.npz").population("act1").params["v_threshold"]["value"] > 0
+    assert bundles.read(run / "hybrid_T6.npz").population("act1").params["v_threshold"]["value"] > 0
     # a new run from that ANN (ann_bundle) trains no ANN and converts it to the same network
     other = tmp_path / "from_bundle"
     assert main(["run", "hybrid", "--out", str(other), "--no-progress", "--set", "train_limit=600",

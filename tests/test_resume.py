@@ -2,7 +2,7 @@
 epochs, in a worker, the main process from under its workers — resume it, and compare every output of the run
 folder with an uninterrupted run of the same command, bit for bit (timings and creation times aside).
 
-The kills come from the fault hook of ``bioSNN._atomic`` (``BIOSNN_FAULT_KILL``), so they land at exact, named
+The kills come from the fault hook of ``bioSNN.atomic`` (``BIOSNN_FAULT_KILL``), so they land at exact, named
 points instead of at random times. Quick scale here; the same check at preset scale is marked ``slow``.
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bioSNN import io
+from bioSNN import bundles
 
 TIMING = re.compile(r"seconds|per_second|^created$|^git_commit$")
 
@@ -58,10 +58,10 @@ def outputs(run_dir: Path) -> dict:
             out[rel] = obj
         elif p.suffix == ".npz":
             try:
-                b = io.read(p)
+                b = bundles.read(p)
                 out[rel] = (_strip(b.describe()), {k: (a.dtype.str, a.shape, a.tobytes())
                                                    for k, a in b.arrays.items()})
-            except io.BundleError:  # a plain array file (saved test responses)
+            except bundles.BundleError:  # a plain array file (saved test responses)
                 with np.load(p, allow_pickle=False) as z:
                     out[rel] = {k: (z[k].dtype.str, z[k].shape, z[k].tobytes()) for k in z.files}
         elif p.suffix == ".npy":

@@ -59,6 +59,13 @@ class Backend:
         if self.name.endswith("standalone") and not self.directory:
             raise ValueError(f"backend {self.name!r} needs a project directory")
 
+    @classmethod
+    def for_run(cls, name: str, folder: str | os.PathLike, **kwargs) -> "Backend":
+        """Backend ``name`` for a network trained in ``folder``: a standalone project goes to
+        ``folder/brian_project``."""
+        return cls(name, directory=str(Path(folder) / "brian_project") if name.endswith("standalone") else None,
+                   **kwargs)
+
     @property
     def standalone(self) -> bool:
         return self.name.endswith("standalone")

@@ -504,6 +504,15 @@ repeats_in : integer (linked)
         self.build_seconds = time.perf_counter() - tb
         self._built = True
 
+    def plastic_projections(self):
+        """``(key, state, w_sum)`` of every plastic projection: each ensemble's input synapses (key: the ensemble's
+        name, ``state[name]``) and each cross-modal projection (key ``a_to_b``, ``cross_state[key]``); ``w_sum``
+        is the per-neuron sum that normalisation keeps (None: a cross projection without one)."""
+        for n in self.names:
+            yield n, self.state[n], self.configs[n].w_sum
+        for key, st in self.cross_state.items():
+            yield key, st, (self.cross_cfg.w_sum or None)
+
     def _all_to_all(self):
         """(synapses, n_pre, n_post, state dict) of every learnable all-to-all projection."""
         for n in self.names:

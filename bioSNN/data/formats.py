@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .._atomic import atomic_path
+from ..atomic import atomic_path
 from .files import DatasetCorruptError
 
 __all__ = ["read_npz", "write_npz", "read_jsonl_gz", "write_jsonl_gz", "array_digest", "records_digest"]

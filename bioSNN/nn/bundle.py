@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bioSNN.io import Bundle, Population, Projection
+from bioSNN.bundles import Bundle, Population, Projection
 
 from .neurons import LIF
 from .qat import weight_parameter

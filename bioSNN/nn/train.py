@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bioSNN import io
+from bioSNN import bundles
 
 from . import distributed as dist
 from .bundle import load_state, to_bundle
@@ -227,7 +227,7 @@ class Checkpoint:
         if partial is not None:
             extra["partial"] = dict(partial)
         arrays[self.RNG] = torch.get_rng_state().numpy()
-        io.write(self.path, io.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
+        bundles.write(self.path, bundles.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
                                       name=b.name, provenance=b.provenance, extra=extra))
 
     RNG = "training.torch_rng_state"
@@ -239,7 +239,7 @@ class Checkpoint:
         self.partial = None
         if not self.path.exists():
             return 0, {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": []}
-        b = io.read(self.path)
+        b = bundles.read(self.path)
         load_state(net, b)
         optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
         self.partial = b.extra.get("partial")

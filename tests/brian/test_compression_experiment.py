@@ -11,8 +11,9 @@ import pytest
 
 import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
 
-from bioSNN import device, io  # noqa: E402
+from bioSNN import bundles, device  # noqa: E402
 from bioSNN.brian.stdp import eta_schedule  # noqa: E402
+from bioSNN.brian.training import RunningCurve, residual_key  # noqa: E402
 from bioSNN.config import apply_overrides  # noqa: E402
 from bioSNN.experiments import compression as exp  # noqa: E402
 
@@ -30,7 +31,7 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     conf = np.array(r["confusion"])
     assert conf.shape == (10, 10) and conf.sum() == 450  # every test digit once
     assert r["accuracy"] == pytest.approx(np.trace(conf) / 450) and r["accuracy"] > 0.2  # chance is 0.1
-    b = io.read(out / "network.npz")
+    b = bundles.read(out / "network.npz")
     w, alive = b.arrays["input_exc.w"], b.arrays["input_exc.alive"]
     assert (w[~alive] == 0).all() and alive.sum() == r["synapses_kept"]
     dev = device.DeviceConfig(**b.device)
@@ -47,7 +48,7 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     assert r["epochs"] == 1 and r["images_seen"] == 400
     longer = dataclasses.replace(cfg, epochs=2)
     r2 = exp.train_variant(longer, "pruned+q2", out)
-    progress = io.read(out / "checkpoint.npz").extra["progress"]
+    progress = bundles.read(out / "checkpoint.npz").extra["progress"]
     assert progress["epoch"] == 2 and progress["seen"] == 800
     assert r2["epochs"] == 2 and r2["images_seen"] == 800 and r2["synapses_kept"] <= r["synapses_kept"]
     assert json.loads((out / "result_epochs1.json").read_text()) == r
@@ -60,14 +61,14 @@ def test_error_feedback_keeps_its_remainder_in_the_checkpoint_only(tmp_path, iso
         "network": {"n_input": 64, "n_exc": 8, "w_sum": 12.8, "max_rate": 255.0, "chunk": 50, "t_rest": 0.0}})
     out = tmp_path / "v"
     exp.train_variant(cfg, "q2", out)
-    ck, net = io.read(out / "checkpoint.npz"), io.read(out / "network.npz")
-    r = ck.arrays[exp.RESIDUAL]
+    ck, net = bundles.read(out / "checkpoint.npz"), bundles.read(out / "network.npz")
+    r = ck.arrays[residual_key("")]
     gain = net.arrays["input_exc.column_gain"]
     assert r.shape == (64, 8) and np.abs(r).max() > 0  # something was carried ...
     # ... and bounded: half a level spacing (m/3 at 2 bits with a zero state) of rounding plus the column's
     # rescaling to the normalisation sum (measured: at most 1.03 spacings here)
     assert (np.abs(r) <= 2 * gain / 3).all()
-    assert exp.RESIDUAL not in net.arrays  # the deployed network is weights on levels, nothing else
+    assert residual_key("") not in net.arrays  # the deployed network is weights on levels, nothing else
     w = net.arrays["input_exc.w"]
     assert len(np.unique(np.round(w / gain, 9))) <= 4
 
@@ -83,17 +84,17 @@ def test_running_curve_labels_each_block_from_the_previous_one_and_survives_a_ch
     counts = np.eye(3, dtype=np.int32)[labels] * 5
     counts[8:10] = counts[8:10][:, [1, 0, 2]]
     repeats = np.arange(12) % 3
-    whole = exp.RunningCurve(block=4, n_classes=3)
+    whole = RunningCurve(block=4, n_classes=3)
     whole.add(counts, labels, repeats)
     assert whole.images == [8, 12]  # points sit at the images seen after their block
     assert whole.accuracy == [1.0, 0.5]  # block 3: the two swapped images (classes 0 and 1) are misread
     assert whole.mean_repeats == repeats.mean()
     # fed in uneven chunks, with a checkpoint (state -> restore into a fresh curve) in the middle of a block
-    first = exp.RunningCurve(block=4, n_classes=3)
+    first = RunningCurve(block=4, n_classes=3)
     first.add(counts[:3], labels[:3], repeats[:3])
     first.add(counts[3:6], labels[3:6], repeats[3:6])
     arrays, js = first.state()
-    resumed = exp.RunningCurve(block=4, n_classes=3)
+    resumed = RunningCurve(block=4, n_classes=3)
     resumed.restore(arrays, json.loads(json.dumps(js)))
     resumed.add(counts[6:], labels[6:], repeats[6:])
     assert (resumed.images, resumed.accuracy, resumed.mean_repeats) == (whole.images, whole.accuracy,

@@ -13,8 +13,9 @@ import pytest
 import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
 import librosa  # noqa: E402,F401
 
-from bioSNN import io  # noqa: E402
+from bioSNN import bundles  # noqa: E402
 from bioSNN.brian import readout  # noqa: E402
+from bioSNN.brian.training import residual_key  # noqa: E402
 from bioSNN.config import apply_overrides  # noqa: E402
 from bioSNN.experiments import multimodal as exp  # noqa: E402
 
@@ -37,21 +38,21 @@ def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_pa
     # compression reached input and cross-modal synapses: some pruned, the rest on 4 levels per neuron
     assert set(mm["fraction_kept"]) == {"image", "audio", "image_to_audio", "audio_to_image"}
     assert all(0 < f < 0.9 for f in mm["fraction_kept"].values()), mm["fraction_kept"]
-    net = io.read(tmp_path / "variants" / "multimodal" / "network.npz").arrays
+    net = bundles.read(tmp_path / "variants" / "multimodal" / "network.npz").arrays
     for key in ("image.input_exc", "audio.input_exc", "image_to_audio", "audio_to_image"):
         w, alive = net[f"{key}.w"], net[f"{key}.alive"]
         assert (w[~alive] == 0).all()
         assert max(len(np.unique(w[alive[:, j], j])) for j in range(w.shape[1])) <= 4, key
     # error feedback's remainder is training state: in the checkpoint, bounded, zero where pruned; not deployed
-    ckpt = io.read(tmp_path / "variants" / "multimodal" / "checkpoint.npz").arrays
+    ckpt = bundles.read(tmp_path / "variants" / "multimodal" / "checkpoint.npz").arrays
     for key in ("image", "audio", "image_to_audio", "audio_to_image"):
-        r = ckpt[exp.residual_key(key)]
-        w, alive = (ckpt[exp.residual_key(key).replace("quantization_residual", a)] for a in ("w", "alive"))
+        r = ckpt[residual_key(key)]
+        w, alive = (ckpt[residual_key(key).replace("quantization_residual", a)] for a in ("w", "alive"))
         assert r.shape == w.shape and (r[~alive] == 0).all() and 0 < np.abs(r).max() <= 2 / 3 * w.max(), key
     assert not any("residual" in k for k in net)
     assert mm["by_condition"]["image_noise=0.8"] < mm["accuracy"]
     assert set(mm["cross_weight_mean"]) == {"image_to_audio", "audio_to_image"}
-    b = io.read(tmp_path / "variants" / "multimodal" / "network.npz")
+    b = bundles.read(tmp_path / "variants" / "multimodal" / "network.npz")
     cross = [k for k in b.arrays if k.startswith(("image_to_audio", "audio_to_image")) and k.endswith(".w")]
     assert cross and all((b.arrays[k] >= 0).all() for k in cross)  # excitatory only
     assert (tmp_path / "noise.png").read_bytes()[:4] == b"\x89PNG"

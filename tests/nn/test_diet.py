@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from bioSNN import data, device, io
+from bioSNN import bundles, data, device
 from bioSNN.models.vgg import vgg
 from bioSNN.nn import qat
 from bioSNN.nn.bundle import load_state, to_bundle
@@ -93,10 +93,10 @@ def test_qat_weights_take_only_device_values_and_survive_a_bundle(tmp_path):
     opt = torch.optim.Adam(net.parameters(), 1e-3)
     train_epoch(net, [(x, y)], opt, 3, "direct")  # straight-through: the originals move
     net.eval()
-    path = io.write(tmp_path / "q.npz", to_bundle(net))
+    path = bundles.write(tmp_path / "q.npz", to_bundle(net))
     other = diet_net(x).eval()
     qat.attach(other, 2)
-    load_state(other, io.read(path))
+    load_state(other, bundles.read(path))
     torch.testing.assert_close(other.snn(x, 3).logits, net.snn(x, 3).logits)
     qat.freeze(net)
     assert len(torch.unique(net.nodes[0].weight)) <= 7  # 2-bit differential pair: at most 7 values

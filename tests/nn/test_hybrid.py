@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bioSNN import data, io
+from bioSNN import bundles, data
 from bioSNN.models.resnet import resnet20
 from bioSNN.models.vgg import vgg
 from bioSNN.nn.bundle import load_state, to_bundle
@@ -100,8 +100,8 @@ def test_bundle_round_trip_restores_thresholds_and_weights(tmp_path):
     x = torch.rand(4, 1, 12, 12)
     thresholds = to_snn(net, [x], time_steps=5)
     b = to_bundle(net, model={"name": "vgg5", "width": 0.125})
-    path = io.write(tmp_path / "net.npz", b)
-    back = io.read(path)
+    path = bundles.write(tmp_path / "net.npz", b)
+    back = bundles.read(path)
     assert back.population("act1").params["v_threshold"]["value"] == pytest.approx(thresholds["act1"])
     assert [p.connectivity for p in back.projections] == ["conv2d", "conv2d", "conv2d", "linear", "linear"]
     assert back.projection("fc1").params["pre_ops"]["value"] == ["AvgPool2d", "Flatten"]
@@ -177,7 +177,7 @@ def test_a_run_killed_inside_an_epoch_resumes_to_the_same_weights(tmp_path, time
     opt.step = dying_step
     with pytest.raises(KeyboardInterrupt):
         run(net, opt, tmp_path / "run.npz")
-    saved = io.read(tmp_path / "run.npz").extra
+    saved = bundles.read(tmp_path / "run.npz").extra
     assert saved["epoch"] == 1 and saved["partial"]["batches"] == 4 and saved["partial"]["samples"] == 32
     net, opt = make()  # a fresh process: new model, new optimizer, other RNG state
     torch.manual_seed(123)
@@ -185,7 +185,7 @@ def test_a_run_killed_inside_an_epoch_resumes_to_the_same_weights(tmp_path, time
     assert hist["epoch"] == [1, 2] and hist["train_loss"] == pytest.approx(hist_ref["train_loss"], rel=1e-6)
     for a, b in zip(ref.state_dict().values(), net.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
-    assert "partial" not in io.read(tmp_path / "run.npz").extra  # the epoch-end checkpoint replaces it
+    assert "partial" not in bundles.read(tmp_path / "run.npz").extra  # the epoch-end checkpoint replaces it
 
 
 def test_crop_augmentation_for_digits_shifts_without_mirroring():

@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ._atomic import atomic_path, json_default
+from .atomic import atomic_path, json_default
 
 __all__ = ["FORMAT", "VERSION", "MAX_BYTES", "BundleError", "Population", "Projection", "Bundle", "write", "read",
            "describe", "provenance"]

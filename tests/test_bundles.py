@@ -8,28 +8,28 @@ import zipfile
 import numpy as np
 import pytest
 
-from bioSNN import io
+from bioSNN import bundles
 from bioSNN.device import DeviceConfig
 
 
 def _bundle(**kw):
     rng = np.random.default_rng(0)
-    pops = [io.Population("input", 4, "poisson"),
-            io.Population("exc", 3, "lif_conductance", {"v_threshold": {"value": -52.0, "unit": "mV"},
+    pops = [bundles.Population("input", 4, "poisson"),
+            bundles.Population("exc", 3, "lif_conductance", {"v_threshold": {"value": -52.0, "unit": "mV"},
                                                          "tau": {"value": 100.0, "unit": "ms"}}),
-            io.Population("inh", 3, "lif_conductance")]
-    projs = [io.Projection("input_exc", "input", "exc", "w_in"),
-             io.Projection("exc_inh", "exc", "inh", "w_ei", connectivity="one_to_one",
+            bundles.Population("inh", 3, "lif_conductance")]
+    projs = [bundles.Projection("input_exc", "input", "exc", "w_in"),
+             bundles.Projection("exc_inh", "exc", "inh", "w_ei", connectivity="one_to_one",
                            params={"w": {"value": 10.4, "unit": "1"}})]
     arrays = {"w_in": rng.random((4, 3)).astype(np.float32), "w_ei": np.full(3, 10.4), "theta": np.zeros(3)}
-    return io.Bundle(pops, projs, arrays, engine="brian2", name="dc",
-                     device=DeviceConfig(levels=4).to_dict(), provenance=io.provenance("mnist", 7), **kw)
+    return bundles.Bundle(pops, projs, arrays, engine="brian2", name="dc",
+                     device=DeviceConfig(levels=4).to_dict(), provenance=bundles.provenance("mnist", 7), **kw)
 
 
 def test_round_trip(tmp_path):
     b = _bundle(extra={"epoch": 3})
-    p = io.write(tmp_path / "net.npz", b)
-    r = io.read(p)
+    p = bundles.write(tmp_path / "net.npz", b)
+    r = bundles.read(p)
     assert r.describe() == b.describe()
     for k in b.arrays:
         np.testing.assert_array_equal(r.arrays[k], b.arrays[k])
@@ -45,7 +45,7 @@ def test_round_trip(tmp_path):
 
 def test_write_replaces_atomically(tmp_path, monkeypatch):
     p = tmp_path / "net.npz"
-    io.write(p, _bundle())
+    bundles.write(p, _bundle())
     before = p.read_bytes()
 
     def boom(*a, **k):
@@ -53,7 +53,7 @@ def test_write_replaces_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np.lib.format, "write_array", boom)
     with pytest.raises(RuntimeError):
-        io.write(p, _bundle(extra={"new": True}))
+        bundles.write(p, _bundle(extra={"new": True}))
     assert p.read_bytes() == before
     assert [f.name for f in tmp_path.iterdir()] == ["net.npz"]
 
@@ -83,54 +83,54 @@ def _rewrite(path, meta_fn=None, drop=None, replace=None):
     (lambda m: m.pop("populations"), "malformed"),
 ])
 def test_rejects_bad_descriptions(tmp_path, mutate, match):
-    p = io.write(tmp_path / "b.npz", _bundle())
+    p = bundles.write(tmp_path / "b.npz", _bundle())
     _rewrite(p, meta_fn=mutate)
-    with pytest.raises(io.BundleError, match=match):
-        io.read(p)
+    with pytest.raises(bundles.BundleError, match=match):
+        bundles.read(p)
 
 
 def test_rejects_missing_array_truncation_and_pickles(tmp_path):
-    p = io.write(tmp_path / "b.npz", _bundle())
+    p = bundles.write(tmp_path / "b.npz", _bundle())
     _rewrite(p, drop="theta.npy")
-    with pytest.raises(io.BundleError, match="missing"):
-        io.read(p)
+    with pytest.raises(bundles.BundleError, match="missing"):
+        bundles.read(p)
 
-    p = io.write(tmp_path / "t.npz", _bundle())
+    p = bundles.write(tmp_path / "t.npz", _bundle())
     p.write_bytes(p.read_bytes()[:-200])
-    with pytest.raises(io.BundleError, match="damaged"):
-        io.read(p)
+    with pytest.raises(bundles.BundleError, match="damaged"):
+        bundles.read(p)
 
     # an object array smuggled in as .npy must not be unpickled
     import io as pyio
     buf = pyio.BytesIO()
     np.save(buf, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
-    p = io.write(tmp_path / "o.npz", _bundle())
+    p = bundles.write(tmp_path / "o.npz", _bundle())
     _rewrite(p, replace={"theta.npy": buf.getvalue()})
-    with pytest.raises(io.BundleError):
-        io.read(p)
+    with pytest.raises(bundles.BundleError):
+        bundles.read(p)
 
     (tmp_path / "plain.npz").write_bytes(b"nonsense")
-    with pytest.raises(io.BundleError):
-        io.read(tmp_path / "plain.npz")
+    with pytest.raises(bundles.BundleError):
+        bundles.read(tmp_path / "plain.npz")
     with pytest.raises(FileNotFoundError):
-        io.read(tmp_path / "absent.npz")
+        bundles.read(tmp_path / "absent.npz")
 
 
 def test_construction_validates():
-    with pytest.raises(io.BundleError, match="weight array"):
-        io.Bundle([io.Population("a", 2, "x")], [io.Projection("p", "a", "a", "w")], {})
-    with pytest.raises(io.BundleError, match="objects"):
-        io.Bundle([], [], {"x": np.array([None])})
-    with pytest.raises(io.BundleError, match="unit"):
-        io.Population("a", 2, "x", {"tau": 10})
-    with pytest.raises(io.BundleError, match="appears twice"):
-        io.Bundle([io.Population("a", 1, "x"), io.Population("a", 1, "x")], [], {})
-    with pytest.raises(io.BundleError, match="positive integer"):
-        io.Population("a", 0, "x")
+    with pytest.raises(bundles.BundleError, match="weight array"):
+        bundles.Bundle([bundles.Population("a", 2, "x")], [bundles.Projection("p", "a", "a", "w")], {})
+    with pytest.raises(bundles.BundleError, match="objects"):
+        bundles.Bundle([], [], {"x": np.array([None])})
+    with pytest.raises(bundles.BundleError, match="unit"):
+        bundles.Population("a", 2, "x", {"tau": 10})
+    with pytest.raises(bundles.BundleError, match="appears twice"):
+        bundles.Bundle([bundles.Population("a", 1, "x"), bundles.Population("a", 1, "x")], [], {})
+    with pytest.raises(bundles.BundleError, match="positive integer"):
+        bundles.Population("a", 0, "x")
 
 
 def test_zero_dimensional_arrays_keep_their_shape(tmp_path):
-    b = io.Bundle([], [], {"step": np.float32(3.0), "ft": np.asfortranarray(np.arange(6.0).reshape(2, 3))})
-    r = io.read(io.write(tmp_path / "s.npz", b))
+    b = bundles.Bundle([], [], {"step": np.float32(3.0), "ft": np.asfortranarray(np.arange(6.0).reshape(2, 3))})
+    r = bundles.read(bundles.write(tmp_path / "s.npz", b))
     assert r.arrays["step"].shape == () and r.arrays["step"] == 3.0
     np.testing.assert_array_equal(r.arrays["ft"], np.arange(6.0).reshape(2, 3))
