@@ -28,6 +28,8 @@ __all__ = [
     "utterance_features",
     "onoff_code",
     "onoff_stats",
+    "audio_inputs",
+    "code_audio",
     "features_to_rates",
     "events_to_frames",
 ]
@@ -242,6 +244,28 @@ def onoff_code(features: np.ndarray, mean: np.ndarray, std: np.ndarray, z_full: 
     z = (f - mean) / std / z_full
     on, off = np.clip(z, 0, 1), np.clip(-z, 0, 1)
     return np.rint(np.concatenate([on, off], axis=-1) * 255).astype(np.uint8)
+
+
+AUDIO_CODES = ("minmax", "onoff")
+
+
+def audio_inputs(n_features: int, n_frames: int, code: Literal["minmax", "onoff"]) -> int:
+    """Input neurons of an audio ensemble: one per feature and frame, twice that for the ON/OFF code."""
+    return n_features * n_frames * (2 if code == "onoff" else 1)
+
+
+def code_audio(features: np.ndarray, code: Literal["minmax", "onoff"],
+               stats: tuple[np.ndarray, np.ndarray] | None = None, z_full: float = 2.0) -> np.ndarray:
+    """uint8 input intensities (0-255, the format of pixels) of feature rows: ``"minmax"`` scales each row to
+    0-255 like a grey image; ``"onoff"`` is :func:`onoff_code` with the training rows' ``stats``
+    (:func:`onoff_stats`)."""
+    if code == "minmax":
+        return np.rint(features_to_rates(features, max_rate=255.0, axis=1)).astype(np.uint8)
+    if code == "onoff":
+        if stats is None:
+            raise ValueError("the ON/OFF code needs the training rows' (mean, std): see onoff_stats")
+        return onoff_code(features, *stats, z_full=z_full)
+    raise ValueError(f"audio code must be one of {AUDIO_CODES}, got {code!r}")
 
 
 def features_to_rates(features: np.ndarray, max_rate: float = 63.75, axis=None) -> np.ndarray:

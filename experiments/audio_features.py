@@ -26,7 +26,7 @@ import numpy as np
 
 from bioSNN import data
 from bioSNN.atomic import write_json
-from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
+from bioSNN.encoding import code_audio, onoff_stats, utterance_features
 
 # (kind, features, frames, dB range of the mel floor); "mel_onoff" is the multimodal default: log-mel features
 # standardised with the training utterances' mean and std, split into ON and OFF inputs (twice the inputs)
@@ -43,9 +43,8 @@ def stimuli(ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.
     base = "mel" if kind == "mel_onoff" else kind
     feats = utterance_features(ds, None, base, n_features, n_frames, db_range)
     if kind == "mel_onoff":
-        ref = feats if train is None else feats[train]
-        return onoff_code(feats, *onoff_stats(ref), z_full=2.0)
-    return np.rint(features_to_rates(feats, max_rate=255.0, axis=1)).astype(np.uint8)  # min-max per utterance
+        return code_audio(feats, "onoff", onoff_stats(feats if train is None else feats[train]), z_full=2.0)
+    return code_audio(feats, "minmax")  # min-max per utterance
 
 
 def prototype_accuracy(x_tr, y_tr, x_te, y_te, n_prototypes: int, seed: int = 0) -> float:

@@ -41,7 +41,7 @@ from bioSNN.data import DATASETS
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.brian.training import STDPTraining, previous_result
 from bioSNN.data.pairing import pair_by_label
-from bioSNN.encoding import features_to_rates, onoff_code, onoff_stats, utterance_features
+from bioSNN.encoding import AUDIO_CODES, audio_inputs, code_audio, onoff_stats, utterance_features
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
 
@@ -93,7 +93,7 @@ class Config:
     RULES: ClassVar[dict] = {
         "image_dataset": tuple(DATASETS), "audio_dataset": tuple(DATASETS), "n_pairs": ">=1", "n_label": ">=1",
         "test_repeats": ">=1", "variants": VARIANTS, "n_mels": ">=1", "n_frames": ">=1", "db_range": ">0",
-        "audio_code": ("minmax", "onoff"), "onoff_z": ">0", "audio_denoise": "[0,100)", "image_noise": ">=0",
+        "audio_code": AUDIO_CODES, "onoff_z": ">0", "audio_denoise": "[0,100)", "image_noise": ">=0",
         "test_gains": ">=0", "eta_end": "(0,1]", "prune_threshold": ">=0", "interval": ">=1", "start": ">=0",
         "backend": BACKENDS, "seed": ">=0"}
 
@@ -132,26 +132,16 @@ def _audio_features(ds, idx: np.ndarray, cfg: Config, snr_db: float | None = Non
                               denoise_percentile=cfg.audio_denoise or None)
 
 
-def audio_code(feats: np.ndarray, cfg: Config, stats: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
-    """uint8 input intensities of the audio ensemble from features (see ``Config.audio_code``)."""
-    if cfg.audio_code == "minmax":
-        return np.rint(features_to_rates(feats, max_rate=255.0, axis=1)).astype(np.uint8)  # min-max per utterance
-    if cfg.audio_code == "onoff":
-        return onoff_code(feats, *stats, z_full=cfg.onoff_z)
-    raise ValueError(f"audio_code must be 'minmax' or 'onoff', got {cfg.audio_code!r}")
-
-
 def _audio_inputs(cfg: Config) -> int:
-    return cfg.n_mels * cfg.n_frames * (2 if cfg.audio_code == "onoff" else 1)
+    return audio_inputs(cfg.n_mels, cfg.n_frames, cfg.audio_code)
 
 
 def prepare(cfg: Config) -> dict:
     """Stimulus arrays of both modalities (train, test, and every corrupted test copy) and the id sequences."""
     img_ds, aud_ds = data.load(cfg.image_dataset), data.load(cfg.audio_dataset)
-    if cfg.image.n_input != img_ds.x_train[0].size or cfg.audio.n_input != _audio_inputs(cfg):
-        raise ValueError(f"image.n_input must be {img_ds.x_train[0].size} and audio.n_input "
-                         f"{_audio_inputs(cfg)} (n_mels*n_frames, twice that for audio_code 'onoff'); got "
-                         f"{cfg.image.n_input} and {cfg.audio.n_input}")
+    if cfg.image.n_input != img_ds.x_train[0].size:  # audio.n_input is checked with the config
+        raise ValueError(f"image.n_input must be {img_ds.x_train[0].size} (the pixels of {cfg.image_dataset}), "
+                         f"got {cfg.image.n_input}")
     a_train, a_test = np.flatnonzero(~aud_ds.is_test), np.flatnonzero(aud_ds.is_test)
     ya_train, ya_test = aud_ds.labels[a_train], aud_ds.labels[a_test]
     # train pairs (ids into the train stimulus blocks)
@@ -169,11 +159,15 @@ def prepare(cfg: Config) -> dict:
         offset += len(ti)
     f_train = _audio_features(aud_ds, a_train, cfg)
     stats = onoff_stats(f_train)  # training utterances only
-    auds = [audio_code(f_train, cfg, stats), audio_code(_audio_features(aud_ds, a_test, cfg), cfg, stats)]
+
+    def code(feats):
+        return code_audio(feats, cfg.audio_code, stats, cfg.onoff_z)
+
+    auds = [code(f_train), code(_audio_features(aud_ds, a_test, cfg))]
     test_aud_ids = {"clean": len(a_train) + ta}
     offset = len(a_train) + len(a_test)
     for snr in cfg.audio_snr_db:
-        auds.append(audio_code(_audio_features(aud_ds, a_test[ta], cfg, snr, seed=cfg.seed + 100), cfg, stats))
+        auds.append(code(_audio_features(aud_ds, a_test[ta], cfg, snr, seed=cfg.seed + 100)))
         test_aud_ids[f"audio_snr={snr}dB"] = offset + np.arange(len(ta))
         offset += len(ta)
     conditions = {"clean": (test_img_ids["clean"], test_aud_ids["clean"])}
@@ -314,33 +308,20 @@ def report(results: dict, variant_dirs: dict[str, Path], n_classes: int, image_n
     return metrics
 
 
-def _votes(path: Path, n_classes: int) -> tuple[dict, np.ndarray]:
-    """Summed-vote predictions per test condition, and the labels, from saved test responses (plain arrays)."""
-    with np.load(path, allow_pickle=False) as z:
-        conds = sorted({k.split("/")[0] for k in z.files if "/" in k and not k.startswith("assignment/")})
-        return ({c: readout.combined_scores([readout.class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes)
-                                             for n in ("image", "audio")]).argmax(1) for c in conds}, z["labels"])
-
-
-def _paired(a: Path, b: Path, n_classes: int) -> dict:
-    (pa, labels), (pb, labels_b) = _votes(a, n_classes), _votes(b, n_classes)
-    if not np.array_equal(labels, labels_b):
-        raise ValueError(f"{a} and {b} hold different test pairs")
-    return {c: readout.paired_comparison(pa[c], pb[c], labels) for c in pa if c in pb}
-
-
 def cross_gain(multimodal_dir: Path, independent_dir: Path, n_classes: int) -> dict:
     """Per test condition, :func:`readout.paired_comparison` of the ``multimodal`` and ``independent`` variants'
     summed votes, from their saved test responses (``<variant folder>/test_counts.npz``; plain arrays, no pickle);
     the folders may belong to different runs (:mod:`.multimodal_merge`)."""
-    return _paired(multimodal_dir / "test_counts.npz", independent_dir / "test_counts.npz", n_classes)
+    return readout.paired_responses(multimodal_dir / "test_counts.npz", independent_dir / "test_counts.npz",
+                                    n_classes)
 
 
 def cross_on_vs_off(variant_dir: Path, n_classes: int, off_gain: float = 0.0) -> dict:
     """Per test condition, :func:`readout.paired_comparison` of the multimodal network at its training gain (a)
     and the same network tested at ``off_gain`` (b; ``test_gains``): what the trained cross synapses add to the
     very same ensembles, free of the variance between separately trained networks."""
-    return _paired(variant_dir / "test_counts.npz", variant_dir / f"test_counts_gain{off_gain:g}.npz", n_classes)
+    return readout.paired_responses(variant_dir / "test_counts.npz", variant_dir / f"test_counts_gain{off_gain:g}.npz",
+                                    n_classes)
 
 
 def accuracy_by_network(results: dict) -> dict[str, dict[str, float]]:

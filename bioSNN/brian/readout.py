@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores", "field_copies",
-           "paired_comparison"]
+           "paired_comparison", "response_votes", "paired_responses"]
 
 
 def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -102,14 +102,34 @@ def paired_comparison(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray
     many only ``b``, and the two-sided p-value of that split under "equally good" (a fair coin over the items
     where they disagree on correctness). Far more sensitive than comparing two accuracies with their own
     standard errors, since the items both get right or both get wrong carry no information."""
-    from math import comb
+    from scipy.stats import binomtest
 
     pred_a, pred_b, labels = (np.asarray(v) for v in (pred_a, pred_b, labels))
     if not pred_a.shape == pred_b.shape == labels.shape:
         raise ValueError(f"predictions and labels differ in shape: {pred_a.shape}, {pred_b.shape}, {labels.shape}")
     ok_a, ok_b = pred_a == labels, pred_b == labels
     only_a, only_b = int((ok_a & ~ok_b).sum()), int((ok_b & ~ok_a).sum())
-    n, k = only_a + only_b, min(only_a, only_b)
-    p = min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    n = only_a + only_b
+    p = float(binomtest(min(only_a, only_b), n, 0.5).pvalue) if n else 1.0
     return {"n": int(labels.size), "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
             "only_a": only_a, "only_b": only_b, "p_value": p}
+
+
+def response_votes(path, n_classes: int) -> tuple[dict, np.ndarray]:
+    """Summed-vote predictions per test condition, and the labels, from test responses saved as plain arrays
+    (``<condition>/<ensemble>`` spike counts, ``assignment/<ensemble>``, ``labels``; no pickle): each ensemble's
+    :func:`class_scores`, combined by :func:`combined_scores`."""
+    with np.load(path, allow_pickle=False) as z:
+        ensembles = [k.split("/", 1)[1] for k in z.files if k.startswith("assignment/")]  # as saved
+        conds = sorted({k.split("/")[0] for k in z.files if "/" in k and not k.startswith("assignment/")})
+        return ({c: combined_scores([class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes)
+                                     for n in ensembles]).argmax(1) for c in conds}, z["labels"])
+
+
+def paired_responses(a, b, n_classes: int) -> dict:
+    """Per test condition both hold, :func:`paired_comparison` of the summed votes of two networks' saved test
+    responses (:func:`response_votes`) on the same test items."""
+    (pa, labels), (pb, labels_b) = response_votes(a, n_classes), response_votes(b, n_classes)
+    if not np.array_equal(labels, labels_b):
+        raise ValueError(f"{a} and {b} hold different test items")
+    return {c: paired_comparison(pa[c], pb[c], labels) for c in pa if c in pb}
