@@ -285,7 +285,7 @@ def cmd_command(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from . import io
+    from . import bundles
 
     print(json.dumps(bundles.describe(args.bundle), indent=2))
     return 0
@@ -308,7 +308,7 @@ def _data_errors():
 
 def _expected():
     from .data import DataError
-    from .io import BundleError
+    from .bundles import BundleError
 
     return (ConfigError, DataError, BundleError, RunLockedError, WorkerDiedError, ValueError, OSError)
 

@@ -127,6 +127,8 @@ class SNNOutput(NamedTuple):
     # E_SNN / E_ANN of this batch (compute-energy model of :mod:`bioSNN.energy`), differentiable through the
     # surrogate gradient of the spikes; only when ``snn(..., energy_cost=True)``
     energy_cost: torch.Tensor | None = None
+    # each activation's spikes, (T, batch, ...) by activation name; only when ``snn(..., record=True)``
+    spikes: dict[str, torch.Tensor] | None = None
 
 
 def _fanout_events(layer: nn.Module, x: torch.Tensor, soft: bool = False) -> torch.Tensor:
@@ -169,6 +171,7 @@ class _Ctx:
     cost_pj: list | None = None
     cost_macs: dict = field(default_factory=dict)
     cost_analog_pj: float = 0.0
+    spikes: dict | None = None  # recorded spikes by activation name (lists of steps in step mode)
 
 
 class SpikingNet(nn.Module):
@@ -294,7 +297,7 @@ class SpikingNet(nn.Module):
     def snn(self, x: torch.Tensor, time_steps: int, encoder: Encoder = "direct", count: bool = False,
             observe: Callable[[str, torch.Tensor], None] | None = None,
             generator: torch.Generator | None = None, mode: Literal["layer", "step"] = "layer",
-            energy_cost: bool = False) -> SNNOutput:
+            energy_cost: bool = False, record: bool = False) -> SNNOutput:
         """Run ``time_steps`` steps on the batch ``x`` (analog values, batch first).
 
         ``count``: also return a :class:`RunStats` (spike rates, events, MACs). ``observe(name, current)`` sees
@@ -308,6 +311,9 @@ class SpikingNet(nn.Module):
         layers as MACs at every step, spiking layers as accumulates per synaptic event) as a tensor whose
         gradient flows through the spikes' surrogate gradients, for an energy penalty in the loss. Its value
         is 1 / ``energy_ratio_ann_over_snn`` of the same run's :class:`RunStats`.
+
+        ``record``: also return every activation's spikes, ``(T, batch, ...)`` tensors by activation name
+        (detached), e.g. for rasters.
         """
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
@@ -317,7 +323,8 @@ class SpikingNet(nn.Module):
             raise ValueError(f"mode must be 'layer' or 'step', got {mode!r}")
         if tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's {self.input_shape}")
-        ctx = _Ctx(stats=RunStats() if count else None, observe=observe, cost_pj=[] if energy_cost else None)
+        ctx = _Ctx(stats=RunStats() if count else None, observe=observe, cost_pj=[] if energy_cost else None,
+                   spikes={} if record else None)
         if mode == "layer":
             x_seq = x.unsqueeze(0) if encoder == "direct" else poisson_encode(x, time_steps, generator)
             ctx.analog_input = encoder == "direct"
@@ -337,7 +344,10 @@ class SpikingNet(nn.Module):
             ann_pj = sum(ctx.cost_macs.values()) * energy.E_MAC_PJ
             spiking = torch.stack(ctx.cost_pj).sum() if ctx.cost_pj else out.new_zeros(())
             cost = (spiking / x.shape[0] + ctx.cost_analog_pj) / ann_pj
-        return SNNOutput(out, ctx.stats, cost)
+        spikes = None
+        if record:
+            spikes = {k: v if isinstance(v, torch.Tensor) else torch.stack(v) for k, v in ctx.spikes.items()}
+        return SNNOutput(out, ctx.stats, cost, spikes)
 
     # ---- layer-by-layer execution: tensors (T, batch, ...); a leading 1 means "the same at every step" ----
     @staticmethod
@@ -393,6 +403,8 @@ class SpikingNet(nn.Module):
             st = ctx.stats
             st.spikes[name] = st.spikes.get(name, 0.0) + float(o.detach().sum())
             st.neurons[name] = o[0, 0].numel()
+        if ctx.spikes is not None:
+            ctx.spikes[name] = o.detach()
         return o
 
     def _snn_layers(self, x_seq: torch.Tensor, T: int, ctx: _Ctx) -> torch.Tensor:
@@ -439,6 +451,8 @@ class SpikingNet(nn.Module):
             st = ctx.stats
             st.spikes[name] = st.spikes.get(name, 0.0) + float(o.detach().sum())
             st.neurons[name] = o[0].numel()
+        if ctx.spikes is not None:
+            ctx.spikes.setdefault(name, []).append(o.detach())
         return o
 
     def _snn_step(self, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
