@@ -17,45 +17,29 @@ energy), ``diet.png`` and a bundle per trained network; every phase checkpoints 
 from __future__ import annotations
 
 import copy
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import torch
 
-from bioSNN import bundles, viz
+from bioSNN import viz
 from bioSNN.atomic import write_json
+from bioSNN.config import ConfigError, validate
+from bioSNN.models import MODELS
 from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
-from bioSNN.nn.bundle import load_state, to_bundle
-from bioSNN.nn.convert import balance_thresholds, to_snn
-from bioSNN.config import ConfigError, validate
-from bioSNN.data import DATASETS
+from bioSNN.nn.convert import balance_thresholds
+from bioSNN.nn.pipeline import Pipeline, PipelineConfig, log_table, table
 from bioSNN.nn.surrogate import SURROGATES
-from bioSNN.nn.train import Checkpoint, augmentation, evaluate, fit, image_tensors, step_schedule
-from bioSNN.models import MODELS, build_spiking
+from bioSNN.nn.train import step_schedule
 
 SUMMARY = "DIET-SNN: direct input, leak and threshold trained with the weights, few time steps (+ QAT on devices)"
 
 
 @dataclass(frozen=True)
-class Config:
-    dataset: str = "mnist"
-    model: str = "vgg5"
-    width: float = 1.0
-    hidden: int = 1024
-    dropout: float = 0.2
-    train_limit: int = 0
-    test_limit: int = 0
-    batch_size: int = 64
-    # true / "crop_flip": crop (pad 4) + flip (CIFAR); "crop": shifts only (digits); "shift_flip": shifts + flips
-    augment: bool | str = False
-    ann_bundle: str = ""  # start from this trained ANN (a bioSNN bundle of the same model) instead of training one
-    ann_epochs: int = 10
-    ann_lr: float = 1e-3
-    ann_lr_milestones: tuple[float, ...] = ()  # fractions of ann_epochs after which the ANN's rate drops x0.1
+class Config(PipelineConfig):
+    hybrid_epochs: int = 2
     diet_steps: tuple[int, ...] = (2, 3, 5, 10)
     diet_epochs: int = 5
     optimizer: str = "adam"  # adam or sgd (momentum 0.9)
@@ -69,32 +53,20 @@ class Config:
     energy_penalty: float = 0.0
     compare_steps: tuple[int, ...] = (5,)  # converted and hybrid networks at these T
     convert_scale: float = 0.3  # short windows need low thresholds ("smaller for short ones")
-    balance_samples: int = 512
-    hybrid_epochs: int = 2
-    hybrid_lr: float = 1e-4
     device_bits: tuple[int, ...] = ()  # QAT of the DIET network on 2**bits-level devices
     qat_steps: int = 5
     qat_epochs: int = 2
     qat_lr: float = 5e-5
-    threads: int = 2
-    checkpoint_seconds: float = 600.0  # checkpoint inside an epoch this often too (0: after every batch)
-    seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "dataset": tuple(DATASETS), "model": MODELS, "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
-        "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
-        "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
-        "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0",
+        **PipelineConfig.RULES, "model": MODELS,
         "diet_steps": ">=1", "diet_epochs": ">=0", "optimizer": ("adam", "sgd"), "diet_lr": ">0",
         "lr_milestones": "(0,1]", "percentile": "(0,100]", "scale": ">0", "surrogate": tuple(SURROGATES),
         "energy_penalty": ">=0", "compare_steps": ">=1", "convert_scale": ">0", "device_bits": "[1,16]",
         "qat_steps": ">=1", "qat_epochs": ">=0", "qat_lr": ">0"}
 
     def cross_check(self) -> None:
-        try:
-            augmentation(self.augment)
-        except ValueError as e:
-            raise ConfigError(f"augment: {e}") from None
+        super().cross_check()
         if self.device_bits and self.qat_steps not in self.diet_steps:
             raise ConfigError(f"qat_steps: QAT starts from a DIET network, so it must be one of diet_steps "
                               f"{list(self.diet_steps)}, got {self.qat_steps}")
@@ -112,17 +84,11 @@ PRESETS = {
 }
 
 
-def _spec(cfg: Config) -> dict:
-    return {"model": cfg.model, "width": cfg.width, "hidden": cfg.hidden, "dropout": cfg.dropout}
-
-
 def _optimizer(cfg: Config, params, lr: float):
     params = [p for p in params if p.requires_grad]
-    if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {cfg.optimizer!r}")
+    return torch.optim.Adam(params, lr=lr)
 
 
 def _neurons(net) -> dict:
@@ -131,131 +97,64 @@ def _neurons(net) -> dict:
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
-    t_start = time.perf_counter()
     validate(cfg)  # fail before the ANN trains, not after (the CLI has checked already; Python callers may not)
-    torch.set_num_threads(cfg.threads)
-    dist.setup()
-    torch.manual_seed(cfg.seed)
-    ds, (x_tr, y_tr), (x_te, y_te) = image_tensors(cfg.dataset, cfg.train_limit, cfg.test_limit)
-    shape, n_classes = tuple(x_tr.shape[1:]), ds.n_classes
-
-    def build():
-        return build_spiking(cfg.model, shape, n_classes, cfg.width, cfg.hidden, cfg.dropout)
-
-    prov = bundles.provenance(cfg.dataset, cfg.seed)
-    ck = run_dir / "checkpoints"
-    ck.mkdir(exist_ok=True)
-    train, test = (x_tr, y_tr), (x_te, y_te)
+    p = Pipeline(cfg, run_dir, progress)
     res: dict = {"ann": {}, "diet": {}, "converted": {}, "hybrid": {}, "qat": {}}
+    ann = p.build()
+    res["ann"] = p.ann(ann)
 
-    # 1. the ANN
-    ann = build()
-    if cfg.ann_bundle:
-        load_state(ann, bundles.read(cfg.ann_bundle))
-        res["ann"]["source"] = cfg.ann_bundle
-    else:
-        opt = torch.optim.Adam(ann.parameters(), cfg.ann_lr)
-        fit(ann, opt, Checkpoint(ck / "ann.npz", _spec(cfg), prov), train, test, cfg.ann_epochs,
-            batch_size=cfg.batch_size, augment=cfg.augment, seed=cfg.seed,
-            scheduler=step_schedule(opt, cfg.ann_epochs, cfg.ann_lr_milestones), label="ANN", verbose=progress,
-            checkpoint_seconds=cfg.checkpoint_seconds)
-    res["ann"].update(evaluate(ann, x_te, y_te).summary())
-    g = torch.Generator().manual_seed(cfg.seed)
-    balance = [x_tr[torch.randperm(len(x_tr), generator=g)[:cfg.balance_samples]]]
-
-    # 2. DIET at each T
+    # DIET at each T: the ANN's weights, thresholds from its pre-activations, leak and threshold trained
     diet_nets = {}
     for t in cfg.diet_steps:
         net = copy.deepcopy(ann)
-        init = balance_thresholds(net, balance, percentile=cfg.percentile, scale=cfg.scale, source="ann")
+        init = balance_thresholds(net, p.balance_set(), percentile=cfg.percentile, scale=cfg.scale, source="ann")
         net.set_neurons(leak=1.0, reset="soft", surrogate=cfg.surrogate, train_leak=True, train_threshold=True)
-        before = evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).accuracy if dist.is_main() else 0.0
+        before = p.evaluate(net, t).accuracy if p.main else 0.0
         opt = _optimizer(cfg, net.parameters(), cfg.diet_lr)
-        hist = fit(net, opt, Checkpoint(ck / f"diet_T{t}.npz", _spec(cfg), prov), train, test, cfg.diet_epochs, t,
-                   "direct", cfg.batch_size, cfg.augment, cfg.seed,
-                   step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}", progress,
-                   energy_penalty=cfg.energy_penalty, checkpoint_seconds=cfg.checkpoint_seconds)
+        hist = p.fit(net, opt, f"diet_T{t}", cfg.diet_epochs, t, "direct",
+                     step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}",
+                     energy_penalty=cfg.energy_penalty)
         diet_nets[t] = net
-        if dist.is_main():
-            res["diet"][str(t)] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),
-                                   "initial_thresholds": init, "accuracy_before_training": before,
-                                   "neurons": _neurons(net), "history": hist}
-            bundles.write(run_dir / f"diet_T{t}.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
+        if p.main:
+            res["diet"][str(t)] = {**p.evaluate(net, t).summary(), "initial_thresholds": init,
+                                   "accuracy_before_training": before, "neurons": _neurons(net), "history": hist}
+            p.save(net, f"diet_T{t}")
             write_json(run_dir / "partial.json", res)  # what is finished, readable before the run ends
 
-    # 3. converted and hybrid networks of the same ANN at the comparison T
+    # the converted and the hybrid network of the same ANN at the comparison T
     for t in cfg.compare_steps:
-        path = ck / f"converted_T{t}.json"
-        if dist.is_main():
-            if path.exists():
-                res["converted"][str(t)] = json.loads(path.read_text())
-            else:
-                snn = copy.deepcopy(ann)
-                thr = to_snn(snn, balance, t, cfg.convert_scale, 100.0, "direct")
-                res["converted"][str(t)] = {**evaluate(snn, x_te, y_te, t, "direct").summary(), "thresholds": thr}
-                write_json(path, res["converted"][str(t)])
-        snn = copy.deepcopy(ann)
-        to_snn(snn, balance, t, cfg.convert_scale, 100.0, "poisson", generator=torch.Generator().manual_seed(0))
-        snn.set_neurons(surrogate="stdb")
-        opt = torch.optim.Adam([p for p in snn.parameters() if p.requires_grad], cfg.hybrid_lr)
-        hist = fit(snn, opt, Checkpoint(ck / f"hybrid_T{t}.npz", _spec(cfg), prov), train, test, cfg.hybrid_epochs,
-                   t, "poisson", cfg.batch_size, cfg.augment, cfg.seed, label=f"hybrid T={t}", verbose=progress,
-                   checkpoint_seconds=cfg.checkpoint_seconds)
-        if dist.is_main():
-            res["hybrid"][str(t)] = {**evaluate(snn, x_te, y_te, t, "poisson", seed=cfg.seed).summary(),
-                                     "history": hist}
+        if p.main:
+            res["converted"][str(t)] = p.converted(ann, t, cfg.convert_scale, encoder="direct")
+        r = p.hybrid(copy.deepcopy(ann), t, cfg.convert_scale, cfg.hybrid_lr, cfg.hybrid_epochs)
+        if p.main:
+            res["hybrid"][str(t)] = r
             write_json(run_dir / "partial.json", res)
 
-    # 4. DIET on memristive devices: quantization-aware fine-tuning
+    # DIET on memristive devices: quantization-aware fine-tuning
     for bits in cfg.device_bits:
-        if cfg.qat_steps not in diet_nets:
-            raise ValueError(f"qat_steps={cfg.qat_steps} must be one of diet_steps {cfg.diet_steps}")
-        net = copy.deepcopy(diet_nets[cfg.qat_steps])
-        devices = qat.attach(net, bits)
         t = cfg.qat_steps
-        before = evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).accuracy if dist.is_main() else 0.0
+        net = copy.deepcopy(diet_nets[t])
+        devices = qat.attach(net, bits)
+        before = p.evaluate(net, t).accuracy if p.main else 0.0
         opt = _optimizer(cfg, net.parameters(), cfg.qat_lr)
-        hist = fit(net, opt, Checkpoint(ck / f"qat_{bits}bit.npz", _spec(cfg), prov), train, test, cfg.qat_epochs,
-                   t, "direct", cfg.batch_size, cfg.augment, cfg.seed, label=f"QAT {bits}-bit", verbose=progress,
-                   checkpoint_seconds=cfg.checkpoint_seconds)
-        if dist.is_main():
-            res["qat"][f"{bits}bit"] = {**evaluate(net, x_te, y_te, t, "direct", seed=cfg.seed).summary(),
-                                        "time_steps": t, "accuracy_quantized_before_qat": before,
+        hist = p.fit(net, opt, f"qat_{bits}bit", cfg.qat_epochs, t, "direct", label=f"QAT {bits}-bit")
+        if p.main:
+            res["qat"][f"{bits}bit"] = {**p.evaluate(net, t).summary(), "time_steps": t,
+                                        "accuracy_quantized_before_qat": before,
                                         "devices": {k: v.to_dict() for k, v in devices.items()}, "history": hist}
             write_json(run_dir / "partial.json", res)
             qat.freeze(net)
-            bundles.write(run_dir / f"diet_T{t}_{bits}bit.npz", to_bundle(net, model=_spec(cfg), provenance=prov))
+            p.save(net, f"diet_T{t}_{bits}bit")
 
-    if not dist.is_main():
+    if not p.main:
         dist.barrier()
         return {"accuracy": 0.0}
     main_t = "5" if "5" in res["diet"] else (next(iter(res["diet"])) if res["diet"] else None)
-    metrics = {"accuracy": res["diet"][main_t]["accuracy"] if main_t else res["ann"]["accuracy"],
-               "main": f"DIET T={main_t}" if main_t else "ann", "dataset": cfg.dataset, "model": cfg.model,
-               "n_train": len(x_tr), "n_test": len(x_te), "table": _table(res), **res,
-               "train_seconds": time.perf_counter() - t_start, "world_size": dist.rank_world()[1]}
+    metrics = p.metrics(res, "diet", main_t, table(res, ("diet", "converted", "hybrid", "qat")))
     _figure(run_dir / "diet.png", res, cfg)
-    if progress:
-        for row in metrics["table"]:
-            print(f"{row['network']:>12}  T={row['T']:>3}  accuracy {row['accuracy']:.4f}  spike rate "
-                  f"{row['spike_rate']}  energy ANN/SNN {row['energy_ann_over_snn']}")
+    log_table(metrics["table"])
     dist.barrier()
     return metrics
-
-
-def _table(res: dict) -> list[dict]:
-    rows = [{"network": "ANN", "T": 0, "accuracy": res["ann"]["accuracy"], "spike_rate": None,
-             "energy_ann_over_snn": 1.0}]
-    for kind in ("diet", "converted", "hybrid"):
-        for t, r in sorted(res[kind].items(), key=lambda kv: int(kv[0])):
-            rows.append({"network": kind, "T": int(t), "accuracy": r["accuracy"],
-                         "spike_rate": round(r["mean_spike_rate"], 4),
-                         "energy_ann_over_snn": round(r["energy_ratio_ann_over_snn"], 3)})
-    for bits, r in res["qat"].items():
-        rows.append({"network": f"diet {bits}", "T": r["time_steps"], "accuracy": r["accuracy"],
-                     "spike_rate": round(r["mean_spike_rate"], 4),
-                     "energy_ann_over_snn": round(r["energy_ratio_ann_over_snn"], 3)})
-    return rows
 
 
 def _figure(path: Path, res: dict, cfg: Config) -> None:
