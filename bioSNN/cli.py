@@ -14,6 +14,7 @@ import dataclasses
 import importlib
 import errno
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -213,6 +214,7 @@ def cmd_run(args) -> int:
             write_json(run_dir / "config.json", saved)
             print(f"run folder: {run_dir}  (preset {saved.get('preset')}; --set values apply on top of it)")
         clock = RunClock(run_dir, command) if main_rank else None
+        _log_to_console(not args.no_progress)
         status = "failed"
         try:
             metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
@@ -289,6 +291,33 @@ def cmd_info(args) -> int:
 
     print(json.dumps(bundles.describe(args.bundle), indent=2))
     return 0
+
+
+_HANDLER: logging.Handler | None = None
+
+
+def _log_to_console(verbose: bool) -> None:
+    """bioSNN's messages (logger ``bioSNN``) on stdout, as plain lines that do not break tqdm's bars: INFO and up
+    when ``verbose``, warnings only under ``--no-progress``. Records still reach other handlers (e.g. pytest's)."""
+    global _HANDLER
+
+    class TqdmHandler(logging.StreamHandler):
+        def emit(self, record):
+            from tqdm.auto import tqdm
+
+            try:
+                tqdm.write(self.format(record), file=sys.stdout)
+            except Exception:  # noqa: BLE001 (logging must never raise)
+                self.handleError(record)
+
+    logger = logging.getLogger("bioSNN")
+    if _HANDLER is not None:
+        logger.removeHandler(_HANDLER)
+    _HANDLER = TqdmHandler()
+    _HANDLER.setFormatter(logging.Formatter("%(message)s"))
+    _HANDLER.setLevel(logging.INFO if verbose else logging.WARNING)
+    logger.addHandler(_HANDLER)
+    logger.setLevel(logging.INFO)
 
 
 def _one_line(e: BaseException) -> str:

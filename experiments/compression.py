@@ -10,6 +10,7 @@ accuracy-vs-compression plots, plus a bundle per variant. Variants run in ``work
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
@@ -26,6 +27,8 @@ from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 from bioSNN.brian.training import RunningCurve, STDPTraining, previous_result
 from bioSNN.monitors import MonitorSpec
 from bioSNN.runs import map_in_workers
+
+log = logging.getLogger(__name__)
 
 SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductance quantization during training"
 
@@ -196,9 +199,9 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                                               "energy_vs_full", "area_vs_full", "test_images_per_second")}
              for r in results}
     for r in results:
-        print(f"{r['variant']:>10}: accuracy {r['accuracy']:.4f}  synapses kept {r['synapses_kept']}"
-              f" ({100 * (1 - r['fraction_pruned']):.1f} %)  bits {r['bits_per_synapse']}"
-              f"  energy x{r['energy_vs_full']:.2f}  area x{r['area_vs_full']:.3f}")
+        log.info("%10s: accuracy %.4f  synapses kept %d (%.1f %%)  bits %s  energy x%.2f  area x%.3f", r["variant"],
+                 r["accuracy"], r["synapses_kept"], 100 * (1 - r["fraction_pruned"]), r["bits_per_synapse"],
+                 r["energy_vs_full"], r["area_vs_full"])
     main = next((r for r in results if r["variant"] == "full"), results[0])
     return {"accuracy": main["accuracy"], "main_variant": main["variant"], "variants": table,
             "details": {r["variant"]: {k: r[k] for k in ("curve", "confusion", "mean_repeats_train",

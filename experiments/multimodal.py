@@ -26,6 +26,7 @@ every variant checkpoints after each chunk and resumes.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from typing import ClassVar
 from pathlib import Path
@@ -42,6 +43,8 @@ from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.brian.training import STDPTraining, previous_result
 from bioSNN.data.pairing import pair_by_label
 from bioSNN.encoding import AUDIO_CODES, audio_inputs, code_audio, onoff_stats, utterance_features
+
+log = logging.getLogger(__name__)
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
 
@@ -268,13 +271,13 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     d = prepare(cfg)
     results = {v: train_variant(cfg, v, d, run_dir / "variants" / v, progress) for v in cfg.variants}
     for v, r in results.items():
-        print(f"{v:>12}: clean {r['accuracy']:.4f}  " + "  ".join(
+        log.info(f"{v:>12}: clean {r['accuracy']:.4f}  " + "  ".join(
             f"{k} {a:.3f}" for k, a in r["by_condition"].items() if k != "clean"))
         if r.get("by_ensemble"):
-            print(" " * 14 + "each ensemble's own vote (clean, coupled): " + "  ".join(
+            log.info(" " * 14 + "each ensemble's own vote (clean, coupled): " + "  ".join(
                 f"{n} {a:.3f}" for n, a in r["by_ensemble"]["clean"].items()))
         for g, t in r.get("by_test_gain", {}).items():
-            print(" " * 14 + f"tested at cross gain {g}: clean {t['by_condition']['clean']:.4f}  " + "  ".join(
+            log.info(" " * 14 + f"tested at cross gain {g}: clean {t['by_condition']['clean']:.4f}  " + "  ".join(
                 f"{k} {a:.3f}" for k, a in t["by_condition"].items() if k != "clean"))
     metrics = report(results, {v: run_dir / "variants" / v for v in results}, d["n_classes"], cfg.image_noise,
                      cfg.audio_snr_db, run_dir)
@@ -304,7 +307,7 @@ def report(results: dict, variant_dirs: dict[str, Path], n_classes: int, image_n
                           ("multimodal_cross_on_vs_off", "multimodal, cross synapses on vs off at test, {}: only on "
                                                          "right {}, only off right {}")):
             for cond, c in metrics.get(key, {}).items():
-                print(what.format(cond, c["only_a"], c["only_b"]) + f" of {c['n']} pairs (p = {c['p_value']:.3g})")
+                log.info(what.format(cond, c["only_a"], c["only_b"]) + f" of {c['n']} pairs (p = {c['p_value']:.3g})")
     return metrics
 
 

@@ -17,6 +17,7 @@ Usage: ``python -m bioSNN.experiments.multimodal_merge OUT RUN RUN ... [--ignore
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="finished multimodal run folders")
     ap.add_argument("--ignore", nargs="*", default=[], help="config keys allowed to differ")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     m = merge(args.runs, args.out, tuple(args.ignore), verbose=True)
     for net, acc in m["accuracy_by_network"].items():
         print(f"{net:>42}: clean {acc['clean']:.4f}  " + "  ".join(f"{k} {a:.3f}" for k, a in acc.items()

@@ -35,7 +35,7 @@ def test_demo_run_trains_and_writes_results(tmp_path, capsys, isolated_cache):
     assert b.arrays["state.nodes.1.weight"].shape == (64, 64) and b.provenance["dataset"] == "digits"
 
 
-def test_resume_continues_from_the_checkpoint(tmp_path, capsys, isolated_cache):
+def test_resume_continues_from_the_checkpoint(tmp_path, caplog, isolated_cache):
     tmp_path = tmp_path / "runs"
     args = ["run", "demo", "--preset", "full", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1",
             "--set", "hidden=32"]
@@ -43,7 +43,7 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys, isolated_cache):
     (run,) = tmp_path.iterdir()
     first = json.loads((run / "metrics.json").read_text())["history"]
     assert main(["run", "demo", "--resume", str(run), "--no-progress", "--set", "epochs=2"]) == 0
-    assert "resumed last.npz after epoch 1" in capsys.readouterr().out
+    assert "resumed last.npz after epoch 1" in caplog.text
     hist = json.loads((run / "metrics.json").read_text())["history"]
     assert hist["epoch"] == [1, 2] and hist["test_accuracy"][0] == first["test_accuracy"][0]
     saved = json.loads((run / "config.json").read_text())  # the resumed run keeps its preset and records the change
@@ -59,7 +59,7 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 
 
 @pytest.mark.torch
-def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, capsys, isolated_cache):
+def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, caplog, isolated_cache):
     root = tmp_path / "runs"
     args = ["run", "hybrid", "--out", str(root), "--no-progress", "--set", "ann_epochs=6", "--set", "hybrid_epochs=1",
             "--set", "convert_steps=6,24", "--set", "hybrid_steps=6", "--set", "train_limit=600",
@@ -78,7 +78,7 @@ def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, capsys, isolated_c
     assert (run / "accuracy_vs_t.png").read_bytes()[:4] == b"\x89PNG"
     # resume with one more hybrid epoch: the ANN and the conversions are not redone
     assert main(["run", "hybrid", "--resume", str(run), "--no-progress", "--set", "hybrid_epochs=2"]) == 0
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "resumed ann.npz after epoch 6" in out and "resumed hybrid_T6.npz after epoch 1" in out
     m2 = json.loads((run / "metrics.json").read_text())
     assert m2["ann"]["accuracy"] == m["ann"]["accuracy"] and m2["hybrid"]["6"]["history"]["epoch"] == [1, 2]

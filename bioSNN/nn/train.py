@@ -9,6 +9,7 @@ that also gathers spike and operation counts.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -22,6 +23,8 @@ from . import distributed as dist
 from .bundle import load_state, to_bundle
 from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
 from .network import Encoder, RunStats, SpikingNet
+
+log = logging.getLogger(__name__)
 
 __all__ = ["to_tensor_images", "image_tensors", "random_crop_flip", "batches", "train_epoch", "evaluate", "EvalResult",
            "Checkpoint", "step_schedule", "fit"]
@@ -246,9 +249,10 @@ class Checkpoint:
         if self.RNG in b.arrays:  # absent in checkpoints of older bioSNN taken at an epoch boundary
             torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(b.arrays[self.RNG], np.uint8)))
         if self.partial is not None:
-            print(f"resumed {self.path.name} in epoch {b.extra['epoch'] + 1} after {self.partial['batches']} batches")
+            log.info("resumed %s in epoch %d after %d batches", self.path.name, b.extra["epoch"] + 1,
+                     self.partial["batches"])
         else:
-            print(f"resumed {self.path.name} after epoch {b.extra['epoch']}")
+            log.info("resumed %s after epoch %d", self.path.name, b.extra["epoch"])
         return int(b.extra["epoch"]), b.extra["history"]
 
 
@@ -274,9 +278,12 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
     ``time_steps == 0`` trains the ANN; otherwise the SNN, with λ and θ clamped after every step. Under
     torchrun the model is wrapped in DDP and each rank trains on its shard. ``energy_penalty``: see
     :func:`train_epoch` (the history then also holds the training energy ratio E_SNN/E_ANN per epoch).
+    ``verbose``: a progress bar over each epoch's samples. Every epoch's result is logged (``bioSNN.nn.train``).
     Returns the history.
     """
     import time
+
+    from tqdm.auto import tqdm
 
     transform = augmentation(augment)  # fails early on a bad name
     x, y = train
@@ -303,8 +310,11 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
 
         stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
                          transform=transform, skip=partial["batches"] if partial else 0)
-        stats = train_epoch(model, stream, opt, time_steps, encoder, after_step=net.clamp_ if time_steps else None,
-                            totals=partial, on_batch=on_batch, energy_penalty=energy_penalty)
+        with tqdm(total=len(x) // world, initial=partial["samples"] if partial else 0, unit="sample", leave=False,
+                  desc=f"{label} epoch {epoch + 1}/{epochs}", disable=not (verbose and dist.is_main())) as bar:
+            stats = train_epoch(model, stream, opt, time_steps, encoder,
+                                after_step=net.clamp_ if time_steps else None, progress=bar, totals=partial,
+                                on_batch=on_batch, energy_penalty=energy_penalty)
         partial = None
         if scheduler is not None:
             scheduler.step()
@@ -315,7 +325,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
         if energy_penalty:
             history.setdefault("train_energy_ratio_snn_over_ann", []).append(stats["energy_ratio_snn_over_ann"])
         ckpt.save(net, opt, epoch + 1, history)
-        if verbose and dist.is_main():
-            print(f"{label} epoch {epoch + 1}/{epochs}: loss {stats['loss']:.4f}  train {stats['accuracy']:.4f}  "
-                  f"test {acc:.4f}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        if dist.is_main():
+            log.info("%s epoch %d/%d: loss %.4f  train %.4f  test %.4f  (%.0f s)", label, epoch + 1, epochs,
+                     stats["loss"], stats["accuracy"], acc, time.perf_counter() - t0)
     return history
