@@ -67,7 +67,9 @@ class PowerLawSTDP:
 
     RULES: ClassVar[dict] = {"eta": ">=0", "mu": ">=0", "w_max": ">0", "tau_pre": ">0"}
 
-    def synapse_model(self) -> SynapseModel:
+    def synapse_model(self, gain: str | None = None) -> SynapseModel:
+        """The Brian2 synapse. ``gain``: the name of a shared variable that scales the transmission
+        (``ge_post += gain * w``; whoever builds the ``Synapses`` sets it), or None for ``ge_post += w``."""
         from brian2 import ms
 
         if self.trace not in ("set", "add"):
@@ -79,8 +81,8 @@ alive : 1
 learning : 1 (shared)
 eta_scale : 1 (shared)
 dxpre/dt = -xpre / stdp_tau_pre : 1 (event-driven)
-""",
-            on_pre="ge_post += w\n" + ("xpre = 1" if self.trace == "set" else "xpre += 1"),
+""" + (f"{gain} : 1 (shared)\n" if gain else ""),
+            on_pre=f"ge_post += {gain + ' * ' if gain else ''}w\n" + ("xpre = 1" if self.trace == "set" else "xpre += 1"),
             # the whole update, clip included, is gated: a frozen or pruned synapse never changes (weights the
             # per-image normalisation scaled above w_max, or device levels above it, stay as they are)
             on_post="w += learning * alive * (clip(w + stdp_eta * eta_scale * (xpre - stdp_x_offset)"

@@ -71,7 +71,7 @@ def test_unused_slots_of_the_last_chunk_neither_spike_nor_learn(digits):
     with backend(Backend("numpy")):
         net = DiehlCookNetwork(cfg, x, Backend("numpy"))
         res = net.present(np.arange(3), plastic=True, progress=False)
-        t = np.asarray(net._spikes[""].t[:])
+        t = np.asarray(net.brian.exc_spikes[""].t[:])
     used = 3 + int(res.repeats.sum())
     assert res.counts.sum() > 0 and used < cfg.chunk
     slot = np.floor(t / (cfg.t_slot * 1e-3) + 1e-6)

@@ -1,0 +1,98 @@
+"""Running a built network chunk by chunk on a Brian2 backend, with explicit seeds.
+
+A *chunk* of ``chunk`` slots is one simulation run. Learnable state lives in numpy between chunks and is set
+before each run: on ``cpp_standalone``/``cuda_standalone`` through the binary's command line (Brian2
+``run_args``), so the program is generated and compiled once and every chunk re-runs it with new weights,
+thresholds, masks and item sequence (a 60,000-image epoch needs one build); on the runtime backends by
+restoring the network's initial state and assigning the values.
+
+Every chunk starts at t = 0 from the network's initial state with random numbers seeded from ``seed`` (the
+caller derives it from the run's seed and the chunk's number), on every backend — so a run rebuilt from a
+checkpoint and told how many chunks ran draws exactly the numbers the uninterrupted run would have drawn. The
+seed reaches a ``cpp_standalone`` binary as a run argument (the controller's ``rng_seed``); on the runtime
+backends Brian2's generator (numpy's global one) is seeded for the run and put back as it was afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .backend import Backend
+from .builder import BrianNetwork
+
+__all__ = ["ChunkRunner"]
+
+
+class ChunkRunner:
+    """Runs the chunks of ``bn`` (built inside the block of backend ``be``) for ``duration_ms`` each."""
+
+    def __init__(self, bn: BrianNetwork, be: Backend, duration_ms: float):
+        import brian2 as b2
+
+        self.bn, self.backend, self.duration_ms = bn, be, duration_ms
+        self.build_seconds = 0.0
+        self._built = False
+        if not be.standalone:
+            bn.network.store("initial")  # restored before every chunk
+            return
+        if sys.platform.startswith("linux"):
+            # the binary dies with the process that runs it: a killed run leaves no simulation writing results
+            # that a resumed run would read (prctl(PR_SET_PDEATHSIG))
+            for h in ("<sys/prctl.h>", "<signal.h>", "<unistd.h>"):
+                if h not in b2.device.headers:
+                    b2.device.headers.append(h)
+            b2.device.insert_code("main", "prctl(PR_SET_PDEATHSIG, SIGKILL);")
+        if be.name == "cpp_standalone":
+            # run arguments are applied here, after every initialisation, and the random generators are then
+            # reseeded from the controller's rng_seed: successive runs of the one binary draw new noise
+            b2.device.apply_run_args()
+            seed = b2.device.get_array_name(bn.controller.variables["rng_seed"])
+            threads = max(1, be.threads)
+            b2.device.insert_code("main", (
+                f"{{ const unsigned long _s = (unsigned long) brian::{seed}[0]; "
+                f"for (int _i = 0; _i < {threads}; _i++) brian::_random_generators[_i].seed(_s + _i); }}"))
+
+    def build(self, compile: bool = True) -> None:
+        """Generate (and compile) the standalone project; see :meth:`EnsembleNetwork.build`."""
+        import brian2 as b2
+
+        if not self.backend.standalone:
+            raise RuntimeError(f"backend {self.backend.name!r} compiles at run time; nothing to build")
+        if self._built:
+            return
+        self.bn.network.run(self.duration_ms * b2.ms, namespace={})
+        tb = time.perf_counter()
+        b2.device.build(directory=self.backend.directory, compile=compile, run=False, with_output=False)
+        self.build_seconds = time.perf_counter() - tb
+        self._built = True
+
+    def run(self, args: dict, seed: int) -> float:
+        """One chunk with the initial values ``args`` (``VariableView``/``TimedArray`` → value) and random
+        numbers seeded from ``seed``; the wall seconds of the simulation (build excluded)."""
+        import brian2 as b2
+
+        t0 = time.perf_counter()
+        if self.backend.standalone:
+            if not self._built:
+                self.build()
+                t0 = time.perf_counter()
+            if self.backend.name == "cuda_standalone" and not self.backend.gpu:
+                raise RuntimeError("this backend was generated for compilation only (gpu=False); it cannot run")
+            b2.device.run(run_args={**args, self.bn.controller.rng_seed: float(seed)}, with_output=False)
+            return time.perf_counter() - t0
+        self.bn.network.restore("initial")
+        saved = np.random.get_state()  # b2.seed seeds numpy's global generator: leave it as it was
+        try:
+            b2.seed(seed)
+            for var, value in args.items():
+                if isinstance(var, b2.TimedArray):
+                    var.values[:] = value
+                else:
+                    var[:] = value
+            self.bn.network.run(self.duration_ms * b2.ms, namespace={})
+        finally:
+            np.random.set_state(saved)
+        return time.perf_counter() - t0
