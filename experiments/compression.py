@@ -74,7 +74,7 @@ class Config:
             raise ConfigError(f"variants: each variant once, got {list(self.variants)}")
         for v in self.variants:
             try:
-                _compression_for(v, self)
+                compression_for(v, self)
             except ValueError as e:
                 raise ConfigError(f"variants: {e}") from None
         if self.n_train and self.n_label > self.n_train:
@@ -95,13 +95,13 @@ PRESETS = {
 }
 
 
-def _compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
+def compression_for(variant: str, cfg: Config) -> compression.CompressionConfig:
     return compression.CompressionConfig.from_variant(variant, cfg.prune_threshold, cfg.interval, cfg.start,
                                                       cfg.reference_bits, cfg.zero_level, cfg.column_levels,
                                                       cfg.snap_to_absent, cfg.error_feedback)
 
 
-def _data(cfg: Config):
+def load_images(cfg: Config):
     ds = data.load(cfg.dataset)
     if not isinstance(ds, data.ImageData) or ds.x_train.ndim != 3:
         raise ValueError(f"compression needs a grey-scale image dataset, {cfg.dataset!r} is not one")
@@ -122,8 +122,8 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
     out.mkdir(parents=True, exist_ok=True)
     if (prev := previous_result(out, cfg.epochs)) is not None:
         return prev
-    comp = _compression_for(variant, cfg)
-    ds, x, y_tr, y_te, n_tr = _data(cfg)
+    comp = compression_for(variant, cfg)
+    ds, x, y_tr, y_te, n_tr = load_images(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
     n_classes = ds.n_classes
     monitors = ()

@@ -5,16 +5,14 @@ compression run trained (``<run>/variants/full/network.npz``), applies each comp
 frozen weights, then labels and tests exactly as the run did (same images, same seed). One build of the
 Brian2 network serves every scheme, so a scheme costs one labelling + test pass.
 
-Schemes are named ``prune<threshold>`` / ``q<bits>`` parts joined by ``+``, with options after ``:``:
+Schemes use the compression experiment's grammar (:meth:`bioSNN.brian.compression.CompressionConfig.from_variant`)
+with the run's own settings (pruning threshold, per-neuron levels, ``snap_to_absent``, zero state), so the
+post-hoc and the during-training numbers differ only in *when* the scheme is applied: ``full``, ``pruned``,
+``q<bits>``, ``pruned+q<bits>``, optionally ``:global`` (one level set for the whole array) and ``:raise``
+(weak kept weights raised to the lowest state instead of pruned). Per-neuron levels are rescaled to the
+normalisation sum ``w_sum``, as during training.
 
-- ``q2`` — the compression experiment's final step: alive weights on 2**bits device levels up to the largest
-  alive weight of the whole array (one level set for the crossbar);
-- ``q2:column`` — levels up to each excitatory neuron's own largest weight (a per-column read-out gain
-  in hardware: one number per neuron);
-- ``q2:renorm`` — after quantization each neuron's weights are rescaled to sum ``w_sum`` again, as the
-  per-image normalisation of training does (also a per-column gain).
-
-Usage: ``python -m bioSNN.experiments.compression_posthoc RUN_DIR --schemes full prune0.02 q2 q2:renorm ...``
+Usage: ``python -m bioSNN.experiments.compression_posthoc RUN_DIR --schemes full pruned q2 q2:global ...``
 Writes ``posthoc_label<n>_test<n>.json`` (accuracy, synapses kept, fraction pruned per scheme) into ``RUN_DIR``
 (or ``--out``).
 """
@@ -24,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import time
 from pathlib import Path
 
@@ -32,59 +29,30 @@ import numpy as np
 
 from bioSNN import bundles
 from bioSNN.atomic import write_json
+from bioSNN.brian import bundle as brian_bundle
 from bioSNN.brian import compression, readout
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.brian.network import DiehlCookNetwork
 from bioSNN.config import apply_overrides
-from bioSNN.brian import bundle as brian_bundle
 
 from . import compression as experiment
 
-_PART = re.compile(r"^(prune(?P<thr>[0-9.]+)|q(?P<bits>\d)(?::(?P<opt>column|renorm|column\+renorm))?)$")
 
-
-def parse_scheme(name: str) -> dict:
-    """``full``, or ``+``-joined parts ``prune<thr>`` and ``q<bits>[:column|:renorm|:column+renorm]``."""
-    out = {"prune": None, "bits": 0, "column": False, "renorm": False}
-    if name == "full":
-        return out
-    parts = re.split(r"\+(?=prune|q\d)", name)
-    for part in parts:
-        m = _PART.match(part)
-        if not m:
-            raise ValueError(f"bad scheme part {part!r} in {name!r}: use prune<threshold>, q<bits>[:column|:renorm]")
-        if m.group("thr"):
-            out["prune"] = float(m.group("thr"))
-        else:
-            out["bits"] = int(m.group("bits"))
-            opt = m.group("opt") or ""
-            out["column"], out["renorm"] = "column" in opt, "renorm" in opt
-    return out
-
-
-def apply_scheme(w: np.ndarray, alive: np.ndarray, scheme: dict, w_sum: float) -> tuple[np.ndarray, np.ndarray]:
-    """The compressed ``(w, alive)`` of a trained ``(n_input, n_exc)`` weight array."""
-    w, alive = w.copy(), alive.copy()
-    if scheme["prune"] is not None:
-        w, alive = compression.prune(w, alive, scheme["prune"])
-    bits = scheme["bits"]
-    if bits:
-        zero = scheme["prune"] is None  # as the experiment's default: no zero state for kept synapses when pruning
-        if scheme["column"]:
-            w = compression.quantize_columns(w, alive, bits, zero, w_sum if scheme["renorm"] else None)[0]
-        else:
-            w = compression.quantize(w, alive, bits, zero)[0]
-            if scheme["renorm"]:
-                s = w.sum(0)
-                w = w * np.where(s > 0, w_sum / np.maximum(s, 1e-12), 1.0)
+def apply_scheme(w: np.ndarray, alive: np.ndarray, comp: compression.CompressionConfig,
+                 w_sum: float) -> tuple[np.ndarray, np.ndarray]:
+    """The compressed ``(w, alive)`` of a trained ``(n_input, n_exc)`` weight array: one compression step
+    (:func:`bioSNN.brian.compression.compress`) as the experiment takes it during training."""
+    if not comp.active:
+        return w.copy(), alive.copy()
+    w, alive, _, _ = compression.compress(w.copy(), alive.copy(), comp, w_sum)
     return w, alive
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--schemes", nargs="+", default=["full", "prune0.02", "q2", "q2:renorm", "q2:column",
-                                                     "prune0.02+q2", "prune0.02+q2:renorm"])
+    ap.add_argument("--schemes", nargs="+", default=["full", "pruned", "q2", "q2:global", "pruned+q2",
+                                                     "pruned+q2:global", "pruned+q2:raise"])
     ap.add_argument("--n-label", type=int, default=0, help="label on the last N of the run's labelling images")
     ap.add_argument("--n-test", type=int, default=0, help="test on the first N of the run's test images")
     ap.add_argument("--variant", default="full", help="the run's variant whose trained network is compressed")
@@ -92,8 +60,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     saved = json.loads((args.run_dir / "config.json").read_text())
     cfg = apply_overrides(experiment.Config(), saved["config"])
-    schemes = {s: parse_scheme(s) for s in args.schemes}
-    ds, x, y_tr, y_te, n_tr = experiment._data(cfg)
+    schemes = {s: experiment.compression_for(s, cfg) for s in args.schemes}
+    ds, x, y_tr, y_te, n_tr = experiment.load_images(cfg)
     net_cfg = dataclasses.replace(cfg.network, seed=cfg.seed)
     bundle = bundles.read(args.run_dir / "variants" / args.variant.replace("+", "_") / "network.npz")
     state = brian_bundle.state_from_bundle(bundle, {"": net_cfg})[0][""]
@@ -119,7 +87,7 @@ def main(argv=None) -> int:
             test = net.present(test_ids, plastic=False, progress=False)
             acc = float((readout.predict(test.counts, assign, ds.n_classes) == y_te[:n_test]).mean())
             results[name] = {"accuracy": acc, "synapses_kept": int(alive.sum()),
-                             "fraction_pruned": float(1 - alive.mean()), "bits": scheme["bits"],
+                             "fraction_pruned": float(1 - alive.mean()), "bits": scheme.bits,
                              "test_spikes_per_image": float(test.counts.sum(1).mean()),
                              "n_label": n_label, "n_test": n_test, "seconds": time.perf_counter() - t0}
             write_json(path, results)

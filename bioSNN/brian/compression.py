@@ -109,12 +109,25 @@ class CompressionConfig:
                      reference_bits: int = 8, zero_level: bool | None = None,
                      column_levels: bool = True, snap_to_absent: bool = True,
                      error_feedback: bool = False) -> "CompressionConfig":
-        """Parse a variant name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``."""
-        m = _VARIANT.match(variant)
+        """Parse a scheme name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``, optionally followed by
+        options that override the arguments: ``:global`` (one level set for the whole array instead of
+        ``column_levels``) and ``:raise`` (raise weak kept weights to the lowest state instead of
+        ``snap_to_absent``), e.g. ``pruned+q2:global:raise``. The one grammar of compression schemes, during
+        training (the compression experiment's variants) and after it (:mod:`bioSNN.experiments.compression_posthoc`)."""
+        base, *options = variant.split(":")
+        m = _VARIANT.match(base)
         if not m:
-            raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>")
+            raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>, "
+                             "optionally with :global and :raise")
+        for option in options:
+            if option == "global":
+                column_levels = False
+            elif option == "raise":
+                snap_to_absent = False
+            else:
+                raise ValueError(f"unknown option {option!r} of variant {variant!r}: use :global or :raise")
         bits = int(m.group(2) or m.group(3) or 0)
-        return cls(prune=variant.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
+        return cls(prune=base.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
                    interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level,
                    column_levels=column_levels, snap_to_absent=snap_to_absent, error_feedback=error_feedback)
 

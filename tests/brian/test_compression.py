@@ -61,31 +61,35 @@ def test_cost_report_counts_events_and_cells():
     assert r["area_vs_full"] == pytest.approx(5 * 2 / (8 * 8))
 
 
-def test_posthoc_schemes_prune_quantize_and_renormalise_columns():
-    from bioSNN.experiments.compression_posthoc import apply_scheme, parse_scheme
+def test_one_scheme_grammar_during_and_after_training():
+    from bioSNN.experiments.compression_posthoc import apply_scheme
 
-    assert parse_scheme("full") == {"prune": None, "bits": 0, "column": False, "renorm": False}
-    assert parse_scheme("prune0.02+q2:column+renorm") == {"prune": 0.02, "bits": 2, "column": True, "renorm": True}
-    with pytest.raises(ValueError, match="bad scheme part 'q2:rows'"):
-        parse_scheme("prune0.1+q2:rows")
+    c = compression.CompressionConfig.from_variant("pruned+q2:global:raise", prune_threshold=0.02)
+    assert (c.prune, c.bits, c.column_levels, c.snap_to_absent) == (True, 2, False, False)
+    d = compression.CompressionConfig.from_variant("pruned+q2", prune_threshold=0.02)
+    assert (d.column_levels, d.snap_to_absent) == (True, True)
+    with pytest.raises(ValueError, match="unknown option 'rows'"):
+        compression.CompressionConfig.from_variant("q2:rows")
     rng = np.random.default_rng(1)
     w = rng.uniform(0, 0.4, (30, 4))
     w[:, 3] *= 0.25  # one neuron with small weights only
     alive = np.ones_like(w, bool)
-    # global levels: the same 4 nonzero values everywhere (pruned crossbar, no zero state)
-    wg, ag = apply_scheme(w, alive, parse_scheme("prune0.05+q2"), w_sum=6.0)
-    m = w[w >= 0.05].max()
-    assert (ag == (w >= 0.05)).all() and np.isin(np.round(wg[ag], 12), np.round(m * np.arange(1, 5) / 4, 12)).all()
-    # per-column levels: each neuron's kept weights on k/4 of its own largest weight
-    wc, ac = apply_scheme(w, alive, parse_scheme("prune0.05+q2:column"), w_sum=6.0)
+    # global levels, weak weights raised: the same 4 nonzero values everywhere (pruned crossbar, no zero state)
+    wg, ag = apply_scheme(w, alive, c, w_sum=6.0)
+    m = w[w >= 0.02].max()
+    assert (ag == (w >= 0.02)).all() and np.isin(np.round(wg[ag], 12), np.round(m * np.arange(1, 5) / 4, 12)).all()
+    # the training default: per-neuron levels, weights nearer 0 than the lowest state pruned, columns renormalised
+    wc, ac = apply_scheme(w, alive, d, w_sum=6.0)
+    np.testing.assert_allclose(wc.sum(0), 6.0)
     for j in range(4):
-        mj = w[ac[:, j], j].max()
-        assert np.isin(np.round(wc[ac[:, j], j] / mj * 4, 9), [1, 2, 3, 4]).all()
-    # renormalised: each column sums to w_sum again, the ratios of its levels kept
-    wr, _ = apply_scheme(w, alive, parse_scheme("prune0.05+q2:renorm"), w_sum=6.0)
-    np.testing.assert_allclose(wr.sum(0), 6.0)
-    np.testing.assert_allclose(wr / wr.sum(0), wg / wg.sum(0))
-    assert (apply_scheme(w, alive, parse_scheme("full"), 6.0)[0] == w).all()
+        kept = w[ac[:, j], j]
+        assert kept.min() >= w[:, j][w[:, j] >= 0.02].max() / 8  # snap_to_absent: nothing under half a level
+        assert np.unique(np.round(wc[ac[:, j], j], 9)).size <= 4
+    assert ac.sum() < ag.sum()  # snapping prunes more than raising
+    # the post-hoc study and the training step are one function
+    expect = compression.compress(w.copy(), alive.copy(), d, 6.0)
+    np.testing.assert_array_equal(wc, expect[0])
+    assert (apply_scheme(w, alive, compression.CompressionConfig.from_variant("full"), 6.0)[0] == w).all()
 
 
 def test_column_levels_keep_each_fields_shape_and_the_normalisation_sum():

@@ -75,7 +75,7 @@ def test_error_feedback_keeps_its_remainder_in_the_checkpoint_only(tmp_path, iso
 
 def test_unknown_variant_is_named():
     with pytest.raises(ValueError, match="unknown variant 'q9x'"):
-        exp._compression_for("q9x", exp.Config())
+        exp.compression_for("q9x", exp.Config())
 
 
 def test_running_curve_labels_each_block_from_the_previous_one_and_survives_a_checkpoint():
