@@ -22,8 +22,9 @@ Cost model for the reports (stated so numbers can be checked):
 
 - *synaptic events* per test image = Σ over inputs of (expected input spikes) × (kept synapses of that input);
   expected spikes = rate × presentation time of each pixel;
-- *energy* = synaptic events × E_event, E_event the same for every event (a crossbar read or an accumulate),
-  so energy ratios equal event ratios;
+- *energy* = synaptic events × E_AC of :mod:`bioSNN.energy` (the PyTorch engine's constants: one accumulate
+  per event, 0.9 pJ at 45 nm), the same for every event (a crossbar read or an accumulate), so energy ratios
+  equal event ratios;
 - *area* = memory cells: kept synapses × bits per synapse, against the full network at ``reference_bits``.
 """
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import device as _device
+from .. import energy
 
 __all__ = ["CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "compress_with_feedback",
            "synaptic_events", "cost_report"]
@@ -232,11 +234,14 @@ def cost_report(images, alive, bits: int, max_rate_hz: float, t_present_s: float
     full = np.ones_like(alive)
     ev, ev_full = (synaptic_events(images, a, max_rate_hz, t_present_s) for a in (alive, full))
     b = bits or reference_bits
+    n_input, n_exc = alive.shape
     return {
         "synapses_kept": int(alive.sum()),
         "fraction_pruned": float(1 - alive.mean()),
         "bits_per_synapse": b,
         "synaptic_events_per_image": ev,
-        "energy_vs_full": ev / ev_full,
+        "energy_pj_per_image": energy.snn_energy_pj([energy.LayerOps("input_exc", n_input * n_exc, ev)]),
+        "energy_model": energy.CONSTANTS_NOTE,
+        "energy_vs_full": ev / ev_full,  # = the energies' ratio: every event costs the same
         "area_vs_full": float(alive.sum() * b) / (alive.size * reference_bits),
     }

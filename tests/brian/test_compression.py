@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bioSNN import device
+from bioSNN import device, energy
 from bioSNN.brian import compression
 
 
@@ -57,6 +57,7 @@ def test_cost_report_counts_events_and_cells():
     r = compression.cost_report(images, alive, bits=2, max_rate_hz=100.0, t_present_s=0.5, reference_bits=8)
     assert r["synaptic_events_per_image"] == pytest.approx(50 * 2 + 50 * 1)
     assert r["energy_vs_full"] == pytest.approx(150 / 200)
+    assert r["energy_pj_per_image"] == pytest.approx(150 * energy.E_AC_PJ)  # the PyTorch engine's constants
     assert r["synapses_kept"] == 5 and r["fraction_pruned"] == pytest.approx(3 / 8)
     assert r["area_vs_full"] == pytest.approx(5 * 2 / (8 * 8))
 
