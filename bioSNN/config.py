@@ -6,8 +6,10 @@ raise ``ValueError`` naming the key and the valid choices.
 
 :func:`validate` checks a whole config before anything is run or written: every float is finite, and each
 dataclass may declare ``RULES`` (a ``ClassVar`` mapping a field to a range such as ``">0"``, ``">=1"``,
-``"[0,1]"``, ``"(0,1]"``, or to a tuple of allowed strings; a tuple field is checked item by item) and a
-``cross_check()`` method for rules between fields. Each failure is one :class:`ConfigError` naming the key.
+``"[0,1]"``, ``"(0,1]"``; a tuple field is checked item by item) and a ``cross_check()`` method for rules
+between fields. Choice fields are annotated ``Literal[...]`` (or ``tuple[Literal[...], ...]``): the annotation is
+the list of choices, checked when a value is parsed and again by :func:`validate`. Each failure is one
+:class:`ConfigError` naming the key.
 """
 
 from __future__ import annotations
@@ -183,16 +185,29 @@ def _check_value(key: str, value, rule) -> None:
             raise ConfigError(f"{key}: must be {rule}, got {v!r}")
 
 
+def choices(tp) -> tuple | None:
+    """The values a ``Literal`` annotation allows (also inside ``tuple[Literal[...], ...]`` or ``Optional``)."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    for arg in typing.get_args(tp):
+        if arg is not Ellipsis and arg is not type(None) and (found := choices(arg)) is not None:
+            return found
+    return None
+
+
 def validate(cfg, prefix: str = "") -> None:
-    """Check every field of ``cfg`` (and of its nested dataclasses) against its class's ``RULES``, every float
-    for finiteness, then the class's ``cross_check()``; raise :class:`ConfigError` naming the first bad key."""
+    """Check every field of ``cfg`` (and of its nested dataclasses) against its class's ``RULES`` and, for a
+    field annotated with ``Literal`` choices, against those; every float for finiteness; then the class's
+    ``cross_check()``. Raises :class:`ConfigError` naming the first bad key."""
     rules = getattr(type(cfg), "RULES", {})
+    hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value):
             validate(value, f"{prefix}{f.name}.")
         else:
-            _check_value(prefix + f.name, value, rules.get(f.name))
+            rule = rules.get(f.name)
+            _check_value(prefix + f.name, value, rule if rule is not None else choices(hints[f.name]))
     check = getattr(cfg, "cross_check", None)
     if check is not None:
         try:

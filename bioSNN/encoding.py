@@ -14,7 +14,7 @@ seed, ``numpy.random.Generator`` or ``torch.Generator``.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -246,7 +246,8 @@ def onoff_code(features: np.ndarray, mean: np.ndarray, std: np.ndarray, z_full: 
     return np.rint(np.concatenate([on, off], axis=-1) * 255).astype(np.uint8)
 
 
-AUDIO_CODES = ("minmax", "onoff")
+AudioCode = Literal["minmax", "onoff"]
+AUDIO_CODES = get_args(AudioCode)
 
 
 def audio_inputs(n_features: int, n_frames: int, code: Literal["minmax", "onoff"]) -> int:

@@ -20,9 +20,9 @@ import numpy as np
 from bioSNN import bundles, data, viz
 from bioSNN.brian import compression, readout
 from bioSNN.atomic import write_json
-from bioSNN.brian.backend import BACKENDS, Backend, backend
+from bioSNN.brian.backend import Backend, BackendName, backend
 from bioSNN.config import ConfigError, validate
-from bioSNN.data import DATASETS
+from bioSNN.data import DatasetName
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 from bioSNN.brian.training import RunningCurve, STDPTraining, previous_result
 from bioSNN.monitors import MonitorSpec
@@ -34,7 +34,7 @@ SUMMARY = "Diehl&Cook STDP network (Brian2): power-law STDP, pruning + conductan
 
 @dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist"  # image dataset of bioSNN.data; 'digits' is the embedded default
+    dataset: DatasetName = "mnist"  # image dataset of bioSNN.data; 'digits' is the embedded default
     n_train: int = 60000  # training images per epoch (0 = all)
     epochs: int = 1
     n_label: int = 10000  # training images (the last ones of the set) used to assign labels
@@ -54,7 +54,7 @@ class Config:
     # image of the last epoch), updated every chunk; 1 keeps the rule's rate constant (Diehl & Cook)
     eta_end: float = 1.0
     network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
-    backend: str = "cpp_standalone"
+    backend: BackendName = "cpp_standalone"
     workers: int = 2  # variants trained in parallel processes
     curve_block: int = 1000  # block size of the accuracy-vs-images curve
     monitor: bool = False  # record the first seconds of training (rasters, v and theta traces) of one variant
@@ -62,9 +62,9 @@ class Config:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "dataset": tuple(DATASETS), "n_train": ">=0", "epochs": ">=1", "n_label": ">=1", "n_test": ">=0",
+        "n_train": ">=0", "epochs": ">=1", "n_label": ">=1", "n_test": ">=0",
         "prune_threshold": ">=0", "interval": ">=1", "start": ">=0", "reference_bits": "[1,32]",
-        "eta_end": "(0,1]", "backend": BACKENDS, "workers": ">=1", "curve_block": ">=1", "monitor_neurons": ">=0",
+        "eta_end": "(0,1]", "workers": ">=1", "curve_block": ">=1", "monitor_neurons": ">=0",
         "seed": ">=0"}
 
     def cross_check(self) -> None:

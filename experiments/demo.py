@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from bioSNN import bundles, device, viz
-from bioSNN.data import DATASETS
+from bioSNN.data import DatasetName
 from bioSNN.models.mlp import mlp
 from bioSNN.nn.bundle import to_bundle
-from bioSNN.nn.surrogate import SURROGATES
+from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors
 
 SUMMARY = "spiking MLP on Poisson-coded digits (embedded UCI 8x8 by default): surrogate-gradient training + device quantization"
@@ -29,12 +29,12 @@ SUMMARY = "spiking MLP on Poisson-coded digits (embedded UCI 8x8 by default): su
 
 @dataclass(frozen=True)
 class Config:
-    dataset: str = "digits"  # any image dataset of bioSNN.data (digits, mnist, fashion_mnist, cifar10)
+    dataset: DatasetName = "digits"  # any image dataset of bioSNN.data (digits, mnist, fashion_mnist, cifar10)
     hidden: int = 128  # neurons in the hidden LIF layer
     time_steps: int = 20  # simulation steps per sample
     leak: float = 0.9  # membrane leak λ per step
     threshold: float = 1.0  # firing threshold θ
-    surrogate: str = "fast_sigmoid"
+    surrogate: SurrogateName = "fast_sigmoid"
     epochs: int = 15
     batch_size: int = 64
     lr: float = 2e-3
@@ -45,8 +45,8 @@ class Config:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "dataset": tuple(DATASETS), "hidden": ">=1", "time_steps": ">=1", "leak": "(0,1]", "threshold": ">0",
-        "surrogate": tuple(SURROGATES), "epochs": ">=0", "batch_size": ">=1", "lr": ">0", "train_limit": ">=0",
+        "hidden": ">=1", "time_steps": ">=1", "leak": "(0,1]", "threshold": ">0",
+        "epochs": ">=0", "batch_size": ">=1", "lr": ">0", "train_limit": ">=0",
         "test_limit": ">=0", "device_bits": "[1,16]", "threads": ">=1", "seed": ">=0"}
 
 

@@ -19,19 +19,18 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
 from bioSNN import viz
 from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
-from bioSNN.models import MODELS
 from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
 from bioSNN.nn.convert import balance_thresholds
 from bioSNN.nn.pipeline import Pipeline, PipelineConfig, log_table, table
-from bioSNN.nn.surrogate import SURROGATES
+from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import step_schedule
 
 SUMMARY = "DIET-SNN: direct input, leak and threshold trained with the weights, few time steps (+ QAT on devices)"
@@ -42,12 +41,12 @@ class Config(PipelineConfig):
     hybrid_epochs: int = 2
     diet_steps: tuple[int, ...] = (2, 3, 5, 10)
     diet_epochs: int = 5
-    optimizer: str = "adam"  # adam or sgd (momentum 0.9)
+    optimizer: Literal["adam", "sgd"] = "adam"  # adam or sgd (momentum 0.9)
     diet_lr: float = 1e-4
     lr_milestones: tuple[float, ...] = (0.6, 0.8)  # fractions of the epochs at which the learning rate drops x0.1
     percentile: float = 99.7  # of the ANN pre-activations, for the initial thresholds
     scale: float = 0.3  # initial threshold = scale x percentile (digits, T=2: 0.3 trains, 0.5 barely, 0.7 not)
-    surrogate: str = "linear"
+    surrogate: SurrogateName = "linear"
     # α of an energy term in the DIET loss: cross-entropy + α · E_SNN/E_ANN (bioSNN.energy's model, differentiable
     # through the surrogate gradient); 0 trains as the thesis does, on cross-entropy alone
     energy_penalty: float = 0.0
@@ -59,9 +58,9 @@ class Config(PipelineConfig):
     qat_lr: float = 5e-5
 
     RULES: ClassVar[dict] = {
-        **PipelineConfig.RULES, "model": MODELS,
-        "diet_steps": ">=1", "diet_epochs": ">=0", "optimizer": ("adam", "sgd"), "diet_lr": ">0",
-        "lr_milestones": "(0,1]", "percentile": "(0,100]", "scale": ">0", "surrogate": tuple(SURROGATES),
+        **PipelineConfig.RULES,
+        "diet_steps": ">=1", "diet_epochs": ">=0", "diet_lr": ">0",
+        "lr_milestones": "(0,1]", "percentile": "(0,100]", "scale": ">0",
         "energy_penalty": ">=0", "compare_steps": ">=1", "convert_scale": ">0", "device_bits": "[1,16]",
         "qat_steps": ">=1", "qat_epochs": ">=0", "qat_lr": ">0"}
 

@@ -23,10 +23,10 @@ from typing import ClassVar
 
 from bioSNN import viz
 from bioSNN.config import validate
-from bioSNN.models import MODELS
 from bioSNN.nn import distributed as dist
 from bioSNN.nn.pipeline import Pipeline, PipelineConfig, log_table, table
-from bioSNN.nn.surrogate import SURROGATES
+from bioSNN.nn.network import Encoder
+from bioSNN.nn.surrogate import SurrogateName
 
 SUMMARY = "ANN -> SNN conversion (threshold balancing) + hybrid STDB fine-tuning at few time steps (VGG/ResNet)"
 
@@ -42,14 +42,13 @@ class Config(PipelineConfig):
     # left T = 5 silent and untrainable in one of two runs, 0.3 gave 90.9 % at T = 5 and 95.1 % at T = 10)
     hybrid_train_limit: int = 0  # train the hybrid phase on the first N training images (0 = as ANN)
     leak: float = 1.0  # LIF leak during hybrid training (1.0 = IF)
-    surrogate: str = "stdb"
-    encoder: str = "poisson"  # input coding of the SNN: poisson (signed rate) or direct
+    surrogate: SurrogateName = "stdb"
+    encoder: Encoder = "poisson"  # input coding of the SNN: poisson (signed rate) or direct
 
     RULES: ClassVar[dict] = {
-        **PipelineConfig.RULES, "model": MODELS,
+        **PipelineConfig.RULES,
         "convert_steps": ">=1", "balance_percentile": "(0,100]", "convert_scale": ">0", "convert_test_limit": ">=0",
-        "hybrid_steps": ">=1", "hybrid_scale": ">0", "hybrid_train_limit": ">=0", "leak": "(0,1]",
-        "surrogate": tuple(SURROGATES), "encoder": ("poisson", "direct")}
+        "hybrid_steps": ">=1", "hybrid_scale": ">0", "hybrid_train_limit": ">=0", "leak": "(0,1]"}
 
 
 # a resumed run may train its phases for more epochs; nothing else

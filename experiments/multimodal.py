@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 from pathlib import Path
 
 import numpy as np
@@ -36,29 +36,30 @@ import numpy as np
 from bioSNN import bundles, data, noise, viz
 from bioSNN.atomic import write_json
 from bioSNN.brian import compression, readout
-from bioSNN.brian.backend import BACKENDS, Backend, backend
+from bioSNN.brian.backend import Backend, BackendName, backend
 from bioSNN.config import ConfigError, validate
-from bioSNN.data import DATASETS
+from bioSNN.data import DatasetName
 from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.brian.training import STDPTraining, previous_result
 from bioSNN.data.pairing import pair_by_label
-from bioSNN.encoding import AUDIO_CODES, audio_inputs, code_audio, onoff_stats, utterance_features
+from bioSNN.encoding import AudioCode, audio_inputs, code_audio, onoff_stats, utterance_features
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "image + audio Diehl&Cook ensembles joined by cross-modal STDP (Brian2); noise robustness"
 
-VARIANTS = ("image", "audio", "independent", "multimodal")
+Variant = Literal["image", "audio", "independent", "multimodal"]
+VARIANTS = get_args(Variant)
 
 
 @dataclass(frozen=True)
 class Config:
-    image_dataset: str = "mnist"  # grey-scale image dataset (mnist; digits for the quick preset)
-    audio_dataset: str = "fsdd"
+    image_dataset: DatasetName = "mnist"  # grey-scale image dataset (mnist; digits for the quick preset)
+    audio_dataset: DatasetName = "fsdd"
     n_pairs: int = 10000  # training presentations (pairs); >= the FSDD training utterances covers each once
     n_label: int = 2000  # last training pairs used to assign labels
     test_repeats: int = 1  # each FSDD test utterance is paired with this many test images
-    variants: tuple[str, ...] = VARIANTS
+    variants: tuple[Variant, ...] = VARIANTS
     n_mels: int = 20  # audio features: mel bands ...
     n_frames: int = 20  # ... x frames = audio input neurons
     db_range: float = 80.0  # mel floor below each utterance's peak (dB): smaller = sparser audio input
@@ -66,7 +67,7 @@ class Config:
     # "onoff": each feature z-scored with training-set statistics, then split into an ON input (z > 0) and an
     # OFF input (z < 0), full rate at |z| = onoff_z (2*n_mels*n_frames inputs): removes the spectral shape all
     # utterances share, which otherwise becomes every neuron's receptive field
-    audio_code: str = "onoff"
+    audio_code: AudioCode = "onoff"
     onoff_z: float = 2.0
     # spectral subtraction: this percentile of each mel band's power over the utterance, x2, is subtracted before
     # trimming and the dB floor (0 = off). Removes stationary background such as white noise.
@@ -90,15 +91,14 @@ class Config:
     # carry each quantization step's rounding error into the next (compression.compress_with_feedback), as the
     # compression experiment's error_feedback: sub-level STDP changes add up instead of being snapped back
     error_feedback: bool = True
-    backend: str = "cpp_standalone"
+    backend: BackendName = "cpp_standalone"
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "image_dataset": tuple(DATASETS), "audio_dataset": tuple(DATASETS), "n_pairs": ">=1", "n_label": ">=1",
-        "test_repeats": ">=1", "variants": VARIANTS, "n_mels": ">=1", "n_frames": ">=1", "db_range": ">0",
-        "audio_code": AUDIO_CODES, "onoff_z": ">0", "audio_denoise": "[0,100)", "image_noise": ">=0",
+        "n_pairs": ">=1", "n_label": ">=1", "test_repeats": ">=1", "n_mels": ">=1", "n_frames": ">=1", "db_range": ">0",
+        "onoff_z": ">0", "audio_denoise": "[0,100)", "image_noise": ">=0",
         "test_gains": ">=0", "eta_end": "(0,1]", "prune_threshold": ">=0", "interval": ">=1", "start": ">=0",
-        "backend": BACKENDS, "seed": ">=0"}
+        "seed": ">=0"}
 
     def cross_check(self) -> None:
         if not self.variants or len(set(self.variants)) != len(self.variants):

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 
-MODELS = ("vgg5", "vgg9", "vgg11", "vgg16", "resnet20")  # the names build_spiking takes
+from typing import Literal, get_args
+
+ModelName = Literal["vgg5", "vgg9", "vgg11", "vgg16", "resnet20"]  # the names build_spiking takes
+MODELS = get_args(ModelName)
 
 
 def build_spiking(name: str, input_shape: tuple[int, ...], n_classes: int, width: float = 1.0, hidden: int = 1024,

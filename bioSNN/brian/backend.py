@@ -22,11 +22,12 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator, Literal, get_args
 
-__all__ = ["Backend", "backend", "BACKENDS", "compile_cuda_project"]
+__all__ = ["Backend", "BackendName", "backend", "BACKENDS", "compile_cuda_project"]
 
-BACKENDS = ("numpy", "cython", "cpp_standalone", "cuda_standalone")
+BackendName = Literal["numpy", "cython", "cpp_standalone", "cuda_standalone"]
+BACKENDS = get_args(BackendName)
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Backend:
         Whether a GPU is present (``cuda_standalone`` detects it; False: compile only, never run).
     """
 
-    name: Literal["numpy", "cython", "cpp_standalone", "cuda_standalone"] = "cython"
+    name: BackendName = "cython"
     directory: str | None = None
     threads: int = 0
     cuda_compute_capability: float = 9.0

@@ -10,12 +10,15 @@ Both are plain frozen dataclasses: the Brian2 objects are built from them by :mo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
-from .neurons import INTEGRATIONS, ExcitatoryParams, InhibitoryParams
+from .neurons import INTEGRATIONS, ExcitatoryParams, InhibitoryParams, Integration
 from .stdp import PowerLawSTDP, SynapseModel, TraceSTDP
 
-__all__ = ["DiehlCookConfig", "CrossConfig"]
+__all__ = ["DiehlCookConfig", "CrossConfig", "Rule", "RULES"]
+
+Rule = Literal["power_law", "diehl_cook"]  # the STDP rule of the input synapses
+RULES = get_args(Rule)
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,11 @@ class DiehlCookConfig:
     w_inh_exc: float = 17.0
     exc: ExcitatoryParams = field(default_factory=ExcitatoryParams)
     inh: InhibitoryParams = field(default_factory=InhibitoryParams)
-    rule: str = "power_law"
+    rule: Rule = "power_law"
     power_law: PowerLawSTDP = field(default_factory=PowerLawSTDP)
     trace: TraceSTDP = field(default_factory=TraceSTDP)
     # step_mean: at N = 100 on 15k MNIST images 76.1 % vs 74.3 % with plain exponential Euler
-    integration: str = "step_mean"
+    integration: Integration = "step_mean"
     chunk: int = 1000
     seed: int = 0
 
@@ -87,8 +90,8 @@ class DiehlCookConfig:
     def __post_init__(self):
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
-        if self.rule not in ("power_law", "diehl_cook"):
-            raise ValueError(f"rule must be 'power_law' or 'diehl_cook', got {self.rule!r}")
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
         if self.chunk <= self.max_repeats:
             raise ValueError(f"chunk ({self.chunk}) must exceed max_repeats ({self.max_repeats})")
         for name in ("n_input", "n_exc", "min_spikes"):

@@ -17,10 +17,10 @@ give; :meth:`namespace` turns them into Brian2 quantities. Names follow NIR wher
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 __all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel",
-           "INTEGRATIONS"]
+           "INTEGRATIONS", "Integration"]
 
 
 def _unit(name: str) -> str:
@@ -123,7 +123,8 @@ class InhibitoryParams(_UnitParams):
 
 
 
-INTEGRATIONS = ("exponential_euler", "step_mean", "euler")
+Integration = Literal["exponential_euler", "step_mean", "euler"]
+INTEGRATIONS = get_args(Integration)
 
 
 @dataclass(frozen=True)

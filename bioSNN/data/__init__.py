@@ -7,10 +7,10 @@
 
 from .files import ChecksumError, DataError, DatasetCorruptError, DatasetNotFoundError, cache_dir, search_dirs
 from .records import AudioData, EventData, ImageData, ParallelSplit, TextData, TextSplit, TranslationData
-from .registry import DATASETS, DatasetSpec, Source, available, fetch, get_spec, load, locate
+from .registry import DATASETS, DatasetName, DatasetSpec, Source, available, fetch, get_spec, load, locate
 
 __all__ = [
-    "load", "fetch", "locate", "available", "get_spec", "DATASETS", "DatasetSpec", "Source",
+    "load", "fetch", "locate", "available", "get_spec", "DATASETS", "DatasetName", "DatasetSpec", "Source",
     "DataError", "DatasetNotFoundError", "DatasetCorruptError", "ChecksumError", "cache_dir", "search_dirs",
     "ImageData", "AudioData", "EventData", "TextData", "TextSplit", "TranslationData", "ParallelSplit",
 ]

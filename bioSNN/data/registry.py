@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .records import (
     TranslationData,
 )
 
-__all__ = ["Source", "DatasetSpec", "DATASETS", "get_spec", "available", "locate", "load"]
+__all__ = ["Source", "DatasetSpec", "DATASETS", "DatasetName", "get_spec", "available", "locate", "load"]
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,7 @@ DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
         convert=convert.multi30k,
     ),
 ]}
+DatasetName = Literal[tuple(DATASETS)]  # the registered names, for config fields
 
 
 def get_spec(name: str) -> DatasetSpec:

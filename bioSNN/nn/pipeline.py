@@ -24,10 +24,12 @@ from typing import ClassVar
 
 import torch
 
+from bioSNN.models import ModelName
+
 from .. import bundles
 from ..atomic import write_json
 from ..config import ConfigError
-from ..data import DATASETS
+from ..data import DatasetName
 from . import distributed as dist
 from .bundle import load_state, to_bundle
 from .convert import to_snn
@@ -43,8 +45,8 @@ log = logging.getLogger(__name__)
 class PipelineConfig:
     """Settings of the data, the model, the ANN phase and the phases' common training."""
 
-    dataset: str = "mnist"  # image dataset of bioSNN.data (mnist, fashion_mnist, cifar10, digits)
-    model: str = "vgg5"  # vgg5, vgg9, vgg11, vgg16, resnet20
+    dataset: DatasetName = "mnist"  # image dataset of bioSNN.data (mnist, fashion_mnist, cifar10, digits)
+    model: ModelName = "vgg5"  # vgg5, vgg9, vgg11, vgg16, resnet20
     width: float = 1.0  # channel multiplier of the model
     hidden: int = 1024  # width of the VGG classifier's hidden layers
     dropout: float = 0.2
@@ -65,7 +67,7 @@ class PipelineConfig:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "dataset": tuple(DATASETS), "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
+        "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
         "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
         "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
         "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0"}

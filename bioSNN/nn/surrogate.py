@@ -15,11 +15,11 @@ trainable threshold.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional, get_args
 
 import torch
 
-__all__ = ["linear", "fast_sigmoid", "stdb", "SURROGATES", "get_surrogate", "needs_elapsed", "spike"]
+__all__ = ["linear", "fast_sigmoid", "stdb", "SURROGATES", "SurrogateName", "get_surrogate", "needs_elapsed", "spike"]
 
 Surrogate = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
 
@@ -48,6 +48,8 @@ def stdb(u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None,
 stdb.needs_elapsed = True  # type: ignore[attr-defined]
 
 SURROGATES: dict[str, Surrogate] = {"linear": linear, "fast_sigmoid": fast_sigmoid, "stdb": stdb}
+SurrogateName = Literal["linear", "fast_sigmoid", "stdb"]  # the names of SURROGATES, for config fields
+assert get_args(SurrogateName) == tuple(SURROGATES)
 
 
 def get_surrogate(name: str | Surrogate) -> Surrogate:
