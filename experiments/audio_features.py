@@ -74,12 +74,12 @@ def noise_rows(ds, tr, te, snrs=(None, 20.0, 10.0, 5.0, 0.0), denoise=(None, 10.
         t0 = time.perf_counter()
         f_tr = utterance_features(ds, tr, "mel", 20, 20, db_range, denoise_percentile=q)
         stats = onoff_stats(f_tr)
-        x_tr = onoff_code(f_tr, *stats).astype(np.float32) / 255.0
+        x_tr = code_audio(f_tr, "onoff", stats).astype(np.float32) / 255.0
         row = {"kind": "mel_onoff", "n_features": 20, "n_frames": 20, "db_range": db_range, "denoise_percentile": q}
         for snr in snrs:
             f_te = utterance_features(ds, te, "mel", 20, 20, db_range, snr_db=snr, seed=seed + 100,
                                       denoise_percentile=q)
-            x_te = onoff_code(f_te, *stats).astype(np.float32) / 255.0
+            x_te = code_audio(f_te, "onoff", stats).astype(np.float32) / 255.0
             key = "clean" if snr is None else f"snr_{snr:g}dB"
             row[f"class_mean_{key}"] = class_mean_accuracy(x_tr, ds.labels[tr], x_te, ds.labels[te])
             row[f"prototypes_{n_prototypes}_{key}"] = prototype_accuracy(x_tr, ds.labels[tr], x_te, ds.labels[te],

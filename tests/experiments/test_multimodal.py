@@ -24,41 +24,56 @@ pytestmark = [pytest.mark.brian2, pytest.mark.data]
 ENSEMBLE = {"n_exc": 30, "w_sum": 12.8, "max_rate": 255.0, "chunk": 500}
 
 
-def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_path):
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    """One tiny multimodal run, compressed to 2-bit levels during training, tested with cross synapses off too:
+    ``(metrics, run folder, the multimodal variant's folder)``."""
+    out = tmp_path_factory.mktemp("multimodal")
     cfg = apply_overrides(exp.Config(), {
         "image_dataset": "digits", "n_pairs": 1000, "n_label": 400, "n_mels": 8, "n_frames": 8,
         "variants": ("multimodal",), "image_noise": (0.8,), "audio_snr_db": (-5.0,),
         "image": {**ENSEMBLE, "n_input": 64}, "audio": {**ENSEMBLE, "n_input": 128}, "cross": {"w_sum": 1.0},
         "compress": "pruned+q2", "error_feedback": True, "interval": 250, "start": 500, "test_gains": (0.0,)})
-    m = exp.run(cfg, tmp_path, progress=False)
+    return exp.run(cfg, out, progress=False), out, out / "variants" / "multimodal"
+
+
+def test_tiny_compressed_multimodal_network_learns_above_chance(run):
+    m, out, v = run
     mm = m["variants"]["multimodal"]
     assert m["n_train_pairs"] == 1000 and m["n_test_pairs"] == 300  # every FSDD test utterance once
     # chance is 0.1; measured 0.657 for seed 0 (0.62 uncompressed)
     assert mm["accuracy"] > 0.45, mm["accuracy"]
-    # compression reached input and cross-modal synapses: some pruned, the rest on 4 levels per neuron
+    assert mm["by_condition"]["image_noise=0.8"] < mm["accuracy"]
+    assert mm["by_ensemble"]["image_noise=0.8"]["image"] < mm["by_ensemble"]["clean"]["image"]
+    assert (out / "noise.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((v / "result.json").read_text())["accuracy"] == mm["accuracy"]
+
+
+def test_compression_reaches_input_and_cross_modal_synapses(run):
+    mm = run[0]["variants"]["multimodal"]
     assert set(mm["fraction_kept"]) == {"image", "audio", "image_to_audio", "audio_to_image"}
     assert all(0 < f < 0.9 for f in mm["fraction_kept"].values()), mm["fraction_kept"]
-    net = bundles.read(tmp_path / "variants" / "multimodal" / "network.npz").arrays
+    net = bundles.read(run[2] / "network.npz").arrays
     for key in ("image.input_exc", "audio.input_exc", "image_to_audio", "audio_to_image"):
         w, alive = net[f"{key}.w"], net[f"{key}.alive"]
         assert (w[~alive] == 0).all()
-        assert max(len(np.unique(w[alive[:, j], j])) for j in range(w.shape[1])) <= 4, key
-    # error feedback's remainder is training state: in the checkpoint, bounded, zero where pruned; not deployed
-    ckpt = bundles.read(tmp_path / "variants" / "multimodal" / "checkpoint.npz").arrays
+        assert max(len(np.unique(w[alive[:, j], j])) for j in range(w.shape[1])) <= 4, key  # 2 bits per neuron
+    assert set(mm["cross_weight_mean"]) == {"image_to_audio", "audio_to_image"}
+    assert all((net[f"{k}.w"] >= 0).all() for k in ("image_to_audio", "audio_to_image"))  # excitatory only
+
+
+def test_error_feedback_remainder_is_checkpointed_training_state_only(run):
+    ckpt = bundles.read(run[2] / "checkpoint.npz").arrays
     for key in ("image", "audio", "image_to_audio", "audio_to_image"):
         r = ckpt[residual_key(key)]
         w, alive = (ckpt[residual_key(key).replace("quantization_residual", a)] for a in ("w", "alive"))
         assert r.shape == w.shape and (r[~alive] == 0).all() and 0 < np.abs(r).max() <= 2 / 3 * w.max(), key
-    assert not any("residual" in k for k in net)
-    assert mm["by_condition"]["image_noise=0.8"] < mm["accuracy"]
-    assert set(mm["cross_weight_mean"]) == {"image_to_audio", "audio_to_image"}
-    b = bundles.read(tmp_path / "variants" / "multimodal" / "network.npz")
-    cross = [k for k in b.arrays if k.startswith(("image_to_audio", "audio_to_image")) and k.endswith(".w")]
-    assert cross and all((b.arrays[k] >= 0).all() for k in cross)  # excitatory only
-    assert (tmp_path / "noise.png").read_bytes()[:4] == b"\x89PNG"
-    assert json.loads((tmp_path / "variants" / "multimodal" / "result.json").read_text())["accuracy"] == mm["accuracy"]
-    # the saved test responses reproduce the reported accuracy through the documented vote
-    with np.load(tmp_path / "variants" / "multimodal" / "test_counts.npz", allow_pickle=False) as z:
+    assert not any("residual" in k for k in bundles.read(run[2] / "network.npz").arrays)
+
+
+def test_saved_test_responses_reproduce_the_reported_votes(run):
+    mm = run[0]["variants"]["multimodal"]
+    with np.load(run[2] / "test_counts.npz", allow_pickle=False) as z:
         scores = [readout.class_scores(z[f"clean/{n}"], z[f"assignment/{n}"], 10) for n in ("image", "audio")]
         pred = readout.combined_scores(scores).argmax(1)
         assert z["image_noise=0.8/image"].shape == (300, 30)
@@ -67,25 +82,31 @@ def test_tiny_compressed_multimodal_network_learns_above_chance(data_dir, tmp_pa
         for n in ("image", "audio"):
             own = readout.predict(z[f"clean/{n}"], z[f"assignment/{n}"], 10)
             assert mm["by_ensemble"]["clean"][n] == pytest.approx((own == z["labels"]).mean())
-    assert mm["by_ensemble"]["image_noise=0.8"]["image"] < mm["by_ensemble"]["clean"]["image"]
-    # the paired comparison against the independent variant reads both variants' saved responses; here a
-    # stand-in "independent" whose neurons all vote for class 0
-    (tmp_path / "variants" / "independent").mkdir()
-    with np.load(tmp_path / "variants" / "multimodal" / "test_counts.npz", allow_pickle=False) as z:
+
+
+def test_paired_comparison_reads_both_variants_saved_responses(run, tmp_path):
+    mm, v = run[0]["variants"]["multimodal"], run[2]
+    # a stand-in "independent" variant whose neurons all vote for class 0
+    (tmp_path / "independent").mkdir()
+    with np.load(v / "test_counts.npz", allow_pickle=False) as z:
         arrays = {k: (np.zeros_like(z[k]) if k.startswith("assignment/") else z[k]) for k in z.files}
-    np.savez(tmp_path / "variants" / "independent" / "test_counts.npz", **arrays)
-    gain = exp.cross_gain(tmp_path / "variants" / "multimodal", tmp_path / "variants" / "independent", 10)
+    np.savez(tmp_path / "independent" / "test_counts.npz", **arrays)
+    gain = exp.cross_gain(v, tmp_path / "independent", 10)
     assert set(gain) == {"clean", "image_noise=0.8", "audio_snr=-5.0dB"}
     c = gain["clean"]
     assert c["accuracy_a"] == pytest.approx(mm["accuracy"])
     assert c["accuracy_b"] == pytest.approx((arrays["labels"] == 0).mean())
     assert c["only_a"] - c["only_b"] == round((c["accuracy_a"] - c["accuracy_b"]) * 300) and c["p_value"] < 1e-6
-    # the same trained network tested with its cross synapses off (test_gains=0, a run argument of the one
-    # binary; test_multimodal.py checks that the value reaches it): its accuracies and the paired comparison
-    # come from its own saved responses
+
+
+def test_the_network_tested_with_its_cross_synapses_off(run):
+    # test_gains=0 is a run argument of the one binary (test_cross_modal.py checks that the value reaches it);
+    # its accuracies and the paired on/off comparison come from its own saved responses
+    m, _, v = run
+    mm = m["variants"]["multimodal"]
     off = mm["by_test_gain"]["0"]
     assert set(off["by_condition"]) == set(mm["by_condition"]) and set(off["by_ensemble"]) == set(mm["by_ensemble"])
-    with np.load(tmp_path / "variants" / "multimodal" / "test_counts_gain0.npz", allow_pickle=False) as z:
+    with np.load(v / "test_counts_gain0.npz", allow_pickle=False) as z:
         scores = [readout.class_scores(z[f"clean/{n}"], z[f"assignment/{n}"], 10) for n in ("image", "audio")]
         assert (readout.combined_scores(scores).argmax(1) == z["labels"]).mean() == pytest.approx(
             off["by_condition"]["clean"])

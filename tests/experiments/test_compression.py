@@ -12,8 +12,7 @@ import pytest
 import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
 
 from bioSNN import bundles, device  # noqa: E402
-from bioSNN.brian.stdp import eta_schedule  # noqa: E402
-from bioSNN.brian.training import RunningCurve, residual_key  # noqa: E402
+from bioSNN.brian.training import residual_key  # noqa: E402
 from bioSNN.config import apply_overrides  # noqa: E402
 from bioSNN.experiments import compression as exp  # noqa: E402
 
@@ -78,37 +77,6 @@ def test_unknown_variant_is_named():
         exp.compression_for("q9x", exp.Config())
 
 
-def test_running_curve_labels_each_block_from_the_previous_one_and_survives_a_checkpoint():
-    # 3 neurons, neuron k answers class k; the third block swaps neurons 0 and 1, so its labels from block 2 fail
-    labels = np.array([0, 1, 2, 0] * 3)
-    counts = np.eye(3, dtype=np.int32)[labels] * 5
-    counts[8:10] = counts[8:10][:, [1, 0, 2]]
-    repeats = np.arange(12) % 3
-    whole = RunningCurve(block=4, n_classes=3)
-    whole.add(counts, labels, repeats)
-    assert whole.images == [8, 12]  # points sit at the images seen after their block
-    assert whole.accuracy == [1.0, 0.5]  # block 3: the two swapped images (classes 0 and 1) are misread
-    assert whole.mean_repeats == repeats.mean()
-    # fed in uneven chunks, with a checkpoint (state -> restore into a fresh curve) in the middle of a block
-    first = RunningCurve(block=4, n_classes=3)
-    first.add(counts[:3], labels[:3], repeats[:3])
-    first.add(counts[3:6], labels[3:6], repeats[3:6])
-    arrays, js = first.state()
-    resumed = RunningCurve(block=4, n_classes=3)
-    resumed.restore(arrays, json.loads(json.dumps(js)))
-    resumed.add(counts[6:], labels[6:], repeats[6:])
-    assert (resumed.images, resumed.accuracy, resumed.mean_repeats) == (whole.images, whole.accuracy,
-                                                                        whole.mean_repeats)
-
-
-def test_eta_schedule_falls_geometrically_and_rejects_bad_targets():
-    assert eta_schedule(0, 60000, 0.1) == 1.0
-    assert eta_schedule(30000, 60000, 0.1) == pytest.approx(0.1 ** 0.5)
-    assert eta_schedule(60000, 60000, 0.1) == pytest.approx(0.1)
-    assert eta_schedule(90000, 60000, 0.1) == pytest.approx(0.1)  # past the end: stays at the target
-    assert eta_schedule(123, 60000, 1.0) == 1.0  # the default: constant rate
-    for bad in (0.0, -0.1, 1.5):
-        with pytest.raises(ValueError, match="eta_end"):
-            eta_schedule(0, 10, bad)
+def test_a_bad_annealing_target_is_refused_before_any_work():
     with pytest.raises(ValueError, match="eta_end"):
         exp.run(dataclasses.replace(exp.Config(), eta_end=2.0), None)

@@ -14,7 +14,7 @@ from bioSNN.cli import _experiment, _flat, resolve_command
 from bioSNN.config import apply_overrides, to_dict
 from bioSNN.experiments import results_index
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "experiments" / "results"
 
 
