@@ -26,10 +26,9 @@ import torch
 from bioSNN import viz
 from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
-from bioSNN.nn import distributed as dist
 from bioSNN.nn import qat
 from bioSNN.nn.convert import balance_thresholds
-from bioSNN.nn.pipeline import Pipeline, PipelineConfig, log_table, table
+from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import step_schedule
 
@@ -145,15 +144,9 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             qat.freeze(net)
             p.save(net, f"diet_T{t}_{bits}bit")
 
-    if not p.main:
-        dist.barrier()
-        return {"accuracy": 0.0}
     main_t = "5" if "5" in res["diet"] else (next(iter(res["diet"])) if res["diet"] else None)
-    metrics = p.metrics(res, "diet", main_t, table(res, ("diet", "converted", "hybrid", "qat")))
-    _figure(run_dir / "diet.png", res, cfg)
-    log_table(metrics["table"])
-    dist.barrier()
-    return metrics
+    return p.finish(res, "diet", main_t, ("diet", "converted", "hybrid", "qat"),
+                    lambda r: _figure(run_dir / "diet.png", r, cfg))
 
 
 def _figure(path: Path, res: dict, cfg: Config) -> None:

@@ -23,8 +23,7 @@ from typing import ClassVar
 
 from bioSNN import viz
 from bioSNN.config import validate
-from bioSNN.nn import distributed as dist
-from bioSNN.nn.pipeline import Pipeline, PipelineConfig, log_table, table
+from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.network import Encoder
 from bioSNN.nn.surrogate import SurrogateName
 
@@ -87,15 +86,9 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         if p.main:
             results["hybrid"][str(t)] = r
             p.save(snn, f"hybrid_T{t}")
-    if not p.main:
-        dist.barrier()
-        return {"accuracy": 0.0}
     main_t = str(min(cfg.hybrid_steps)) if cfg.hybrid_steps else None
-    metrics = p.metrics(results, "hybrid", main_t, table(results, ("converted", "hybrid")))
-    _figure(run_dir / "accuracy_vs_t.png", results, cfg)
-    log_table(metrics["table"])
-    dist.barrier()
-    return metrics
+    return p.finish(results, "hybrid", main_t, ("converted", "hybrid"),
+                    lambda r: _figure(run_dir / "accuracy_vs_t.png", r, cfg))
 
 
 def _figure(path: Path, results: dict, cfg: Config) -> None:

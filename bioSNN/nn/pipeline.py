@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 
@@ -189,14 +189,25 @@ class Pipeline:
         if self.main:
             bundles.write(self.run_dir / f"{name}.npz", to_bundle(net, model=self.spec, provenance=self.provenance))
 
-    def metrics(self, results: dict, main_kind: str, main_t: str | None, rows: list[dict]) -> dict:
-        """The run's ``metrics.json``: the main network's accuracy, every phase's results and the table."""
+    def finish(self, results: dict, main_kind: str, main_t: str | None, kinds: tuple[str, ...],
+               figure: Callable[[dict], None]) -> dict:
+        """The run's ``metrics.json`` (main process; ``{"accuracy": 0.0}`` on other ranks): the main network's
+        accuracy (``results[main_kind][main_t]``, or the ANN's), every phase's results and their :func:`table`
+        over ``kinds``; draws ``figure(results)`` and logs the table."""
+        if not self.main:
+            dist.barrier()
+            return {"accuracy": 0.0}
         c = self.cfg
         label = {"hybrid": "hybrid", "diet": "DIET"}.get(main_kind, main_kind)
-        return {"accuracy": results[main_kind][main_t]["accuracy"] if main_t else results["ann"]["accuracy"],
-                "main": f"{label} T={main_t}" if main_t else "ann", "dataset": c.dataset, "model": c.model,
-                "n_train": len(self.train[0]), "n_test": len(self.test[0]), "table": rows, **results,
-                "train_seconds": time.perf_counter() - self.t_start, "world_size": dist.rank_world()[1]}
+        rows = table(results, kinds)
+        metrics = {"accuracy": results[main_kind][main_t]["accuracy"] if main_t else results["ann"]["accuracy"],
+                   "main": f"{label} T={main_t}" if main_t else "ann", "dataset": c.dataset, "model": c.model,
+                   "n_train": len(self.train[0]), "n_test": len(self.test[0]), "table": rows, **results,
+                   "train_seconds": time.perf_counter() - self.t_start, "world_size": dist.rank_world()[1]}
+        figure(results)
+        log_table(rows)
+        dist.barrier()
+        return metrics
 
 
 def table(results: dict, kinds: tuple[str, ...]) -> list[dict]:
