@@ -84,6 +84,7 @@ def backend(b: Backend) -> Iterator[Backend]:
     from brian2 import prefs, set_device
 
     saved_target = prefs.codegen.target
+    saved_dt = brian2.defaultclock.dt_  # set by networks built for cuda_standalone (see bioSNN.brian.builder)
     try:
         if b.name in ("numpy", "cython"):
             prefs.codegen.target = b.name
@@ -110,6 +111,7 @@ def backend(b: Backend) -> Iterator[Backend]:
             brian2.device.activate()
             set_device("runtime")
         prefs.codegen.target = saved_target
+        brian2.defaultclock.dt_ = saved_dt
 
 
 def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = None, jobs: int = 2,

@@ -16,7 +16,9 @@ blank item after them (it pads a chunk's unused slots).
 
 Every object runs on one :class:`brian2.Clock` of the network's own (``dt``), so building a network changes no
 process-wide Brian2 state (``defaultclock``, seeds); the caller passes the seed of the initial weights and of
-the simulator's random numbers explicitly (:mod:`bioSNN.brian.runner`).
+the simulator's random numbers explicitly (:mod:`bioSNN.brian.runner`). The exception is ``cuda_standalone``:
+brian2cuda 1.0a7's synapse templates name ``defaultclock`` in their code, so there the network runs on the
+default clock, whose ``dt`` the :func:`~bioSNN.brian.backend.backend` block puts back when it ends.
 """
 
 from __future__ import annotations
@@ -85,7 +87,13 @@ def build(configs: dict[str, DiehlCookConfig], stimuli: dict[str, np.ndarray], c
 
     names = list(configs)
     cfg = configs[names[0]]
-    clock = b2.Clock(dt=cfg.dt * ms, name="clock")
+    from brian2.devices.device import all_devices
+
+    if b2.get_device() is all_devices.get("cuda_standalone"):
+        b2.defaultclock.dt = cfg.dt * ms
+        clock = b2.defaultclock
+    else:
+        clock = b2.Clock(dt=cfg.dt * ms, name="network_clock")
     t_slot = cfg.t_slot * ms
     ns = {"t_slot": t_slot, "t_present": cfg.t_present * ms, "rate_boost": cfg.rate_boost * Hz,
           "min_spikes": cfg.min_spikes, "max_repeats": cfg.max_repeats}

@@ -104,6 +104,24 @@ def test_bad_images_are_rejected():
         DiehlCookConfig(input_delay=-1.0)
 
 
+def test_a_network_leaves_no_process_wide_brian2_state_changed(digits):
+    """dt and seeds are the network's own: building and running one changes neither Brian2's default clock nor
+    numpy's global generator (which b2.seed sets on the runtime backends), so networks of other dt can follow."""
+    import brian2 as b2
+
+    _, x = digits
+    dt_before = float(b2.defaultclock.dt_)
+    np.random.seed(123)
+    rng_before = np.random.get_state()[1].copy()
+    cfg = DiehlCookConfig(**SMALL, dt=0.25, t_present=50.0, t_rest=25.0, chunk=12)
+    with backend(Backend("numpy")):
+        net = DiehlCookNetwork(cfg, x, Backend("numpy"))
+        net.present(np.arange(3), plastic=True, progress=False)
+        assert net.brian.clock.dt_ == pytest.approx(0.25e-3) and net.brian.clock is not b2.defaultclock
+    assert float(b2.defaultclock.dt_) == dt_before
+    np.testing.assert_array_equal(np.random.get_state()[1], rng_before)
+
+
 def test_eta_scale_zero_leaves_only_the_normalisation(digits):
     """``eta_scale`` reaches the simulator: at 0 a plastic pass changes the input weights only by the per-slot
     normalisation (each neuron's weights rescaled to sum ``w_sum``), while θ still adapts; at 1 STDP moves them."""
