@@ -1,0 +1,282 @@
+"""NIR export and import for the PyTorch engine (:class:`~bioSNN.nn.network.SpikingNet` ⇄ ``nir.NIRGraph``).
+
+NIR (Neuromorphic Intermediate Representation; Pedersen et al., Nature Communications 2024) describes neurons
+by continuous-time ODEs. bioSNN's neurons are discrete: at every step ``t`` of length ``dt``
+
+    u[t] = λ·u[t−1] + x[t],  spike s[t] = H(u[t] − θ) (1 where u ≥ θ),  u[t] ← u[t] − θ·s[t]  (soft reset).
+
+NIR's LIF, ``τ dv/dt = (v_leak − v) + R·I``, integrated by forward Euler at ``dt`` gives
+``v[t] = (1 − dt/τ)·v[t−1] + (dt/τ)·R·I[t]``, so a λ-neuron is NIR ``LIF`` with ``τ = dt/(1 − λ)``,
+``R = τ/dt`` (unit gain on the input), ``v_leak = 0``, ``v_threshold = θ``; λ = 1 is NIR ``IF``
+(``dv/dt = R·I``) with ``R = 1/dt``. The readout, which sums ``W·h[t]`` over the T steps, is an integrator ``I``
+with ``R = 1/dt``.
+
+What NIR cannot say is carried in ``metadata`` and stated here:
+
+- **reset by subtraction**: NIR resets to ``v_reset``; every neuron node written here has ``v_reset = 0`` and
+  ``metadata["reset"] = "subtract"``. A reader that ignores the metadata resets to zero instead and gives other
+  spikes after a neuron's first spike (:func:`from_nir` honours it);
+- **firing at u ≥ θ** (NIR: v > θ; they differ only when u equals θ exactly): ``metadata["threshold_rule"]``;
+- the exact per-step leak λ (``metadata["leak_per_step"]``), since ``1 − dt/(dt/(1 − λ))`` may differ from λ in
+  the last bit;
+- graph metadata: ``dt`` (s), ``time_steps``, the input ``encoder`` (``direct``: the analog frame every step;
+  ``poisson``: signed Bernoulli spikes with p = |x|), ``integration`` (forward Euler at dt), and the device
+  quantization of the weights when there is one.
+
+Dropout is removed at export (inference). Residual blocks become graph edges: the second convolution and the
+shortcut both feed the block's second neuron layer (NIR sums a node's inputs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nn.network import FixedDropout, Residual, SpikingNet
+from ..nn.neurons import LIF
+
+__all__ = ["to_nir", "from_nir", "NIRError"]
+
+RESET = "subtract"
+THRESHOLD_RULE = "u >= threshold"
+
+
+class NIRError(ValueError):
+    """A NIR graph that bioSNN cannot express as a SpikingNet (the message names the node and why)."""
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().copy()
+
+
+def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float = 1e-3,
+           device: dict | None = None):
+    """The network as a ``nir.NIRGraph`` (see the module for the mapping and what goes into metadata)."""
+    import nir
+
+    if time_steps < 1 or dt <= 0:
+        raise ValueError(f"need time_steps >= 1 and dt > 0, got {time_steps} and {dt}")
+    nodes, edges = {}, []
+    counts: dict[str, int] = {}
+
+    def add(kind: str, node) -> str:
+        counts[kind] = counts.get(kind, 0) + 1
+        name = f"{kind}{counts[kind]}"
+        nodes[name] = node
+        return name
+
+    nodes["input"] = nir.Input(input_type=np.array(net.input_shape), metadata={"encoder": encoder})
+    shape = tuple(net.input_shape)
+    prev = ["input"]
+    was_training = net.training
+    net.eval()
+
+    def connect(sources, name):
+        edges.extend((s, name) for s in sources)
+        return [name]
+
+    def neuron(act: LIF, shape: tuple) -> object:
+        lam, thr = float(act.leak.detach()), float(act.threshold.detach())
+        meta = {"reset": RESET if act.reset == "soft" else "to_zero", "threshold_rule": THRESHOLD_RULE,
+                "leak_per_step": lam, "dt": dt, "name": net.name_of(act)}
+        full = np.full(shape, 1.0)
+        if lam == 1.0:
+            return nir.IF(r=full / dt, v_threshold=full * thr, v_reset=np.zeros(shape), metadata=meta)
+        if lam == 0.0:
+            raise NIRError(f"{net.name_of(act)}: leak 0 (no memory) has no finite NIR time constant")
+        tau = dt / (1.0 - lam)
+        return nir.LIF(tau=full * tau, r=full * (tau / dt), v_leak=np.zeros(shape), v_threshold=full * thr,
+                       v_reset=np.zeros(shape), metadata=meta)
+
+    def weighted(layer: nn.Module, shape: tuple) -> tuple[str, tuple]:
+        with torch.no_grad():
+            out_shape = tuple(layer(torch.zeros(1, *shape)).shape[1:])
+        if isinstance(layer, nn.Conv2d):
+            w = _np(layer.weight)
+            bias = _np(layer.bias) if layer.bias is not None else np.zeros(w.shape[0], w.dtype)
+            node = nir.Conv2d(input_shape=np.array(shape[1:]), weight=w, stride=np.array(layer.stride),
+                              padding=np.array(layer.padding), dilation=np.array(layer.dilation),
+                              groups=layer.groups, bias=bias, metadata={"name": net.name_of(layer)})
+            return add("conv", node), out_shape
+        if layer.bias is not None:
+            node = nir.Affine(weight=_np(layer.weight), bias=_np(layer.bias), metadata={"name": net.name_of(layer)})
+        else:
+            node = nir.Linear(weight=_np(layer.weight), metadata={"name": net.name_of(layer)})
+        return add("fc", node), out_shape
+
+    try:
+        for node in net.nodes:
+            if isinstance(node, (nn.Conv2d, nn.Linear)):
+                name, shape = weighted(node, shape)
+                prev = connect(prev, name)
+            elif isinstance(node, LIF):
+                prev = connect(prev, add("lif", neuron(node, shape)))
+            elif isinstance(node, FixedDropout):
+                continue  # identity at inference
+            elif isinstance(node, nn.Flatten):
+                if node.start_dim != 1 or node.end_dim != -1:
+                    raise NIRError(f"Flatten({node.start_dim}, {node.end_dim}): only the full flatten is written")
+                name = add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1))
+                shape = (math.prod(shape),)
+                prev = connect(prev, name)
+            elif isinstance(node, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+                if isinstance(node, nn.AdaptiveAvgPool2d):  # global average pooling: one window per map
+                    if tuple(np.broadcast_to(node.output_size, (2,))) != (1, 1):
+                        raise NIRError(f"AdaptiveAvgPool2d to {node.output_size}: only global pooling is written")
+                    k = s = np.array(shape[1:])
+                    p = np.zeros(2, int)
+                else:
+                    k, s, p = (np.array(v if isinstance(v, tuple) else (v, v)) for v in
+                               (node.kernel_size, node.stride, node.padding))
+                name = add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=p))
+                with torch.no_grad():
+                    shape = tuple(node(torch.zeros(1, *shape)).shape[1:])
+                prev = connect(prev, name)
+            elif isinstance(node, Residual):
+                block_in = prev
+                c1, h_shape = weighted(node.conv1, shape)
+                connect(block_in, c1)
+                a1 = add("lif", neuron(node.act1, h_shape))
+                connect([c1], a1)
+                c2, out_shape = weighted(node.conv2, h_shape)
+                connect([a1], c2)
+                a2 = add("lif", neuron(node.act2, out_shape))
+                connect([c2], a2)
+                if node.shortcut is None:
+                    connect(block_in, a2)
+                else:
+                    sc, _ = weighted(node.shortcut, shape)
+                    connect(block_in, sc)
+                    connect([sc], a2)
+                prev, shape = [a2], out_shape
+            else:
+                raise NIRError(f"node {type(node).__name__} has no NIR counterpart here")
+    finally:
+        net.train(was_training)
+    readout = add("readout", nir.I(r=np.full(shape, 1.0 / dt), metadata={
+        "role": "readout: sums its input over the time steps, no spikes (the logits)"}))
+    connect(prev, readout)
+    nodes["output"] = nir.Output(output_type=np.array(shape))
+    connect([readout], "output")
+    meta = {"source": "bioSNN", "engine": "torch", "dt": dt, "time_steps": int(time_steps), "encoder": encoder,
+            "integration": "forward Euler at dt (exact for bioSNN's discrete neurons)", "reset": RESET,
+            "threshold_rule": THRESHOLD_RULE}
+    if device is not None:
+        meta["device"] = device
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
+
+
+def _scalar(node_name: str, what: str, values) -> float:
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0 or not np.all(a == a.flat[0]):
+        raise NIRError(f"{node_name}: {what} differs between neurons; bioSNN layers hold one value per layer")
+    return float(a.flat[0])
+
+
+def from_nir(graph, dt: float | None = None) -> tuple[SpikingNet, dict]:
+    """A :class:`SpikingNet` from a NIR graph of the node kinds :func:`to_nir` writes (written by bioSNN or by
+    another tool), and the graph's run settings (``dt``, ``time_steps``, ``encoder`` where recorded).
+
+    ``dt`` (s) is the step of the discrete network; by default the graph's ``metadata["dt"]``. Graphs that
+    branch other than as residual blocks, neurons with per-neuron parameters, a reset other than to 0 or by
+    subtraction, or node kinds without a bioSNN counterpart are refused by node name."""
+    import nir
+
+    meta = dict(graph.metadata or {})
+    dt = dt if dt is not None else meta.get("dt")
+    if dt is None:
+        raise NIRError("the graph records no dt: pass dt= (the step the discrete network runs at)")
+    incoming: dict[str, list[str]] = {}
+    outgoing: dict[str, list[str]] = {}
+    for s, t in graph.edges:
+        incoming.setdefault(t, []).append(s)
+        outgoing.setdefault(s, []).append(t)
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    if len(inputs) != 1:
+        raise NIRError(f"need exactly one Input node, the graph has {len(inputs)}")
+    input_shape = tuple(int(v) for v in np.asarray(graph.nodes[inputs[0]].input_type["input"]).ravel())
+    modules: list[nn.Module] = []
+    cur = inputs[0]
+    while True:
+        nxt = outgoing.get(cur, [])
+        if not nxt:
+            break
+        if len(nxt) > 1:
+            raise NIRError(f"{cur}: feeds {len(nxt)} nodes (a branch); residual graphs are not read yet, only chains")
+        cur = nxt[0]
+        if len(incoming.get(cur, [])) > 1:
+            raise NIRError(f"{cur}: sums {len(incoming[cur])} inputs; residual graphs are not read yet")
+        node = graph.nodes[cur]
+        m = _module(cur, node, dt)
+        if m is not None:
+            modules.append(m)
+    run = {k: meta[k] for k in ("dt", "time_steps", "encoder") if k in meta}
+    run["dt"] = dt
+    return SpikingNet(modules, input_shape), run
+
+
+def _module(name: str, node, dt: float) -> nn.Module | None:
+    import nir
+
+    md = dict(node.metadata or {})
+    if isinstance(node, (nir.Output, nir.Input)):
+        return None
+    if isinstance(node, nir.I):
+        if not np.allclose(np.asarray(node.r) * dt, 1.0, rtol=1e-9, atol=0):
+            raise NIRError(f"{name}: an integrator readout needs r = 1/dt")
+        return None  # SpikingNet's readout sums its input over the steps
+    if isinstance(node, nir.Conv2d):
+        w = np.asarray(node.weight)
+        if isinstance(node.padding, str):
+            raise NIRError(f"{name}: padding {node.padding!r}; give it as numbers")
+        bias = np.asarray(node.bias)
+        conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]),
+                         stride=tuple(np.broadcast_to(node.stride, (2,)).tolist()),
+                         padding=tuple(np.broadcast_to(node.padding, (2,)).tolist()),
+                         dilation=tuple(np.broadcast_to(node.dilation, (2,)).tolist()),
+                         groups=int(node.groups), bias=bool(np.any(bias != 0)))
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w.copy()))
+            if conv.bias is not None:
+                conv.bias.copy_(torch.from_numpy(bias.copy()))
+        return conv
+    if isinstance(node, (nir.Linear, nir.Affine)):
+        w = np.asarray(node.weight)
+        bias = np.asarray(node.bias) if isinstance(node, nir.Affine) else None
+        fc = nn.Linear(w.shape[1], w.shape[0], bias=bias is not None)
+        with torch.no_grad():
+            fc.weight.copy_(torch.from_numpy(w.copy()))
+            if bias is not None:
+                fc.bias.copy_(torch.from_numpy(bias.copy()))
+        return fc
+    if isinstance(node, nir.Flatten):
+        return nn.Flatten()
+    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+        k, s, p = (tuple(np.broadcast_to(v, (2,)).tolist()) for v in (node.kernel_size, node.stride, node.padding))
+        if isinstance(node, nir.SumPool2d):
+            raise NIRError(f"{name}: SumPool2d is not read yet (bioSNN pools by averaging)")
+        return nn.AvgPool2d(k, s, p)
+    if isinstance(node, (nir.IF, nir.LIF)):
+        thr = _scalar(name, "v_threshold", node.v_threshold)
+        if _scalar(name, "v_reset", node.v_reset) != 0.0:
+            raise NIRError(f"{name}: reset to v_reset != 0 has no bioSNN counterpart")
+        reset = "soft" if md.get("reset") == RESET else "hard"
+        if isinstance(node, nir.IF):
+            if not math.isclose(_scalar(name, "r", node.r) * dt, 1.0, rel_tol=1e-9):
+                raise NIRError(f"{name}: IF with r*dt != 1 scales its input; bioSNN neurons take it as it is")
+            leak = 1.0
+        else:
+            tau, r = _scalar(name, "tau", node.tau), _scalar(name, "r", node.r)
+            if _scalar(name, "v_leak", node.v_leak) != 0.0:
+                raise NIRError(f"{name}: v_leak != 0 has no bioSNN counterpart")
+            if not math.isclose(r * dt / tau, 1.0, rel_tol=1e-9):
+                raise NIRError(f"{name}: LIF with r*dt/tau != 1 scales its input; bioSNN neurons take it as it is")
+            leak = 1.0 - dt / tau
+            exact = md.get("leak_per_step")
+            if exact is not None and math.isclose(float(exact), leak, rel_tol=1e-9, abs_tol=1e-12):
+                leak = float(exact)  # bioSNN's own value, bit for bit
+        return LIF(leak=leak, threshold=thr, reset=reset)
+    raise NIRError(f"{name}: NIR node {type(node).__name__} has no bioSNN counterpart")

@@ -1,0 +1,108 @@
+"""NIR export and import of the PyTorch engine: a written graph is valid NIR (read back with type checks), and
+the network imported from it gives the same spikes in every layer and the same logits as the original."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from bioSNN import data
+from bioSNN.interop.nir import NIRError, from_nir, to_nir
+from bioSNN.models.mlp import mlp
+from bioSNN.models.resnet import resnet20
+from bioSNN.models.vgg import vgg
+from bioSNN.nn.convert import to_snn
+from bioSNN.nn.train import to_tensor_images
+
+pytestmark = pytest.mark.torch
+
+
+@pytest.fixture(scope="module")
+def digits():
+    ds = data.load("digits")
+    return to_tensor_images(ds.x_train[:256]), to_tensor_images(ds.x_test[:200])
+
+
+def _converted_vgg(x, leak):
+    torch.manual_seed(0)
+    net = vgg("vgg5", (1, 8, 8), n_classes=10, width=0.25, hidden=64, dropout=0.2)
+    to_snn(net, [x], time_steps=5, scale=0.5, encoder="direct")
+    leaks = iter(leak)
+    for act in net.activations():  # trained-looking, different leaks per layer (DIET trains them)
+        with torch.no_grad():
+            act.leak.fill_(next(leaks))
+    net.eval()
+    return net
+
+
+def _run(net, x, T, encoder):
+    out = net.snn(x, T, encoder, generator=torch.Generator().manual_seed(3), record=True)
+    return out.logits, out.spikes
+
+
+@pytest.mark.parametrize("encoder,leak", [("direct", (0.97, 0.9, 1.0, 0.85)), ("poisson", (1.0,) * 4)],
+                         ids=["diet_like", "converted"])
+def test_round_trip_through_a_file_gives_the_same_spikes_in_every_layer(digits, tmp_path, encoder, leak):
+    x_tr, x_te = digits
+    net = _converted_vgg(x_tr, leak)
+    path = tmp_path / "net.nir"
+    nir.write(path, to_nir(net, time_steps=5, encoder=encoder, dt=1e-3))
+    graph = nir.read(path)  # with NIR's own type checks
+    back, run = from_nir(graph)
+    assert run == {"dt": 1e-3, "time_steps": 5, "encoder": encoder}
+    logits, spikes = _run(net, x_te, 5, encoder)
+    logits2, spikes2 = _run(back, x_te, 5, encoder)
+    assert set(spikes) == set(spikes2) == {"act1", "act2", "act3", "act4"}
+    for k in spikes:
+        assert torch.equal(spikes[k], spikes2[k]), k
+    assert spikes["act1"].sum() > 0 and torch.equal(logits, logits2)
+
+
+def test_neurons_map_to_nir_time_constants_as_forward_euler_says(digits):
+    net = _converted_vgg(digits[0], (0.9, 1.0, 1.0, 1.0))
+    g = to_nir(net, time_steps=5, dt=2e-3)
+    lif, if_ = g.nodes["lif1"], g.nodes["lif2"]
+    assert isinstance(lif, nir.LIF) and isinstance(if_, nir.IF)
+    # forward Euler of tau dv/dt = -v + r I over dt: v <- (1 - dt/tau) v + (dt/tau) r I = 0.9 v + I
+    assert np.allclose(1 - 2e-3 / lif.tau, 0.9) and np.allclose(2e-3 / lif.tau * lif.r, 1.0)
+    assert np.allclose(if_.r * 2e-3, 1.0) and (if_.v_reset == 0).all()
+    assert lif.metadata["reset"] == "subtract" and lif.tau.shape == (16, 8, 8)  # one value per neuron
+    assert g.metadata["time_steps"] == 5 and g.metadata["encoder"] == "direct"
+    assert isinstance(g.nodes["readout1"], nir.I) and "fc3" not in g.nodes  # vgg5: two fully connected layers
+
+
+def test_the_demo_mlp_round_trips_and_resnet_residuals_become_edges(digits):
+    torch.manual_seed(1)
+    net = mlp((1, 8, 8), 10, (32,), leak=0.9, threshold=0.5)
+    back, _ = from_nir(to_nir(net, time_steps=8, encoder="poisson"))
+    a, b = _run(net, digits[1], 8, "poisson"), _run(back, digits[1], 8, "poisson")
+    assert torch.equal(a[1]["act1"], b[1]["act1"]) and torch.equal(a[0], b[0])
+    g = to_nir(resnet20((1, 8, 8), 10, width=0.25), time_steps=4)
+    summed = [t for t in g.nodes if sum(1 for _, d in g.edges if d == t) == 2]
+    assert len(summed) == 9  # the second neuron layer of each of the nine residual blocks
+    with pytest.raises(NIRError, match="residual graphs are not read yet"):
+        from_nir(g)
+
+
+def test_what_bioSNN_cannot_express_is_refused_by_node_name():
+    shape = np.array([3])
+    def graph(node):
+        return nir.NIRGraph(nodes={"input": nir.Input(input_type=shape), "n": node, "output": nir.Output(shape)},
+                            edges=[("input", "n"), ("n", "output")], metadata={"dt": 1e-3})
+    with pytest.raises(NIRError, match="n: v_threshold differs between neurons"):
+        from_nir(graph(nir.IF(r=np.full(3, 1e3), v_threshold=np.array([1.0, 2.0, 1.0]))))
+    with pytest.raises(NIRError, match="n: reset to v_reset != 0"):
+        from_nir(graph(nir.IF(r=np.full(3, 1e3), v_threshold=np.ones(3), v_reset=np.full(3, -0.5))))
+    with pytest.raises(NIRError, match="n: NIR node CubaLIF has no bioSNN counterpart"):
+        from_nir(graph(nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),
+                                   v_threshold=np.ones(3))))
+    with pytest.raises(NIRError, match="records no dt"):
+        from_nir(nir.NIRGraph(nodes={"input": nir.Input(input_type=shape), "output": nir.Output(shape)},
+                              edges=[("input", "output")]))
+    # a neuron another tool wrote (no bioSNN metadata) resets to zero, as NIR says; bioSNN's own subtract
+    g = graph(nir.IF(r=np.full(3, 1e3), v_threshold=np.ones(3)))
+    assert from_nir(g)[0].activations()[0].reset == "hard"
+    g.nodes["n"].metadata["reset"] = "subtract"
+    assert from_nir(g)[0].activations()[0].reset == "soft"
