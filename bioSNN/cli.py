@@ -289,7 +289,27 @@ def cmd_command(args) -> int:
 def cmd_info(args) -> int:
     from . import bundles
 
+    if str(args.bundle).endswith(".nir"):
+        import nir
+
+        g = nir.read(args.bundle)
+        print(json.dumps({"metadata": g.metadata, "nodes": {k: type(n).__name__ for k, n in g.nodes.items()},
+                          "edges": [list(e) for e in g.edges]}, indent=2, default=str))
+        return 0
     print(json.dumps(bundles.describe(args.bundle), indent=2))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .interop.nir import export_bundle
+
+    src = Path(args.bundle)
+    out = Path(args.out) if args.out else src.with_suffix(".nir")
+    if out.exists() and not args.force:
+        raise ConfigError(f"--out {out} exists; give another file or --force")
+    g = export_bundle(src, out, args.time_steps, args.encoder, args.dt)
+    print(f"{out}: NIR graph of {len(g.nodes)} nodes (T = {g.metadata['time_steps']}, encoder "
+          f"{g.metadata['encoder']}, dt = {g.metadata['dt']} s)")
     return 0
 
 
@@ -366,7 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("command", help="print the `biosnn run` command that repeats a run folder's config")
     c.add_argument("run_dir")
     c.set_defaults(func=cmd_command)
-    i = sub.add_parser("info", help="print the description of a bioSNN bundle (its arrays are not read)")
+    e = sub.add_parser("export", help="write a PyTorch-engine bundle as a NIR graph (for other simulators)")
+    e.add_argument("bundle")
+    e.add_argument("--to", choices=["nir"], default="nir")
+    e.add_argument("--out", help="the .nir file (default: the bundle's name with .nir)")
+    e.add_argument("--time-steps", type=int, help="T the network runs for (default: what the bundle records)")
+    e.add_argument("--encoder", choices=["direct", "poisson"], help="input coding (default: the bundle's)")
+    e.add_argument("--dt", type=float, default=1e-3, help="seconds per step in the NIR graph (default 1e-3)")
+    e.add_argument("--force", action="store_true", help="replace an existing --out file")
+    e.set_defaults(func=cmd_export)
+    i = sub.add_parser("info", help="print the description of a bioSNN bundle or NIR file (arrays are not read)")
     i.add_argument("bundle")
     i.set_defaults(func=cmd_info)
     args = p.parse_args(argv)

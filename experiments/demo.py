@@ -90,7 +90,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         for layer, w in zip(layers, original):
             layer.weight.copy_(w)
 
-    bundles.write(run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov))
+    bundles.write(run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov, extra={
+        "run": {"time_steps": cfg.time_steps, "encoder": "poisson"}}))
     _figure(run_dir / "demo.png", net, x_te, y_te, cfg, history, conf, ds.class_names)
     return {"accuracy": result.accuracy, "dataset": cfg.dataset, "n_train": len(x_tr), "n_test": len(x_te),
             **result.summary(), "device_accuracy": device_acc, "history": history,

@@ -116,7 +116,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         if p.main:
             res["diet"][str(t)] = {**p.evaluate(net, t).summary(), "initial_thresholds": init,
                                    "accuracy_before_training": before, "neurons": _neurons(net), "history": hist}
-            p.save(net, f"diet_T{t}")
+            p.save(net, f"diet_T{t}", t, "direct")
             write_json(run_dir / "partial.json", res)  # what is finished, readable before the run ends
 
     # the converted and the hybrid network of the same ANN at the comparison T
@@ -142,7 +142,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                                         "devices": {k: v.to_dict() for k, v in devices.items()}, "history": hist}
             write_json(run_dir / "partial.json", res)
             qat.freeze(net)
-            p.save(net, f"diet_T{t}_{bits}bit")
+            p.save(net, f"diet_T{t}_{bits}bit", t, "direct")
 
     main_t = "5" if "5" in res["diet"] else (next(iter(res["diet"])) if res["diet"] else None)
     return p.finish(res, "diet", main_t, ("diet", "converted", "hybrid", "qat"),

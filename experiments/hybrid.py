@@ -85,7 +85,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                      cfg.leak, cfg.surrogate, train)
         if p.main:
             results["hybrid"][str(t)] = r
-            p.save(snn, f"hybrid_T{t}")
+            p.save(snn, f"hybrid_T{t}", t, cfg.encoder)
     main_t = str(min(cfg.hybrid_steps)) if cfg.hybrid_steps else None
     return p.finish(results, "hybrid", main_t, ("converted", "hybrid"),
                     lambda r: _figure(run_dir / "accuracy_vs_t.png", r, cfg))

@@ -66,23 +66,26 @@ def test_audio_features_of_real_fsdd_clips_are_fixed_size_and_deterministic(data
 
 
 def test_onoff_audio_code_splits_standardised_features():
-    from bioSNN.experiments.multimodal import Config, audio_code
+    from bioSNN.encoding import audio_inputs, code_audio
 
-    cfg = Config(audio_code="onoff", onoff_z=2.0)
     rng = np.random.default_rng(0)
     feats = rng.normal(-40.0, 5.0, (50, 6)).astype(np.float32)
     stats = (feats.mean(0), feats.std(0))
-    x = audio_code(feats, cfg, stats)
-    assert x.shape == (50, 12) and x.dtype == np.uint8
+    x = code_audio(feats, "onoff", stats, z_full=2.0)
+    assert x.shape == (50, 12) == (50, audio_inputs(2, 3, "onoff")) and x.dtype == np.uint8
     on, off = x[:, :6], x[:, 6:]
     assert not ((on > 0) & (off > 0)).any()  # a feature is above or below its mean, never both
     z = (feats - stats[0]) / stats[1]
     np.testing.assert_array_equal(on > 0, np.rint(np.clip(z / 2, 0, 1) * 255) > 0)
     assert (on[z >= 2.0] == 255).all() and (off[z <= -2.0] == 255).all()  # full rate at |z| >= onoff_z
-    mean_row = audio_code(stats[0][None], cfg, stats)
+    mean_row = code_audio(stats[0][None], "onoff", stats)
     assert (mean_row == 0).all()  # the spectral shape every utterance shares drives nothing
-    with pytest.raises(ValueError, match="audio_code"):
-        audio_code(feats, Config(audio_code="mfcc"), stats)
+    mm = code_audio(feats, "minmax")  # each row scaled to 0-255 like a grey image
+    assert (mm.min(1) == 0).all() and (mm.max(1) == 255).all() and audio_inputs(2, 3, "minmax") == 6
+    with pytest.raises(ValueError, match="audio code must be one of"):
+        code_audio(feats, "mfcc", stats)
+    with pytest.raises(ValueError, match="training rows"):
+        code_audio(feats, "onoff")
 
 
 def test_onoff_stats_keep_a_constant_feature_finite():

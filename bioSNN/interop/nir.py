@@ -38,7 +38,7 @@ from torch import nn
 from ..nn.network import FixedDropout, Residual, SpikingNet
 from ..nn.neurons import LIF
 
-__all__ = ["to_nir", "from_nir", "NIRError"]
+__all__ = ["to_nir", "from_nir", "network_from_bundle", "export_bundle", "NIRError"]
 
 RESET = "subtract"
 THRESHOLD_RULE = "u >= threshold"
@@ -280,3 +280,40 @@ def _module(name: str, node, dt: float) -> nn.Module | None:
                 leak = float(exact)  # bioSNN's own value, bit for bit
         return LIF(leak=leak, threshold=thr, reset=reset)
     raise NIRError(f"{name}: NIR node {type(node).__name__} has no bioSNN counterpart")
+
+
+def network_from_bundle(bundle) -> SpikingNet:
+    """The :class:`SpikingNet` a PyTorch-engine bundle holds, rebuilt from its ``extra["model"]`` (the model
+    zoo's factory arguments) and its stored state."""
+    from bioSNN.models import build_spiking
+
+    from ..nn.bundle import load_state
+
+    spec = bundle.extra.get("model")
+    if bundle.engine != "torch" or not spec:
+        raise NIRError(f"bundle {bundle.name!r} ({bundle.engine}) records no PyTorch model to rebuild; NIR export "
+                       "covers the PyTorch engine's networks")
+    pops = {p.name: p for p in bundle.populations}
+    shape = tuple(pops["input"].params["shape"]["value"])
+    net = build_spiking(spec["model"], shape, pops["output"].size, spec.get("width", 1.0), spec.get("hidden", 1024),
+                        spec.get("dropout", 0.0))
+    load_state(net, bundle)
+    return net
+
+
+def export_bundle(path, out, time_steps: int | None = None, encoder: str | None = None, dt: float = 1e-3):
+    """Write the network of the bundle at ``path`` as a NIR file ``out``; ``time_steps`` and ``encoder`` default to
+    what the bundle records (``extra["run"]``). Returns the graph."""
+    import nir
+
+    from .. import bundles
+
+    b = bundles.read(path)
+    run = b.extra.get("run", {})
+    time_steps = time_steps or run.get("time_steps")
+    encoder = encoder or run.get("encoder")
+    if not time_steps or not encoder:
+        raise NIRError(f"{path} records no time steps or encoder; give --time-steps and --encoder")
+    graph = to_nir(network_from_bundle(b), time_steps, encoder, dt, device=b.device)
+    nir.write(out, graph)
+    return graph

@@ -184,10 +184,13 @@ class Pipeline:
         """:func:`~bioSNN.nn.train.evaluate` on the test set with the run's seed."""
         return evaluate(net, *self.test, time_steps, encoder, seed=self.cfg.seed)
 
-    def save(self, net: SpikingNet, name: str) -> None:
-        """``<run>/<name>.npz``: the trained network as a bundle (main process only)."""
+    def save(self, net: SpikingNet, name: str, time_steps: int, encoder: str) -> None:
+        """``<run>/<name>.npz``: the trained network as a bundle (main process only), with the time steps and input
+        coding it runs with (``extra["run"]``), so it can be simulated again without the run's config."""
         if self.main:
-            bundles.write(self.run_dir / f"{name}.npz", to_bundle(net, model=self.spec, provenance=self.provenance))
+            bundles.write(self.run_dir / f"{name}.npz", to_bundle(
+                net, model=self.spec, provenance=self.provenance,
+                extra={"run": {"time_steps": int(time_steps), "encoder": encoder}}))
 
     def finish(self, results: dict, main_kind: str, main_t: str | None, kinds: tuple[str, ...],
                figure: Callable[[dict], None]) -> dict:

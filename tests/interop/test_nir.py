@@ -106,3 +106,27 @@ def test_what_bioSNN_cannot_express_is_refused_by_node_name():
     assert from_nir(g)[0].activations()[0].reset == "hard"
     g.nodes["n"].metadata["reset"] = "subtract"
     assert from_nir(g)[0].activations()[0].reset == "soft"
+
+
+def test_biosnn_export_writes_a_runs_bundle_as_nir_that_runs_the_same(tmp_path, capsys, isolated_cache):
+    from bioSNN import bundles
+    from bioSNN.cli import main
+    from bioSNN.interop.nir import network_from_bundle
+
+    assert main(["run", "diet", "--out", str(tmp_path / "runs"), "--no-progress", "--set", "ann_epochs=2", "--set",
+                 "diet_steps=3", "--set", "diet_epochs=1", "--set", "compare_steps=", "--set", "device_bits=",
+                 "--set", "train_limit=300", "--set", "test_limit=100"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    bundle = run / "diet_T3.npz"
+    assert main(["export", str(bundle), "--to", "nir"]) == 0
+    assert "T = 3, encoder direct" in capsys.readouterr().out
+    graph = nir.read(bundle.with_suffix(".nir"))
+    back, settings = from_nir(graph)
+    assert settings["time_steps"] == 3 and settings["encoder"] == "direct"
+    trained = network_from_bundle(bundles.read(bundle))  # the DIET network: trained leaks and thresholds
+    assert any(float(a.leak) != 1.0 for a in trained.activations())
+    x = to_tensor_images(data.load("digits").x_test[:100])
+    a, b = _run(trained.eval(), x, 3, "direct"), _run(back, x, 3, "direct")
+    assert all(torch.equal(a[1][k], b[1][k]) for k in a[1]) and torch.equal(a[0], b[0])
+    assert main(["export", str(bundle)]) == 2  # the .nir file exists: refused, not overwritten
+    assert main(["info", str(bundle.with_suffix(".nir"))]) == 0
