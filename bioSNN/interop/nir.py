@@ -204,11 +204,15 @@ def from_nir(graph, dt: float | None = None) -> tuple[SpikingNet, dict]:
         nxt = outgoing.get(cur, [])
         if not nxt:
             break
-        if len(nxt) > 1:
-            raise NIRError(f"{cur}: feeds {len(nxt)} nodes (a branch); residual graphs are not read yet, only chains")
+        if len(nxt) == 2:  # a residual block: two paths from here that meet at one neuron layer
+            block, cur = _residual(graph, cur, nxt, incoming, outgoing, dt)
+            modules.append(block)
+            continue
+        if len(nxt) > 2:
+            raise NIRError(f"{cur}: feeds {len(nxt)} nodes; only chains and residual blocks are read")
         cur = nxt[0]
         if len(incoming.get(cur, [])) > 1:
-            raise NIRError(f"{cur}: sums {len(incoming[cur])} inputs; residual graphs are not read yet")
+            raise NIRError(f"{cur}: sums {len(incoming[cur])} inputs outside a residual block")
         node = graph.nodes[cur]
         m = _module(cur, node, dt)
         if m is not None:
@@ -216,6 +220,42 @@ def from_nir(graph, dt: float | None = None) -> tuple[SpikingNet, dict]:
     run = {k: meta[k] for k in ("dt", "time_steps", "encoder") if k in meta}
     run["dt"] = dt
     return SpikingNet(modules, input_shape), run
+
+
+def _residual(graph, block_in: str, starts: list[str], incoming: dict, outgoing: dict, dt: float):
+    """The :class:`Residual` block that begins at the two successors of ``block_in``, and its last node."""
+    import nir
+
+    paths = []
+    for s in starts:
+        path, cur = [], s
+        while len(incoming.get(cur, [])) < 2:
+            path.append(cur)
+            nxt = outgoing.get(cur, [])
+            if len(nxt) != 1:
+                raise NIRError(f"{cur}: a branch from {block_in} that does not rejoin; not a residual block")
+            cur = nxt[0]
+        paths.append((path, cur))
+    (pa, end_a), (pb, end_b) = paths
+    if end_a != end_b or sorted(incoming[end_a]) != sorted([pa[-1] if pa else block_in, pb[-1] if pb else block_in]):
+        raise NIRError(f"{block_in}: its two branches do not meet at one node; not a residual block")
+    main, short = (pa, pb) if len(pa) >= len(pb) else (pb, pa)
+    kinds = [type(graph.nodes[n]).__name__ for n in main]
+    if len(main) != 3 or kinds[0] != "Conv2d" or kinds[2] != "Conv2d" or kinds[1] not in ("IF", "LIF") or \
+            len(short) > 1 or (short and not isinstance(graph.nodes[short[0]], nir.Conv2d)) or \
+            not isinstance(graph.nodes[end_a], (nir.IF, nir.LIF)):
+        raise NIRError(f"{block_in}: a residual block of {kinds} + {len(short)} shortcut node(s); bioSNN reads "
+                       "conv → neuron → conv (+ identity or 1x1 conv) → neuron")
+    conv1, act1, conv2 = (_module(n, graph.nodes[n], dt) for n in main)
+    if conv1.bias is not None or conv2.bias is not None or conv1.kernel_size != (3, 3) or conv2.stride != (1, 1):
+        raise NIRError(f"{main[0]}: residual convolutions must be 3x3 without bias (bioSNN's basic block)")
+    block = Residual(conv1.in_channels, conv1.out_channels, conv1.stride[0])
+    block.conv1, block.act1, block.conv2 = conv1, act1, conv2
+    block.shortcut = _module(short[0], graph.nodes[short[0]], dt) if short else None
+    if block.shortcut is None and (conv1.stride != (1, 1) or conv1.in_channels != conv1.out_channels):
+        raise NIRError(f"{block_in}: an identity shortcut around a convolution that changes the shape")
+    block.act2 = _module(end_a, graph.nodes[end_a], dt)
+    return block, end_a
 
 
 def _module(name: str, node, dt: float) -> nn.Module | None:

@@ -79,11 +79,18 @@ def test_the_demo_mlp_round_trips_and_resnet_residuals_become_edges(digits):
     back, _ = from_nir(to_nir(net, time_steps=8, encoder="poisson"))
     a, b = _run(net, digits[1], 8, "poisson"), _run(back, digits[1], 8, "poisson")
     assert torch.equal(a[1]["act1"], b[1]["act1"]) and torch.equal(a[0], b[0])
-    g = to_nir(resnet20((1, 8, 8), 10, width=0.25), time_steps=4)
+    torch.manual_seed(2)
+    res = resnet20((1, 8, 8), 10, width=0.25)
+    to_snn(res, [digits[0][:64]], time_steps=4, scale=0.5, encoder="direct")
+    res.eval()
+    g = to_nir(res, time_steps=4)
     summed = [t for t in g.nodes if sum(1 for _, d in g.edges if d == t) == 2]
     assert len(summed) == 9  # the second neuron layer of each of the nine residual blocks
-    with pytest.raises(NIRError, match="residual graphs are not read yet"):
-        from_nir(g)
+    back, _ = from_nir(g)
+    a, b = _run(res, digits[1], 4, "direct"), _run(back, digits[1], 4, "direct")
+    assert set(a[1]) == set(b[1]) and len(a[1]) == 19  # 1 + 2 per block
+    assert all(torch.equal(a[1][k], b[1][k]) for k in a[1]) and torch.equal(a[0], b[0])
+    assert sum(float(v.sum()) for v in a[1].values()) > 0
 
 
 def test_what_bioSNN_cannot_express_is_refused_by_node_name():
