@@ -313,27 +313,30 @@ def cmd_export(args) -> int:
     return 0
 
 
+class _TqdmHandler(logging.StreamHandler):
+    """Log records as plain lines on stdout, written through tqdm so that they do not break its bars."""
+
+    def emit(self, record):
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stdout)
+        except Exception:  # noqa: BLE001 (logging must never raise)
+            self.handleError(record)
+
+
 _HANDLER: logging.Handler | None = None
 
 
 def _log_to_console(verbose: bool) -> None:
-    """bioSNN's messages (logger ``bioSNN``) on stdout, as plain lines that do not break tqdm's bars: INFO and up
-    when ``verbose``, warnings only under ``--no-progress``. Records still reach other handlers (e.g. pytest's)."""
+    """bioSNN's messages (logger ``bioSNN``) on stdout above tqdm's bars: INFO and up when ``verbose``, warnings
+    only under ``--no-progress``. Records still reach other handlers (e.g. pytest's)."""
     global _HANDLER
-
-    class TqdmHandler(logging.StreamHandler):
-        def emit(self, record):
-            from tqdm.auto import tqdm
-
-            try:
-                tqdm.write(self.format(record), file=sys.stdout)
-            except Exception:  # noqa: BLE001 (logging must never raise)
-                self.handleError(record)
 
     logger = logging.getLogger("bioSNN")
     if _HANDLER is not None:
         logger.removeHandler(_HANDLER)
-    _HANDLER = TqdmHandler()
+    _HANDLER = _TqdmHandler()
     _HANDLER.setFormatter(logging.Formatter("%(message)s"))
     _HANDLER.setLevel(logging.INFO if verbose else logging.WARNING)
     logger.addHandler(_HANDLER)

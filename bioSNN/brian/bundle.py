@@ -20,12 +20,18 @@ import numpy as np
 from .. import bundles
 from .network import CrossConfig, DiehlCookConfig
 
-__all__ = ["to_bundle", "state_from_bundle"]
+__all__ = ["to_bundle", "state_from_bundle", "array_key"]
 
 
 def _names(name: str) -> tuple[str, str]:
     """(population prefix, array prefix) of an ensemble."""
     return (f"{name}_", f"{name}.") if name else ("", "")
+
+
+def array_key(ensemble: str, key: str) -> str:
+    """The bundle array ``key`` (e.g. ``input_exc.column_gain``) of an ensemble: prefixed with ``<name>.`` for a
+    named ensemble, as it is for the unnamed one."""
+    return _names(ensemble)[1] + key
 
 
 def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dict | None = None,
@@ -55,7 +61,7 @@ def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dic
         if (assignments or {}).get(name) is not None:
             arrays[f"{ap}exc.assignment"] = np.asarray(assignments[name], np.int64)
         if (column_gain or {}).get(name) is not None:
-            arrays[f"{ap}input_exc.column_gain"] = np.asarray(column_gain[name], np.float64)
+            arrays[array_key(name, "input_exc.column_gain")] = np.asarray(column_gain[name], np.float64)
         rule = {"rule": cfg.rule, **cfg.stdp.to_dict()}
         projs += [
             bundles.Projection(f"{pp}input_exc", f"{pp}input", f"{pp}exc", f"{ap}input_exc.w", params={

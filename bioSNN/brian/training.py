@@ -40,7 +40,7 @@ def residual_key(projection: str) -> str:
     (``image_to_audio.quantization_residual``)."""
     if "_to_" in projection:
         return f"{projection}.quantization_residual"
-    return f"{projection}.input_exc.quantization_residual" if projection else "input_exc.quantization_residual"
+    return brian_bundle.array_key(projection, "input_exc.quantization_residual")
 
 
 def previous_result(out: Path, epochs: int = 1) -> dict | None:
@@ -184,9 +184,8 @@ class STDPTraining:
         self.progress.update(b.extra["progress"])
         net.chunks_run = self.progress["chunks"]  # the simulator's random numbers go on where they stopped
         self.device = b.device
-        self.column_gain = {n: b.arrays[f"{n}.input_exc.column_gain" if n else "input_exc.column_gain"]
-                            for n in net.names
-                            if (f"{n}.input_exc.column_gain" if n else "input_exc.column_gain") in b.arrays}
+        gains = {n: brian_bundle.array_key(n, "input_exc.column_gain") for n in net.names}
+        self.column_gain = {n: b.arrays[k] for n, k in gains.items() if k in b.arrays}
         self.residual = {k: b.arrays[residual_key(k)] for k, _, _ in net.plastic_projections()
                          if residual_key(k) in b.arrays}
         if self.curve is not None and "curve" in b.extra:

@@ -24,7 +24,7 @@ from typing import Callable, ClassVar
 
 import torch
 
-from bioSNN.models import ModelName
+from bioSNN.models import ModelName, build_spiking
 
 from .. import bundles
 from ..atomic import write_json
@@ -84,8 +84,6 @@ class Pipeline:
     threads and seed, joins a ``torchrun`` group if there is one, and loads the data."""
 
     def __init__(self, cfg: PipelineConfig, run_dir: Path, progress: bool = True):
-        from bioSNN.models import build_spiking
-
         self.t_start = time.perf_counter()
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
         torch.set_num_threads(cfg.threads)
@@ -93,7 +91,6 @@ class Pipeline:
         torch.manual_seed(cfg.seed)
         self.ds, self.train, self.test = image_tensors(cfg.dataset, cfg.train_limit, cfg.test_limit)
         self.shape, self.n_classes = tuple(self.train[0].shape[1:]), self.ds.n_classes
-        self._build = build_spiking
         self.spec = {"model": cfg.model, "width": cfg.width, "hidden": cfg.hidden, "dropout": cfg.dropout}
         self.provenance = bundles.provenance(cfg.dataset, cfg.seed)
         self.checkpoints = self.run_dir / "checkpoints"
@@ -108,7 +105,7 @@ class Pipeline:
     def build(self) -> SpikingNet:
         """A fresh network of the configured model (its weights drawn from torch's global generator)."""
         c = self.cfg
-        return self._build(c.model, self.shape, self.n_classes, c.width, c.hidden, c.dropout)
+        return build_spiking(c.model, self.shape, self.n_classes, c.width, c.hidden, c.dropout)
 
     # ------------------------------------------------------------------------------------------------ phases
     def ann(self, net: SpikingNet) -> dict:
