@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -38,6 +39,11 @@ class ChunkRunner:
         if not be.standalone:
             bn.network.store("initial")  # restored before every chunk
             return
+        # Brian2 writes each run argument array to static_arrays/init_<name>_<hash>.dat and reuses a file of that
+        # name if it exists; a process killed while writing one leaves it short, and a resumed run with the same
+        # state would read it. They are rewritten whenever missing, so a new network starts without them.
+        for stale in (Path(be.directory) / "static_arrays").glob("init_*.dat"):
+            stale.unlink()
         if sys.platform.startswith("linux"):
             # the binary dies with the process that runs it: a killed run leaves no simulation writing results
             # that a resumed run would read (prctl(PR_SET_PDEATHSIG))
