@@ -82,13 +82,16 @@ def poisson_encode(x, n_steps: int, generator=None):
     """Signed rate coding for analog input in [-1, 1]: ``spike_t = sign(x) * (u_t <= |x|)``, ``u_t ~ U(0, 1)``.
 
     Works on numpy arrays (``generator``: seed or ``numpy.random.Generator``) and torch tensors
-    (``generator``: ``torch.Generator`` or ``None``). Returns ``(n_steps, *x.shape)`` in ``x``'s float dtype.
+    (``generator``: ``torch.Generator`` or ``None``; uniform numbers drawn in float32 for every dtype of ``x``).
+    Returns ``(n_steps, *x.shape)`` in ``x``'s float dtype.
     """
     if _is_torch(x):
         import torch
 
-        u = torch.rand((n_steps, *x.shape), generator=generator, device=x.device, dtype=x.dtype)
-        return torch.sign(x) * (u <= x.abs()).to(x.dtype)
+        # float32 draws whatever x's dtype: a float64 run (e.g. a reference for another simulator) sees the spikes
+        # of the float32 run with the same generator
+        u = torch.rand((n_steps, *x.shape), generator=generator, device=x.device, dtype=torch.float32)
+        return torch.sign(x) * (u.to(x.dtype) <= x.abs()).to(x.dtype)
     x = np.asarray(x, dtype=np.float32)
     rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
     return np.sign(x) * (rng.random((n_steps, *x.shape)) <= np.abs(x)).astype(x.dtype)
