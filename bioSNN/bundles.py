@@ -31,7 +31,7 @@ __all__ = ["FORMAT", "VERSION", "MAX_BYTES", "BundleError", "Population", "Proje
            "describe", "provenance"]
 
 FORMAT = "biosnn-bundle"
-VERSION = 1
+VERSION = 2  # 2: dense weights (target, source), as in NIR and PyTorch; 1: (source, target), read and converted
 _META = "bundle.json"
 
 
@@ -73,8 +73,11 @@ class Population:
 class Projection:
     """Synapses from ``source`` to ``target``; ``weights`` names the array holding them.
 
-    ``connectivity``: ``"dense"`` (weights ``(source.size, target.size)``), ``"one_to_one"`` (``(size,)``) or any
-    other string (``"conv2d"`` ...) whose array shape is then not checked against the population sizes.
+    ``connectivity``: ``"dense"`` (weights ``(target.size, source.size)``: row ``j`` holds the synapses onto target
+    neuron ``j``, the layout of NIR's ``Affine``/``Linear`` and PyTorch's ``nn.Linear``, in both engines),
+    ``"one_to_one"`` (``(size,)``) or any other string (``"conv2d"``, ``"linear"`` after pooling ...) whose array
+    shape is then not checked against the population sizes. Arrays that go with a dense projection's weights
+    (``<prefix>.alive`` masks beside ``<prefix>.w``) have the same layout.
     """
 
     name: str
@@ -129,7 +132,7 @@ class Bundle:
             if pr.weights not in arrays:
                 raise BundleError(f"projection {pr.name!r}: weight array {pr.weights!r} is missing")
             shape = arrays[pr.weights].shape
-            expected = {"dense": (pops[pr.source].size, pops[pr.target].size),
+            expected = {"dense": (pops[pr.target].size, pops[pr.source].size),
                         "one_to_one": (pops[pr.source].size,)}.get(pr.connectivity)
             if pr.connectivity == "one_to_one" and pops[pr.source].size != pops[pr.target].size:
                 raise BundleError(f"projection {pr.name!r}: one_to_one needs equal sizes, got "
@@ -311,6 +314,20 @@ def _read_member(zf: zipfile.ZipFile, member: str, spec: dict, path: Path) -> np
     return a.reshape(shape, order="F" if fortran else "C")
 
 
+def _upgrade_from_1(meta: dict, arrays: dict) -> None:
+    """Version 1 stored dense weights ``(source, target)``: transpose them, and the arrays of the same prefix and
+    shape that go with them (pruning masks), into version 2's ``(target, source)``."""
+    for pr in meta["projections"]:
+        if not isinstance(pr, dict) or pr.get("connectivity", "dense") != "dense" or pr.get("weights") not in arrays:
+            continue
+        key = pr["weights"]
+        shape = arrays[key].shape
+        prefix = key.rsplit(".", 1)[0] + "." if "." in key else None
+        for k in [k for k in arrays if k == key or (prefix and k.startswith(prefix) and arrays[k].shape == shape)]:
+            if arrays[k].ndim == 2:
+                arrays[k] = np.ascontiguousarray(arrays[k].T)
+
+
 def read(path: str | os.PathLike, max_bytes: int | None = None) -> Bundle:
     """Read and validate a bundle; never unpickles.
 
@@ -320,8 +337,9 @@ def read(path: str | os.PathLike, max_bytes: int | None = None) -> Bundle:
     Raises
     ------
     BundleError
-        Not a bundle, truncated or damaged, a newer format version, arrays missing, larger than allowed or of
-        other shape/dtype than described, or an inconsistent description.
+        Not a bundle, truncated or damaged, a newer format version (older ones are converted to this one),
+        arrays missing, larger than allowed or of other shape/dtype than described, or an inconsistent
+        description.
     FileNotFoundError
         ``path`` does not exist.
     """
@@ -346,6 +364,8 @@ def read(path: str | os.PathLike, max_bytes: int | None = None) -> Bundle:
         raise
     except _DAMAGE as e:
         raise _damaged(path, e) from e
+    if meta["version"] == 1:
+        _upgrade_from_1(meta, arrays)
     try:
         return Bundle(
             populations=tuple(Population(**p) for p in meta["populations"]),

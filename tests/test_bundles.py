@@ -21,7 +21,7 @@ def _bundle(**kw):
     projs = [bundles.Projection("input_exc", "input", "exc", "w_in"),
              bundles.Projection("exc_inh", "exc", "inh", "w_ei", connectivity="one_to_one",
                            params={"w": {"value": 10.4, "unit": "1"}})]
-    arrays = {"w_in": rng.random((4, 3)).astype(np.float32), "w_ei": np.full(3, 10.4), "theta": np.zeros(3)}
+    arrays = {"w_in": rng.random((3, 4)).astype(np.float32), "w_ei": np.full(3, 10.4), "theta": np.zeros(3)}
     return bundles.Bundle(pops, projs, arrays, engine="brian2", name="dc",
                      device=DeviceConfig(levels=4).to_dict(), provenance=bundles.provenance("mnist", 7), **kw)
 
@@ -41,6 +41,39 @@ def test_round_trip(tmp_path):
     with np.load(p) as z:
         np.testing.assert_array_equal(z["w_in"], b.arrays["w_in"])
     assert [f.name for f in tmp_path.iterdir()] == ["net.npz"]  # no temp file left behind
+
+
+def test_a_version_1_bundle_reads_with_dense_weights_turned_to_target_by_source(tmp_path):
+    """Version 1 stored dense weights (source, target); read converts them and their masks, nothing else."""
+    from bioSNN.brian import bundle as brian_bundle
+    from bioSNN.brian.ensemble import DiehlCookConfig
+
+    cfg = DiehlCookConfig(n_input=6, n_exc=4)
+    rng = np.random.default_rng(1)
+    state = {"w": rng.random((6, 4)), "alive": rng.random((6, 4)) > 0.3, "theta": rng.random(4)}
+    new = brian_bundle.to_bundle({"": cfg}, {"": state}, column_gain={"": np.arange(4.0)})
+    assert new.arrays["input_exc.w"].shape == (4, 6)  # (target, source), row j = neuron j's receptive field
+    path = bundles.write(tmp_path / "v2.npz", new)
+    old = tmp_path / "v1.npz"  # the same network as version 1 wrote it
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(old, "w") as out:
+        meta = json.loads(zf.read("bundle.json"))
+        meta["version"] = 1
+        for k in ("input_exc.w", "input_exc.alive"):
+            meta["arrays"][k]["shape"] = meta["arrays"][k]["shape"][::-1]
+        out.writestr("bundle.json", json.dumps(meta))
+        for name in zf.namelist():
+            if name == "bundle.json":
+                continue
+            a = np.load(zf.open(name))
+            buf = __import__("io").BytesIO()
+            np.save(buf, a.T if name[:-4] in ("input_exc.w", "input_exc.alive") else a)
+            out.writestr(name, buf.getvalue())
+    r = bundles.read(old)
+    for k, a in new.arrays.items():
+        np.testing.assert_array_equal(r.arrays[k], a)
+    st, _, _ = brian_bundle.state_from_bundle(r, {"": cfg})
+    np.testing.assert_array_equal(st[""]["w"], state["w"])
+    np.testing.assert_array_equal(st[""]["alive"], state["alive"])
 
 
 def test_write_replaces_atomically(tmp_path, monkeypatch):
@@ -77,7 +110,7 @@ def _rewrite(path, meta_fn=None, drop=None, replace=None):
 @pytest.mark.parametrize("mutate, match", [
     (lambda m: m.update(version=99), "version 99 is not supported"),
     (lambda m: m.update(format="other"), "format"),
-    (lambda m: m["arrays"]["w_in"].update(shape=[4, 4]), "described as"),
+    (lambda m: m["arrays"]["w_in"].update(shape=[3, 3]), "described as"),
     (lambda m: m["projections"][0].update(target="nowhere"), "unknown population"),
     (lambda m: m["populations"][1].update(size=5), "dense weights must have shape"),
     (lambda m: m.pop("populations"), "malformed"),

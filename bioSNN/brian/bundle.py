@@ -2,15 +2,19 @@
 
 Every network of :class:`~bioSNN.brian.network.EnsembleNetwork` is stored the same way. An ensemble's
 populations are ``input`` (Poisson), ``exc`` (conductance LIF with adaptive threshold) and ``inh``; its
-projections ``input_exc`` (dense ``(n_input, n_exc)`` weights, pruning mask ``alive``, STDP rule), ``exc_inh``
+projections ``input_exc`` (dense weights, pruning mask ``alive``, STDP rule), ``exc_inh``
 (one-to-one) and ``inh_exc`` (all but self); θ (mV), each neuron's class once known, and, for a network
 quantized per neuron (:func:`bioSNN.brian.compression.quantize_columns`), ``input_exc.column_gain``: column j's
 weights are ``column_gain[j]`` × a level of the bundle's ``device``.
 
 The single unnamed ensemble of :class:`~bioSNN.brian.network.DiehlCookNetwork` uses these names as they are
 (bundle ``diehl_cook``); named ensembles (``image``, ``audio``) prefix them (``image_exc``, arrays
-``image.input_exc.w``), and cross-modal projections are dense ``(n_exc_src, n_exc_dst)`` arrays
-``image_to_audio.w`` / ``.alive`` with their gain (bundle ``multimodal_stdp``).
+``image.input_exc.w``), and cross-modal projections are dense arrays ``image_to_audio.w`` / ``.alive`` with their
+gain (bundle ``multimodal_stdp``).
+
+Dense arrays are stored ``(target, source)`` as every bundle stores them (``input_exc.w``: ``(n_exc, n_input)``,
+row j = the receptive field of excitatory neuron j); the engine holds them ``(source, target)`` (Brian2's synapse
+order ``i`` → ``j``) and this module transposes on the way in and out.
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dic
         ]
         w_ie = np.full((n, n), cfg.w_inh_exc)
         np.fill_diagonal(w_ie, 0.0)
-        arrays.update({f"{ap}input_exc.w": np.asarray(st["w"], np.float64),
-                       f"{ap}input_exc.alive": np.asarray(st["alive"], bool),
+        arrays.update({f"{ap}input_exc.w": np.ascontiguousarray(np.asarray(st["w"], np.float64).T),
+                       f"{ap}input_exc.alive": np.ascontiguousarray(np.asarray(st["alive"], bool).T),
                        f"{ap}exc.theta_mV": np.asarray(st["theta"], np.float64),
                        f"{ap}exc_inh.w": np.full(n, cfg.w_exc_inh), f"{ap}inh_exc.w": w_ie})
         if (assignments or {}).get(name) is not None:
@@ -71,7 +75,8 @@ def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dic
         ]
     for key, st in (cross_state or {}).items():
         src, dst = key.split("_to_")
-        arrays[f"{key}.w"], arrays[f"{key}.alive"] = np.asarray(st["w"], np.float64), np.asarray(st["alive"], bool)
+        arrays[f"{key}.w"] = np.ascontiguousarray(np.asarray(st["w"], np.float64).T)
+        arrays[f"{key}.alive"] = np.ascontiguousarray(np.asarray(st["alive"], bool).T)
         params = {"gain": {"value": cross.gain if cross else 0.0, "unit": "1"},
                   "stdp": {"value": cross.stdp.to_dict() if cross else {}, "unit": ""}}
         projs.append(bundles.Projection(key, f"{src}_exc", f"{dst}_exc", f"{key}.w", params=params))
@@ -85,14 +90,15 @@ def state_from_bundle(bundle: bundles.Bundle, configs: dict[str, DiehlCookConfig
     state, assignments = {}, {}
     for name, cfg in configs.items():
         ap = _names(name)[1]
-        w = bundle.arrays[f"{ap}input_exc.w"]
+        w = bundle.arrays[f"{ap}input_exc.w"].T  # (n_input, n_exc), the engine's order
         if w.shape != (cfg.n_input, cfg.n_exc):
             raise ValueError(f"bundle holds a {w.shape[0]}x{w.shape[1]} network{f' {name!r}' if name else ''}, "
                              f"config asks for {cfg.n_input}x{cfg.n_exc}")
-        state[name] = {"w": w.copy(), "alive": bundle.arrays[f"{ap}input_exc.alive"].astype(bool),
+        state[name] = {"w": np.ascontiguousarray(w), "alive": np.ascontiguousarray(
+                           bundle.arrays[f"{ap}input_exc.alive"].T.astype(bool)),
                        "theta": bundle.arrays[f"{ap}exc.theta_mV"].copy()}
         assignments[name] = bundle.arrays.get(f"{ap}exc.assignment")
-    cross_state = {p.name: {"w": bundle.arrays[f"{p.name}.w"].copy(),
-                            "alive": bundle.arrays[f"{p.name}.alive"].astype(bool)}
+    cross_state = {p.name: {"w": np.ascontiguousarray(bundle.arrays[f"{p.name}.w"].T),
+                            "alive": np.ascontiguousarray(bundle.arrays[f"{p.name}.alive"].T.astype(bool))}
                    for p in bundle.projections if "_to_" in p.name}
     return state, cross_state, assignments

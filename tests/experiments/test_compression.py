@@ -35,10 +35,10 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     assert (w[~alive] == 0).all() and alive.sum() == r["synapses_kept"]
     dev = device.DeviceConfig(**b.device)
     levels = np.ravel(device.from_conductance(device.level_conductances(dev)[None], dev))
-    gain = b.arrays["input_exc.column_gain"]  # per-neuron levels (default): column j = gain[j] x device level
-    assert dev.levels == 4 and dev.mapping == "proportional" and gain.shape == (10,)
-    assert np.isin(np.round(w / gain, 9)[alive], np.round(levels, 9)).all()
-    np.testing.assert_allclose(w.sum(0)[alive.any(0)], 12.8)  # each column rescaled to the normalisation sum
+    gain = b.arrays["input_exc.column_gain"]  # per-neuron levels (default): neuron j's weights = gain[j] x level
+    assert dev.levels == 4 and dev.mapping == "proportional" and gain.shape == (10,) and w.shape == (10, 64)
+    assert np.isin(np.round(w / gain[:, None], 9)[alive], np.round(levels, 9)).all()
+    np.testing.assert_allclose(w.sum(1)[alive.any(1)], 12.8)  # each neuron rescaled to the normalisation sum
     assert b.arrays["exc.assignment"].shape == (10,)
 
     # a finished result is reused; a run resumed with more epochs continues from the checkpoint instead of
@@ -63,13 +63,13 @@ def test_error_feedback_keeps_its_remainder_in_the_checkpoint_only(tmp_path, iso
     ck, net = bundles.read(out / "checkpoint.npz"), bundles.read(out / "network.npz")
     r = ck.arrays[residual_key("")]
     gain = net.arrays["input_exc.column_gain"]
-    assert r.shape == (64, 8) and np.abs(r).max() > 0  # something was carried ...
+    assert r.shape == (8, 64) and np.abs(r).max() > 0  # something was carried (the weights' layout) ...
     # ... and bounded: half a level spacing (m/3 at 2 bits with a zero state) of rounding plus the column's
     # rescaling to the normalisation sum (measured: at most 1.03 spacings here)
-    assert (np.abs(r) <= 2 * gain / 3).all()
+    assert (np.abs(r) <= 2 * gain[:, None] / 3).all()
     assert residual_key("") not in net.arrays  # the deployed network is weights on levels, nothing else
     w = net.arrays["input_exc.w"]
-    assert len(np.unique(np.round(w / gain, 9))) <= 4
+    assert len(np.unique(np.round(w / gain[:, None], 9))) <= 4
 
 
 def test_unknown_variant_is_named():

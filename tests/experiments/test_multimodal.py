@@ -57,7 +57,7 @@ def test_compression_reaches_input_and_cross_modal_synapses(run):
     for key in ("image.input_exc", "audio.input_exc", "image_to_audio", "audio_to_image"):
         w, alive = net[f"{key}.w"], net[f"{key}.alive"]
         assert (w[~alive] == 0).all()
-        assert max(len(np.unique(w[alive[:, j], j])) for j in range(w.shape[1])) <= 4, key  # 2 bits per neuron
+        assert max(len(np.unique(w[j, alive[j]])) for j in range(w.shape[0])) <= 4, key  # 2 bits per neuron
     assert set(mm["cross_weight_mean"]) == {"image_to_audio", "audio_to_image"}
     assert all((net[f"{k}.w"] >= 0).all() for k in ("image_to_audio", "audio_to_image"))  # excitatory only
 
