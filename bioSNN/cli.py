@@ -4,7 +4,9 @@
     biosnn run NAME [--preset quick|full] [--config FILE] [--set key=value ...] [--out runs] [--resume DIR]
     biosnn data [NAME ...]          which datasets are found locally, or load and summarise some
     biosnn command RUN_DIR          the `biosnn run` command that repeats a run folder's config
-    biosnn info BUNDLE              print a bundle's description (arrays are not read)
+    biosnn info BUNDLE|FILE.nir     print a bundle's or NIR graph's description (arrays are not read)
+    biosnn export RUN_OR_BUNDLE [--to nir|bundle] [--out FILE]
+                                    a run's or bundle's network as a NIR graph, or a NIR graph as a bundle
 """
 
 from __future__ import annotations
@@ -300,13 +302,45 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _run_bundle(run: Path) -> Path:
+    """The bundle of a run folder's main network (``metrics.json``'s ``main``, e.g. "DIET T=5" → diet_T5.npz)."""
+    metrics = run / "metrics.json"
+    if not metrics.is_file():
+        raise ConfigError(f"{run}: no metrics.json; export a finished run folder or a bundle")
+    main = str(json.loads(metrics.read_text()).get("main", ""))
+    kind, _, t = main.partition(" T=")
+    candidates = [run / f"{kind.lower()}_T{t}.npz"] if t else []
+    candidates += [run / "model.npz", run / "network.npz"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    have = sorted(p.name for p in run.glob("*.npz"))
+    raise ConfigError(f"{run}: no bundle of its main network {main!r} (bundles there: {have}); give one of them")
+
+
 def cmd_export(args) -> int:
-    from .interop.nir import export_bundle
+    from .interop.nir import bundle_from_nir, export_bundle
 
     src = Path(args.bundle)
-    out = Path(args.out) if args.out else src.with_suffix(".nir")
+    if src.is_dir():
+        src = _run_bundle(src)
+    is_nir = src.suffix == ".nir"
+    if args.to == "nir" and is_nir:
+        raise ConfigError(f"{src} is a NIR file already; --to bundle makes a bundle of it")
+    out = Path(args.out) if args.out else src.with_suffix(".nir" if args.to == "nir" else ".npz")
+    if out.resolve() == src.resolve():
+        raise ConfigError(f"--out {out} is the source itself; give another file")
     if out.exists() and not args.force:
         raise ConfigError(f"--out {out} exists; give another file or --force")
+    if args.to == "bundle":
+        if is_nir:
+            b = bundle_from_nir(src, out)
+            print(f"{out}: bundle of the NIR graph {src.name} ({len(b.populations)} populations, "
+                  f"T = {b.extra['run']['time_steps']}, encoder {b.extra['run']['encoder']})")
+        else:
+            shutil.copyfile(src, out)
+            print(f"{out}: bundle {src.name}")
+        return 0
     g = export_bundle(src, out, args.time_steps, args.encoder, args.dt)
     print(f"{out}: NIR graph of {len(g.nodes)} nodes (T = {g.metadata['time_steps']}, encoder "
           f"{g.metadata['encoder']}, dt = {g.metadata['dt']} s)")
@@ -389,13 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("command", help="print the `biosnn run` command that repeats a run folder's config")
     c.add_argument("run_dir")
     c.set_defaults(func=cmd_command)
-    e = sub.add_parser("export", help="write a PyTorch-engine bundle as a NIR graph (for other simulators)")
-    e.add_argument("bundle")
-    e.add_argument("--to", choices=["nir"], default="nir")
-    e.add_argument("--out", help="the .nir file (default: the bundle's name with .nir)")
+    e = sub.add_parser("export", help="write a run's or bundle's network as a NIR graph (for other simulators), or "
+                                      "a NIR graph as a bundle")
+    e.add_argument("bundle", metavar="RUN_OR_BUNDLE", help="a run folder (its main network), a bundle or a .nir file")
+    e.add_argument("--to", choices=["nir", "bundle"], default="nir")
+    e.add_argument("--out", help="the file to write (default: the source's name with .nir or .npz)")
     e.add_argument("--time-steps", type=int, help="T the network runs for (default: what the bundle records)")
     e.add_argument("--encoder", choices=["direct", "poisson"], help="input coding (default: the bundle's)")
-    e.add_argument("--dt", type=float, default=1e-3, help="seconds per step in the NIR graph (default 1e-3)")
+    e.add_argument("--dt", type=float, help="seconds per step in the NIR graph (default: the bundle's, else 1e-3)")
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
     e.set_defaults(func=cmd_export)
     i = sub.add_parser("info", help="print the description of a bioSNN bundle or NIR file (arrays are not read)")

@@ -20,7 +20,7 @@ import torch
 from bioSNN import bundles, device, viz
 from bioSNN.data import DatasetName
 from bioSNN.models.mlp import mlp
-from bioSNN.nn.bundle import to_bundle
+from bioSNN.nn.bundle import run_settings, to_bundle
 from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors
 
@@ -90,8 +90,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         for layer, w in zip(layers, original):
             layer.weight.copy_(w)
 
-    bundles.write(run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov, extra={
-        "run": {"time_steps": cfg.time_steps, "encoder": "poisson"}}))
+    bundles.write(run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov,
+                                                   run=run_settings(cfg.time_steps, "poisson")))
     _figure(run_dir / "demo.png", net, x_te, y_te, cfg, history, conf, ds.class_names)
     return {"accuracy": result.accuracy, "dataset": cfg.dataset, "n_train": len(x_tr), "n_test": len(x_te),
             **result.summary(), "device_accuracy": device_acc, "history": history,

@@ -142,7 +142,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                                         "devices": {k: v.to_dict() for k, v in devices.items()}, "history": hist}
             write_json(run_dir / "partial.json", res)
             qat.freeze(net)
-            p.save(net, f"diet_T{t}_{bits}bit", t, "direct")
+            p.save(net, f"diet_T{t}_{bits}bit", t, "direct",
+                   device={"per_layer": {k: v.to_dict() for k, v in devices.items()}})
 
     main_t = "5" if "5" in res["diet"] else (next(iter(res["diet"])) if res["diet"] else None)
     return p.finish(res, "diet", main_t, ("diet", "converted", "hybrid", "qat"),

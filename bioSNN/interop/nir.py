@@ -29,17 +29,21 @@ shortcut both feed the block's second neuron layer (NIR sums a node's inputs).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..nn.bundle import load_state, run_settings, to_bundle
 from ..nn.network import FixedDropout, Residual, SpikingNet
 from ..nn.neurons import LIF
 
-__all__ = ["to_nir", "from_nir", "network_from_bundle", "export_bundle", "NIRError"]
+__all__ = ["to_nir", "from_nir", "network_from_bundle", "export_bundle", "bundle_from_nir", "NIRError", "NIR_ARRAY"]
 
+NIR_ARRAY = "nir_graph"  # a bundle made from a NIR file keeps the file's bytes: its architecture
 RESET = "subtract"
 THRESHOLD_RULE = "u >= threshold"
 
@@ -327,9 +331,20 @@ def network_from_bundle(bundle) -> SpikingNet:
     zoo's factory arguments) and its stored state."""
     from bioSNN.models import build_spiking
 
-    from ..nn.bundle import load_state
+    if NIR_ARRAY in bundle.arrays:  # made by bundle_from_nir: the architecture is the embedded NIR file
+        import tempfile
 
+        import nir
+
+        with tempfile.TemporaryDirectory() as d:
+            f = Path(d) / "graph.nir"
+            f.write_bytes(bundle.arrays[NIR_ARRAY].tobytes())
+            net, _ = from_nir(nir.read(f), dt=bundle.extra.get("run", {}).get("dt"))
+        load_state(net, bundle)
+        return net
     spec = bundle.extra.get("model")
+    if bundle.engine == "brian2":
+        raise NIRError(f"bundle {bundle.name!r} is a Brian2 STDP network. " + brian_refusal())
     if bundle.engine != "torch" or not spec:
         raise NIRError(f"bundle {bundle.name!r} ({bundle.engine}) records no PyTorch model to rebuild; NIR export "
                        "covers the PyTorch engine's networks")
@@ -341,19 +356,54 @@ def network_from_bundle(bundle) -> SpikingNet:
     return net
 
 
-def export_bundle(path, out, time_steps: int | None = None, encoder: str | None = None, dt: float = 1e-3):
-    """Write the network of the bundle at ``path`` as a NIR file ``out``; ``time_steps`` and ``encoder`` default to
-    what the bundle records (``extra["run"]``). Returns the graph."""
+def export_bundle(path, out, time_steps: int | None = None, encoder: str | None = None, dt: float | None = None):
+    """Write the network of the bundle at ``path`` as a NIR file ``out``; ``time_steps``, ``encoder`` and ``dt``
+    default to what the bundle records (``extra["run"]``; dt 1 ms where it records none). Returns the graph."""
     import nir
 
     from .. import bundles
 
     b = bundles.read(path)
+    net = network_from_bundle(b)  # refuses what has no NIR form first
     run = b.extra.get("run", {})
     time_steps = time_steps or run.get("time_steps")
     encoder = encoder or run.get("encoder")
+    dt = dt or run.get("dt", 1e-3)
     if not time_steps or not encoder:
         raise NIRError(f"{path} records no time steps or encoder; give --time-steps and --encoder")
-    graph = to_nir(network_from_bundle(b), time_steps, encoder, dt, device=b.device)
+    graph = to_nir(net, time_steps, encoder, dt, device=b.device)
     nir.write(out, graph)
     return graph
+
+
+def bundle_from_nir(path, out=None):
+    """A PyTorch-engine bundle of the NIR graph in the file ``path`` (read by :func:`from_nir`): the weights and
+    neurons as every bundle stores them, the run settings the graph records, and the file itself
+    (:data:`NIR_ARRAY`), from which :func:`network_from_bundle` rebuilds the architecture. Written to ``out``
+    when given."""
+    import nir
+
+    from .. import bundles
+
+    path = Path(path)
+    net, run = from_nir(nir.read(path))
+    settings = run_settings(int(run["time_steps"]), str(run["encoder"]), float(run["dt"])) \
+        if "time_steps" in run and "encoder" in run else None
+    b = to_bundle(net, run=settings, name=path.stem, provenance=bundles.provenance(source=str(path)))
+    b = dataclasses.replace(b, arrays={**b.arrays, NIR_ARRAY: np.frombuffer(path.read_bytes(), dtype=np.uint8)})
+    if out is not None:
+        bundles.write(out, b)
+    return b
+
+
+def brian_refusal() -> str:
+    """What NIR cannot express in bioSNN's Brian2 STDP networks, read off a small Diehl&Cook network's Brian2
+    objects (the equations do not depend on the sizes)."""
+    from ..brian.backend import Backend, backend
+    from ..brian.network import DiehlCookConfig, DiehlCookNetwork
+    from .nir_brian import _inexpressible
+
+    with backend(Backend("numpy")):
+        net = DiehlCookNetwork(DiehlCookConfig(n_input=4, n_exc=2), np.zeros((1, 4), np.uint8), Backend("numpy"))
+        parts = _inexpressible(net.brian.network)
+    return "NIR cannot express: " + "; ".join(parts)

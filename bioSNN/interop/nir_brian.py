@@ -608,11 +608,11 @@ def simulate(graph, x, backend=None, encoder: str | None = None, generator=None,
 
 
 # ---------------------------------------------------------------------------------------------- Brian2 → NIR
-def brian_to_nir(network, dt: float | None = None):
-    """A ``nir.NIRGraph`` of a Brian2 network made of NIR-expressible parts: a :class:`NIRBrianNetwork`, or a
-    ``brian2.Network`` (or an object holding one as ``.network`` or ``.brian.network``, e.g. a :class:`~bioSNN.brian.network.DiehlCookNetwork`) whose neuron groups have the
-    equations of this module and whose synapses are static. Refused otherwise, naming the parts NIR cannot
-    express. Parameters and weights are read from the Brian2 objects."""
+def brian_to_nir(network):
+    """A ``nir.NIRGraph`` of a Brian2 network made of NIR-expressible parts (a :class:`NIRBrianNetwork`), with
+    parameters and weights read from its Brian2 objects. Any other Brian2 network (a ``brian2.Network``, or an
+    object holding one as ``.network`` or ``.brian.network``, e.g. a
+    :class:`~bioSNN.brian.network.DiehlCookNetwork`) is refused, naming the parts NIR cannot express."""
     import nir
 
     if isinstance(network, NIRBrianNetwork):
@@ -635,53 +635,48 @@ def _find_network(obj):
 
 
 def _inexpressible(net) -> list[str]:
-    """What in the Brian2 network ``net`` has no NIR counterpart, one phrase per part."""
+    """What in the Brian2 network ``net`` has no NIR counterpart, one phrase per part: conductance-based input
+    (a membrane equation in which a state variable multiplies ``v``), a threshold that moves (it reads a variable
+    with its own dynamics or one the reset changes), refractoriness, synapses whose state changes at spikes."""
     import brian2 as b2
     import sympy
     from brian2.parsing.sympytools import str_to_sympy
 
-    out = []
-    conductances: dict[str, list[str]] = {}
-    groups = [o for o in sorted(net.objects, key=lambda o: o.name) if isinstance(o, b2.NeuronGroup)]
-    synapses = [o for o in sorted(net.objects, key=lambda o: o.name) if isinstance(o, b2.Synapses)]
-    for obj in groups + synapses:
-        if isinstance(obj, b2.NeuronGroup):
-            eqs = obj.equations
-            states = list(eqs.diff_eq_names)
-            for var, expr in eqs.diff_eq_expressions:
-                e = str_to_sympy(expr.code)
-                syms = {s.name: s for s in e.free_symbols}
-                if var != "v" or var not in syms:
-                    continue
-                g = [o for o in sorted(set(syms) & set(states) - {var})
-                     if sympy.simplify(sympy.diff(e, syms[var], syms[o])) != 0]
-                if g:
-                    conductances[obj.name] = g
-                    out.append(f"group {obj.name!r}: conductance-based input (dv/dt has "
-                               f"{', '.join(c + '·v' for c in g)}; NIR neurons are current-based)")
-            thr = obj.events.get("spike")
-            if thr:
-                dyn = [n for n in re.findall(r"[A-Za-z_]\w*", thr) if n in states and n != "v"]
-                reset = getattr(obj, "event_codes", {}).get("spike", "") or ""
-                changed = [n for n in re.findall(r"[A-Za-z_]\w*", thr)
-                           if n in eqs.names and n != "v" and re.search(rf"\b{n}\s*[+\-*/]?=", reset)]
-                for n in sorted(set(dyn + changed)):
-                    out.append(f"group {obj.name!r}: threshold {thr!r} moves with {n} (an adaptive threshold; "
-                               "NIR thresholds are constants)")
-            if getattr(obj, "_refractory", False) is not False and obj._refractory is not None:
-                out.append(f"group {obj.name!r}: a refractory period (NIR neurons have none)")
-        elif isinstance(obj, b2.Synapses):
-            traces = list(obj.equations.diff_eq_names)
-            codes = " ".join(p.code for p in obj._pathways) if hasattr(obj, "_pathways") else ""
-            learns = re.search(r"\bw\s*[+\-*/]?=(?!=)", " ".join(
-                p.code for p in getattr(obj, "_pathways", []) if p.prepost == "post")) or \
-                re.search(r"\bw\s*=\s*clip|\bw\s*\+=", codes)
-            if traces or learns:
-                what = f"traces {', '.join(traces)}" if traces else "weight updates on spikes"
-                out.append(f"synapses {obj.name!r}: plastic ({what}; NIR has no plasticity, only weights)")
-            for post in sorted(set(re.findall(r"\b(\w+)_post\s*\+=", codes))):
-                if post in conductances.get(obj.target.name, ()):
-                    out.append(f"synapses {obj.name!r}: drive the conductance {post} of {obj.target.name!r}")
+    objects = sorted(net.objects, key=lambda o: o.name)
+    out, conductances = [], {}
+    for g in (o for o in objects if isinstance(o, b2.NeuronGroup)):
+        eqs, states = g.equations, set(g.equations.diff_eq_names)
+        for var, expr in eqs.diff_eq_expressions:
+            e = str_to_sympy(expr.code)
+            syms = {s.name: s for s in e.free_symbols}
+            if var == "v" and var in syms:
+                found = [o for o in sorted(set(syms) & states - {"v"})
+                         if sympy.simplify(sympy.diff(e, syms["v"], syms[o])) != 0]
+                if found:
+                    conductances[g.name] = found
+                    out.append(f"group {g.name!r}: conductance-based input (dv/dt has "
+                               f"{', '.join(c + '·v' for c in found)}; NIR neurons are current-based)")
+        thr = g.events.get("spike")
+        if thr:
+            reset = g.event_codes.get("spike", "") or ""
+            moving = {n for n in re.findall(r"[A-Za-z_]\w*", thr) if n != "v" and n in eqs.names and
+                      (n in states or re.search(rf"\b{n}\s*[+\-*/]?=(?!=)", reset))}
+            for n in sorted(moving):
+                out.append(f"group {g.name!r}: threshold {thr!r} moves with {n} (an adaptive threshold; NIR "
+                           "thresholds are constants)")
+        if g._refractory is not False and g._refractory is not None:
+            out.append(f"group {g.name!r}: a refractory period (NIR neurons have none)")
+    for syn in (o for o in objects if isinstance(o, b2.Synapses)):
+        code = "\n".join(p.code for p in syn._pathways)
+        targets = re.findall(r"^\s*([A-Za-z_]\w*)\s*[+\-*/]?=(?!=)", code, flags=re.M)
+        changing = sorted({t for t in targets if not t.endswith(("_post", "_pre"))} |
+                          set(syn.equations.diff_eq_names))
+        if changing:
+            out.append(f"synapses {syn.name!r}: plastic ({', '.join(changing)} change at spikes; NIR has no "
+                       "plasticity, only weights)")
+        for post in sorted({t[:-5] for t in targets if t.endswith("_post")}):
+            if post in conductances.get(syn.target.name, ()):
+                out.append(f"synapses {syn.name!r}: drive the conductance {post} of {syn.target.name!r}")
     return out
 
 

@@ -20,9 +20,22 @@ from .neurons import LIF
 from .qat import weight_parameter
 from .network import FixedDropout, Residual, SpikingNet
 
-__all__ = ["to_bundle", "load_state", "STATE_PREFIX"]
+__all__ = ["to_bundle", "load_state", "run_settings", "STATE_PREFIX"]
 
 STATE_PREFIX = "state."
+
+
+def run_settings(time_steps: int, encoder: str, dt: float = 1e-3) -> dict:
+    """What a bundle's ``extra["run"]`` records so that its network can be simulated again without the run's config
+    (by this engine, by Brian2 through NIR, or by hand): the time steps and input coding it was evaluated with, the
+    step ``dt`` (s) that NIR export maps the discrete neurons to, and the update they follow."""
+    if time_steps < 1 or encoder not in ("direct", "poisson") or dt <= 0:
+        raise ValueError(f"run settings: need time_steps >= 1, encoder direct|poisson and dt > 0, got {time_steps}, "
+                         f"{encoder!r}, {dt}")
+    return {"time_steps": int(time_steps), "encoder": encoder, "dt": float(dt),
+            "integration": "u[t] = leak*u[t-1] + I[t]; spike where u[t] >= v_threshold; reset per population "
+                           "(soft: u -= v_threshold, hard: u = 0); readout: sum over t of its input",
+            "reset": "per population ('reset' parameter)"}
 
 
 def _neurons_per_activation(net: SpikingNet) -> dict[str, int]:
@@ -32,8 +45,9 @@ def _neurons_per_activation(net: SpikingNet) -> dict[str, int]:
     return sizes
 
 
-def to_bundle(net: SpikingNet, model: dict | None = None, **kwargs) -> Bundle:
-    """Describe ``net`` and store its state; ``model``: factory arguments kept in ``extra["model"]``."""
+def to_bundle(net: SpikingNet, model: dict | None = None, run: dict | None = None, **kwargs) -> Bundle:
+    """Describe ``net`` and store its state; ``model``: factory arguments kept in ``extra["model"]``; ``run``: its
+    :func:`run_settings` (``extra["run"]``); ``device``: the memristive devices its weights sit on."""
     sizes = _neurons_per_activation(net)
     pops = [Population("input", int(np.prod(net.input_shape)), "input",
                        {"shape": {"value": list(net.input_shape), "unit": "1"}})]
@@ -90,6 +104,8 @@ def to_bundle(net: SpikingNet, model: dict | None = None, **kwargs) -> Bundle:
     extra = dict(kwargs.pop("extra", {}))
     if model is not None:
         extra["model"] = model
+    if run is not None:
+        extra["run"] = run
     return Bundle(pops, projs, arrays, engine="torch", name=kwargs.pop("name", "SpikingNet"), extra=extra, **kwargs)
 
 

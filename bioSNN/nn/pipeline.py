@@ -31,7 +31,7 @@ from ..atomic import write_json
 from ..config import ConfigError
 from ..data import DatasetName
 from . import distributed as dist
-from .bundle import load_state, to_bundle
+from .bundle import load_state, run_settings, to_bundle
 from .convert import to_snn
 from .network import SpikingNet
 from .train import Checkpoint, augmentation, evaluate, fit, image_tensors, step_schedule
@@ -181,13 +181,14 @@ class Pipeline:
         """:func:`~bioSNN.nn.train.evaluate` on the test set with the run's seed."""
         return evaluate(net, *self.test, time_steps, encoder, seed=self.cfg.seed)
 
-    def save(self, net: SpikingNet, name: str, time_steps: int, encoder: str) -> None:
-        """``<run>/<name>.npz``: the trained network as a bundle (main process only), with the time steps and input
-        coding it runs with (``extra["run"]``), so it can be simulated again without the run's config."""
+    def save(self, net: SpikingNet, name: str, time_steps: int, encoder: str, device: dict | None = None) -> None:
+        """``<run>/<name>.npz``: the trained network as a bundle (main process only), with the time steps, input
+        coding and update it runs with (:func:`~bioSNN.nn.bundle.run_settings`) and the devices its weights sit on
+        (``device``), so it can be simulated again without the run's config."""
         if self.main:
             bundles.write(self.run_dir / f"{name}.npz", to_bundle(
-                net, model=self.spec, provenance=self.provenance,
-                extra={"run": {"time_steps": int(time_steps), "encoder": encoder}}))
+                net, model=self.spec, run=run_settings(time_steps, encoder), provenance=self.provenance,
+                device=device))
 
     def finish(self, results: dict, main_kind: str, main_t: str | None, kinds: tuple[str, ...],
                figure: Callable[[dict], None]) -> dict:

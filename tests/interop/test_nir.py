@@ -137,3 +137,27 @@ def test_biosnn_export_writes_a_runs_bundle_as_nir_that_runs_the_same(tmp_path, 
     assert all(torch.equal(a[1][k], b[1][k]) for k in a[1]) and torch.equal(a[0], b[0])
     assert main(["export", str(bundle)]) == 2  # the .nir file exists: refused, not overwritten
     assert main(["info", str(bundle.with_suffix(".nir"))]) == 0
+    # a run folder stands for its main network; a NIR file becomes a bundle that rebuilds the same network
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(tmp_path / "main.nir")]) == 0
+    assert nir.read(tmp_path / "main.nir").metadata["time_steps"] == 3
+    assert main(["export", str(bundle.with_suffix(".nir")), "--to", "bundle", "--out", str(tmp_path / "b.npz")]) == 0
+    rebuilt = network_from_bundle(bundles.read(tmp_path / "b.npz"))
+    assert bundles.read(tmp_path / "b.npz").extra["run"]["time_steps"] == 3
+    c = _run(rebuilt, x, 3, "direct")
+    assert all(torch.equal(a[1][k], c[1][k]) for k in a[1]) and torch.equal(a[0], c[0])
+
+
+def test_a_brian2_stdp_bundle_is_refused_with_what_nir_cannot_express(tmp_path, capsys):
+    from bioSNN import bundles
+    from bioSNN.brian import bundle as brian_bundle
+    from bioSNN.brian.ensemble import DiehlCookConfig
+    from bioSNN.cli import main
+
+    cfg = DiehlCookConfig(n_input=6, n_exc=4)
+    state = {"w": np.ones((6, 4)), "alive": np.ones((6, 4), bool), "theta": np.zeros(4)}
+    path = bundles.write(tmp_path / "dc.npz", brian_bundle.to_bundle({"": cfg}, {"": state}))
+    assert main(["export", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Brian2 STDP network" in err and "conductance-based input (dv/dt has ge·v, gi·v" in err
+    assert "adaptive threshold" in err and not (tmp_path / "dc.nir").exists()
