@@ -82,7 +82,7 @@ def test_a_run_on_a_corrupt_dataset_stops_with_one_line_and_leaves_no_folder(tmp
 # ------------------------------------------------------------------------------------------------------- bundles
 def _bundle(path: Path) -> Path:
     pops = (bundles.Population("inp", 3, "input"), bundles.Population("out", 2, "lif"))
-    return bundles.write(path, bundles.Bundle(pops, (bundles.Projection("fc", "inp", "out", "w"),), {"w": np.ones((3, 2))}))
+    return bundles.write(path, bundles.Bundle(pops, (bundles.Projection("fc", "inp", "out", "w"),), {"w": np.ones((2, 3))}))
 
 
 def _rewrite_meta(path: Path, fn) -> None:
