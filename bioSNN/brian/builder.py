@@ -77,11 +77,13 @@ class BrianNetwork:
 
 
 def build(configs: dict[str, DiehlCookConfig], stimuli: dict[str, np.ndarray], cross: CrossConfig | None = None,
-          monitors: tuple[MonitorSpec, ...] = ()) -> BrianNetwork:
+          monitors: tuple[MonitorSpec, ...] = (), replay: dict | None = None) -> BrianNetwork:
     """Build the network inside the active Brian2 device (see :func:`bioSNN.brian.backend.backend`).
 
     ``configs`` and ``stimuli`` (``(n_items, n_input)`` uint8) are keyed by ensemble name; timing, repeat rule and
-    chunk come from the first ensemble (the caller checks that they agree)."""
+    chunk come from the first ensemble (the caller checks that they agree). ``replay``: per ensemble, input
+    spikes ``(steps, indices)`` of one chunk that replace the Poisson input (a ``SpikeGeneratorGroup``), to feed
+    another engine's input spike trains to this one."""
     import brian2 as b2
     from brian2 import Hz, ms
 
@@ -103,7 +105,8 @@ def build(configs: dict[str, DiehlCookConfig], stimuli: dict[str, np.ndarray], c
     bn = BrianNetwork(None, clock, ctrl, seqs, groups={"controller": ctrl})
     objects = [ctrl]
     for n in names:
-        objects += _ensemble(b2, bn, n, configs[n], stimuli[n], ns, t_slot, with_cross=cross is not None)
+        objects += _ensemble(b2, bn, n, configs[n], stimuli[n], ns, t_slot, with_cross=cross is not None,
+                             replay=(replay or {}).get(n))
     if cross is not None:
         objects += _cross(b2, bn, cross, names, ns, t_slot, cfg.t_rest)
     bn.slots = b2.StateMonitor(ctrl, ["k", "repeats"], record=0, dt=t_slot, when="start", order=-5,
@@ -141,7 +144,7 @@ def _controller(b2, names, cfg: DiehlCookConfig, ns: dict, clock, t_slot):
 
 
 def _ensemble(b2, bn: BrianNetwork, n: str, c: DiehlCookConfig, stimuli: np.ndarray, ns: dict, t_slot,
-              with_cross: bool) -> list:
+              with_cross: bool, replay: tuple | None = None) -> list:
     from brian2 import Hz, ms
 
     px, clock, ctrl = prefix(n), bn.clock, bn.controller
@@ -149,13 +152,17 @@ def _ensemble(b2, bn: BrianNetwork, n: str, c: DiehlCookConfig, stimuli: np.ndar
     # one blank item after the stimuli: it pads a chunk's unused slots (see EnsembleNetwork.present)
     table = np.vstack([stimuli, np.zeros((1, c.n_input), np.uint8)])
     ens_ns["stimulus"] = b2.TimedArray(table, dt=1 * ms, name=f"{px}pixels")
-    inp = b2.NeuronGroup(c.n_input, """
+    if replay is not None:  # another engine's input spikes of this chunk
+        steps, idx = (np.asarray(a, np.int64) for a in replay)
+        inp = b2.SpikeGeneratorGroup(c.n_input, idx, steps * c.dt * ms, name=f"{px}input", clock=clock)
+    else:
+        inp = b2.NeuronGroup(c.n_input, """
 rate = int(t - t_slot * floor(t / t_slot + 1e-6) < t_present) * stimulus(img_in * ms, i) / 255.0 * (max_rate + rate_boost * repeats_in) : Hz
 img_in : integer (linked)
 repeats_in : integer (linked)
 """, threshold="rand() < rate * dt", name=f"{px}input", namespace=ens_ns, clock=clock)
-    inp.img_in = b2.linked_var(ctrl, f"{px}item", index=np.zeros(c.n_input, dtype=int))
-    inp.repeats_in = b2.linked_var(ctrl, "repeats", index=np.zeros(c.n_input, dtype=int))
+        inp.img_in = b2.linked_var(ctrl, f"{px}item", index=np.zeros(c.n_input, dtype=int))
+        inp.repeats_in = b2.linked_var(ctrl, "repeats", index=np.zeros(c.n_input, dtype=int))
     em = excitatory_model(c.exc, c.integration, c.dt)
     im = inhibitory_model(c.inh, c.integration, c.dt)
     extra = "wsum : 1\n" + ("wsumx : 1\n" if with_cross else "")

@@ -19,6 +19,8 @@ order ``i`` → ``j``) and this module transposes on the way in and out.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .. import bundles
@@ -81,7 +83,9 @@ def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dic
                   "stdp": {"value": cross.stdp.to_dict() if cross else {}, "unit": ""}}
         projs.append(bundles.Projection(key, f"{src}_exc", f"{dst}_exc", f"{key}.w", params=params))
     name = "diehl_cook" if list(configs) == [""] else "multimodal_stdp"
-    return bundles.Bundle(pops, projs, arrays, engine="brian2", name=name, device=device, **kwargs)
+    # every ensemble's configuration: what another engine needs to simulate the network without the run's config
+    extra = {**kwargs.pop("extra", {}), "network": {n: dataclasses.asdict(c) for n, c in configs.items()}}
+    return bundles.Bundle(pops, projs, arrays, engine="brian2", name=name, device=device, extra=extra, **kwargs)
 
 
 def state_from_bundle(bundle: bundles.Bundle, configs: dict[str, DiehlCookConfig]) -> tuple[dict, dict, dict]:

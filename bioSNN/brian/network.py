@@ -82,7 +82,8 @@ class EnsembleNetwork:
     _SHARED = ("t_present", "t_rest", "dt", "min_spikes", "max_repeats", "rate_boost", "chunk", "seed")
 
     def __init__(self, ensembles: dict[str, tuple[DiehlCookConfig, np.ndarray]], be: Backend,
-                 monitors: tuple[MonitorSpec, ...] = (), cross: CrossConfig | None = None):
+                 monitors: tuple[MonitorSpec, ...] = (), cross: CrossConfig | None = None,
+                 replay: dict | None = None):
         if not ensembles:
             raise ValueError("need at least one ensemble")
         names = list(ensembles)
@@ -124,7 +125,8 @@ class EnsembleNetwork:
                                                        "alive": np.ones(shape, bool)}
         self.eta_scale = 1.0
         self.cross_gain = cross.gain if cross is not None else 0.0
-        self.brian = build_objects(self.configs, self.stimuli, cross, monitors)
+        self.replay = replay  # input spikes of one chunk instead of the Poisson inputs (see builder.build)
+        self.brian = build_objects(self.configs, self.stimuli, cross, monitors, replay)
         self.groups, self.synapses = self.brian.groups, self.brian.synapses
         self._runner = ChunkRunner(self.brian, be, cfg.chunk * cfg.t_slot)
         self._reader = ChunkReader(self.brian, self.configs, cfg)
@@ -244,6 +246,8 @@ class EnsembleNetwork:
                     # the last chunk's unused slots show the blank item: no input spikes, so no learning, and
                     # the network only rests there (θ decays as in a rest while plastic: < 1 % over 200 slots)
                     seqs[n] = np.concatenate([seq, np.full(chunk - len(seq), len(self.stimuli[n]), np.int32)])
+                if self.replay is not None and pos > 0:
+                    raise ValueError("replayed input spikes cover one chunk; these items need more (raise chunk)")
                 (c, r, k), s = self._run_chunk(seqs, plastic)
                 done = min(len(r), total - pos)
                 if done == 0:
@@ -266,13 +270,13 @@ class DiehlCookNetwork(EnsembleNetwork):
     ``theta``; :meth:`present` takes an array of image ids and returns ``counts`` as one array."""
 
     def __init__(self, cfg: DiehlCookConfig, images: np.ndarray, be: Backend,
-                 monitors: tuple[MonitorSpec, ...] = ()):
+                 monitors: tuple[MonitorSpec, ...] = (), replay: tuple | None = None):
         images = np.asarray(images)
         if images.ndim != 2 or images.shape[1] != cfg.n_input:
             raise ValueError(f"images must be (n_images, {cfg.n_input}), got {images.shape}")
         if images.dtype != np.uint8:
             raise ValueError(f"images must be uint8 intensities 0-255, got {images.dtype}")
-        super().__init__({"": (cfg, images)}, be, monitors)
+        super().__init__({"": (cfg, images)}, be, monitors, replay=None if replay is None else {"": replay})
         self.images = images
 
     @property

@@ -1,0 +1,241 @@
+"""The trained (frozen) Diehl & Cook network in PyTorch: the Brian2 engine's equations and schedule, batched.
+
+After STDP training in Brian2, labelling and testing only present images to a fixed network: excitatory
+conductance LIF neurons with their trained adaptive thresholds θ (now constant), one inhibitory partner each,
+exc → inh one-to-one and inh → exc all-but-self, and the input weights (pruned synapses are 0, quantized ones
+on their device levels). :class:`FrozenDiehlCook` simulates exactly what :mod:`bioSNN.brian.builder` builds,
+step by step in float64 on the Brian2 engine's ``dt``:
+
+- one step is Brian2's schedule: state update (exponential Euler of the membrane with the conductances held at
+  their step-start values, scaled by the ``step_mean`` factors; exact decay of ``ge``, ``gi``; the membrane
+  frozen while refractory), thresholds (excitatory: ``v > θ − θ_offset + v_threshold`` and more than
+  ``spike_gap`` since the last spike; both: not refractory), synaptic events (input → ``ge`` of exc, exc →
+  ``ge`` of inh, inh → ``gi`` of exc), resets;
+- slots of ``t_present + t_rest``; at the start of every slot the controller accepts the slot that ended (at
+  least ``min_spikes`` excitatory spikes, or ``max_repeats`` reached) or shows the same image again with its
+  input rate raised by ``rate_boost``; with ``t_rest = 0`` the state is reset explicitly;
+- input neuron i fires at a step with probability ``pixel_i/255 · (max_rate + repeats·rate_boost) · dt`` during
+  the presentation.
+
+Images are batched as independent *streams*: each stream shows its own run of images one after another from the
+initial state, as one Brian2 chunk does. With one stream per Brian2 chunk and the same input spikes
+(``input_spikes``, or those recorded with ``record_input``) the two engines compute the same spikes up to the
+rounding of sums (see the tests); many short streams are what makes labelling and testing fast, at the price of
+starting more images from the rest state instead of from the previous image's decayed one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bioSNN.brian.ensemble import DiehlCookConfig
+
+__all__ = ["FrozenDiehlCook", "Streams"]
+
+MS = 1e-3  # Brian2's ms in seconds; parameters are multiplied as Brian2 multiplies them
+
+
+@dataclass
+class Streams:
+    """What :meth:`FrozenDiehlCook.present` produced: ``counts`` ``(n_items, n_exc)`` of each item's accepted
+    presentation, ``repeats`` ``(n_items,)``, ``slots`` simulated per stream, and, when recorded, per stream the
+    input spikes ``(step, input index)`` and the excitatory spikes ``(step, neuron)`` (steps from the stream's
+    start)."""
+
+    counts: np.ndarray
+    repeats: np.ndarray
+    slots: int
+    input_spikes: list | None = None
+    exc_spikes: list | None = None
+
+
+class FrozenDiehlCook:
+    """A trained Diehl & Cook network (config ``cfg``; input weights ``w`` ``(n_input, n_exc)``, θ in mV) for
+    presenting images without learning."""
+
+    def __init__(self, cfg: DiehlCookConfig, w: np.ndarray, theta_mv: np.ndarray,
+                 device: str | torch.device = "cpu"):
+        w, theta_mv = np.asarray(w, np.float64), np.asarray(theta_mv, np.float64)
+        if w.shape != (cfg.n_input, cfg.n_exc) or theta_mv.shape != (cfg.n_exc,):
+            raise ValueError(f"weights {w.shape} and theta {theta_mv.shape} do not fit a {cfg.n_input}x{cfg.n_exc} "
+                             "network")
+        self.cfg, self.device = cfg, torch.device(device)
+        f64 = dict(dtype=torch.float64, device=self.device)
+        self.w = torch.as_tensor(w, **f64)
+        e, i = cfg.exc, cfg.inh
+        self.dt = cfg.dt * MS
+        # threshold of every excitatory neuron, as Brian2 evaluates "theta - exc_theta_offset + exc_v_threshold"
+        self.v_fire = torch.as_tensor(theta_mv * MS, **f64) - e.theta_offset * MS + e.v_threshold * MS
+        self.steps_per_slot = int(round(cfg.t_slot / cfg.dt))
+        self.ref_e = int((e.refractory * MS + 1e-3 * self.dt) / self.dt)  # Brian2's timestep(refractory, dt)
+        self.ref_i = int((i.refractory * MS + 1e-3 * self.dt) / self.dt)
+        # step_mean conductance factors, computed as bioSNN.brian.neurons does (in ms)
+        self.mean = {}
+        for pop, p in (("e", e), ("i", i)):
+            if cfg.integration == "step_mean":
+                self.mean[pop] = (p.tau_ge / cfg.dt * (1 - math.exp(-cfg.dt / p.tau_ge)),
+                                  p.tau_gi / cfg.dt * (1 - math.exp(-cfg.dt / p.tau_gi)))
+            elif cfg.integration == "exponential_euler":
+                self.mean[pop] = (1.0, 1.0)
+            else:
+                raise ValueError(f"integration {cfg.integration!r}: the PyTorch engine runs exponential_euler "
+                                 "and step_mean")
+
+    @classmethod
+    def from_bundle(cls, bundle, cfg: DiehlCookConfig | None = None, device="cpu") -> "FrozenDiehlCook":
+        """The network of a ``diehl_cook`` bundle (see :mod:`bioSNN.brian.bundle`); ``cfg`` defaults to the
+        configuration the bundle records (``extra["network"]``)."""
+        from bioSNN.brian.bundle import state_from_bundle
+
+        if cfg is None:
+            rec = bundle.extra.get("network", {}).get("")
+            if rec is None:
+                raise ValueError(f"bundle {bundle.name!r} records no single-ensemble network configuration; pass cfg=")
+            from bioSNN.config import apply_overrides
+
+            cfg = apply_overrides(DiehlCookConfig(), rec)
+        state, _, _ = state_from_bundle(bundle, {"": cfg})
+        return cls(cfg, state[""]["w"], state[""]["theta"], device)
+
+    # ---------------------------------------------------------------------------------------------- stepping
+    def _membrane(self, v, ge, gi, nr, p, mean):
+        """Brian2's exponential-Euler update of ``v`` (its generated expression, term by term), frozen while
+        refractory."""
+        tau = p.tau * MS
+        e_exc, e_inh, v_leak = p.e_exc * MS, p.e_inh * MS, p.v_leak * MS
+        ge_mean, gi_mean = mean
+        ba = (e_exc * ge_mean * ge / tau + e_inh * gi_mean * gi / tau + v_leak / tau) / \
+            (-ge_mean * ge / tau - gi_mean * gi / tau - 1.0 / tau)
+        new = -ba + (ba + v) * torch.exp(self.dt * (-ge_mean * ge / tau - gi_mean * gi / tau - 1.0 / tau))
+        return torch.where(nr, new, v)
+
+    def present(self, images: np.ndarray, item_ids=None, streams: int = 1, generator: torch.Generator | None = None,
+                input_spikes: list | None = None, record: bool = False, max_slots: int | None = None) -> Streams:
+        """Show ``images[item_ids]`` (uint8 ``(n, n_input)``; all images by default), split into ``streams``
+        contiguous runs simulated side by side; returns per-item counts and repeats.
+
+        Input spikes are drawn with ``generator`` (float64 uniforms), or taken from ``input_spikes`` (one
+        ``(steps, indices)`` pair per stream, e.g. recorded before with ``record=True``). ``max_slots`` bounds the
+        slots of a stream (default: every image shown ``max_repeats + 1`` times)."""
+        cfg, dev = self.cfg, self.device
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != cfg.n_input:
+            raise ValueError(f"images must be uint8 (n, {cfg.n_input}), got {images.dtype} {images.shape}")
+        ids = np.arange(len(images)) if item_ids is None else np.asarray(item_ids, np.int64)
+        n = len(ids)
+        streams = max(1, min(int(streams), n))
+        bounds = np.linspace(0, n, streams + 1).round().astype(int)
+        L = int(np.diff(bounds).max())
+        seq = np.full((streams, L), -1, np.int64)  # -1: nothing left to show (a blank image)
+        for s in range(streams):
+            seq[s, :bounds[s + 1] - bounds[s]] = ids[bounds[s]:bounds[s + 1]]
+        if input_spikes is not None and len(input_spikes) != streams:
+            raise ValueError(f"input_spikes holds {len(input_spikes)} streams, {streams} asked for")
+        pix = torch.as_tensor(np.vstack([images, np.zeros((1, cfg.n_input), np.uint8)]), dtype=torch.float64,
+                              device=dev)
+        e, i = cfg.exc, cfg.inh
+        f64 = dict(dtype=torch.float64, device=dev)
+        B, N = streams, cfg.n_exc
+        v_e = torch.full((B, N), e.v_leak * MS, **f64)
+        v_i = torch.full((B, N), i.v_leak * MS, **f64)
+        ge_e, gi_e, ge_i, gi_i = (torch.zeros(B, N, **f64) for _ in range(4))
+        last_e = torch.full((B, N), -10000.0, **f64)  # Brian2's lastspike before any spike (s)
+        last_i = torch.full((B, N), -10000.0, **f64)
+        k = np.full(B, -1)
+        repeats = np.full(B, cfg.max_repeats)
+        count = np.zeros(B, np.int64)
+        slot_counts = torch.zeros(B, N, dtype=torch.int64, device=dev)
+        counts = np.zeros((n, N), np.int32)
+        reps = np.zeros(n, np.int32)
+        item_pos = bounds[:-1]
+        decay = {p: (math.exp(-self.dt / (q.tau_ge * MS)), math.exp(-self.dt / (q.tau_gi * MS)))
+                 for p, q in (("e", e), ("i", i))}
+        t_slot, t_present = cfg.t_slot * MS, cfg.t_present * MS
+        max_rate, boost = cfg.max_rate, cfg.rate_boost
+        budget = max_slots or L * (cfg.max_repeats + 1) + 1
+        rec_in = [[] for _ in range(B)] if record else None
+        rec_ex = [[] for _ in range(B)] if record else None
+        replay = None
+        if input_spikes is not None:
+            replay = []
+            for steps, idx in input_spikes:
+                steps, idx = np.asarray(steps, np.int64), np.asarray(idx, np.int64)
+                order = np.argsort(steps, kind="stable")
+                replay.append((steps[order], idx[order]))
+        step = 0
+        slots = 0
+        while slots < budget:
+            # ---- slot start: the controller (accept or repeat), then the image of the new slot
+            accept = (count >= cfg.min_spikes) | (repeats >= cfg.max_repeats)
+            sc = slot_counts.cpu().numpy()
+            for s in np.flatnonzero(accept & (k >= 0) & (k < L)):
+                if seq[s, k[s]] >= 0:
+                    counts[item_pos[s] + k[s]] = sc[s]
+                    reps[item_pos[s] + k[s]] = repeats[s]
+            k = k + accept
+            repeats = (repeats + 1) * (1 - accept)
+            if np.all(k >= np.diff(bounds)):
+                break
+            count[:] = 0
+            slot_counts.zero_()
+            item = np.where(k < L, seq[np.arange(B), np.minimum(k, L - 1)], -1)
+            rate = pix[torch.as_tensor(np.where(item >= 0, item, len(images)), device=dev)] / 255.0 * \
+                torch.as_tensor(max_rate + boost * repeats, **f64)[:, None]
+            p_fire = rate * self.dt
+            if cfg.t_rest == 0:
+                v_e.fill_(e.v_leak * MS), v_i.fill_(i.v_leak * MS)
+                for g in (ge_e, gi_e, ge_i, gi_i):
+                    g.zero_()
+            for _ in range(self.steps_per_slot):
+                t = step * self.dt
+                # ---- groups: state update (old conductances), conductance decay
+                nr_e = ((t - last_e + 1e-3 * self.dt) / self.dt).floor() >= self.ref_e
+                nr_i = ((t - last_i + 1e-3 * self.dt) / self.dt).floor() >= self.ref_i
+                v_e = self._membrane(v_e, ge_e, gi_e, nr_e, e, self.mean["e"])
+                v_i = self._membrane(v_i, ge_i, gi_i, nr_i, i, self.mean["i"])
+                ge_e, gi_e = ge_e * decay["e"][0], gi_e * decay["e"][1]
+                ge_i, gi_i = ge_i * decay["i"][0], gi_i * decay["i"][1]
+                # ---- thresholds
+                presenting = (t - t_slot * math.floor(t / t_slot + 1e-6)) < t_present
+                if replay is not None:
+                    s_in = torch.zeros(B, cfg.n_input, **f64)
+                    for s, (st, ix) in enumerate(replay):
+                        lo, hi = np.searchsorted(st, [step, step + 1])
+                        if hi > lo:
+                            s_in[s, torch.as_tensor(ix[lo:hi], device=dev)] = 1.0
+                elif presenting:
+                    u = torch.rand(B, cfg.n_input, generator=generator, **f64)
+                    s_in = (u < p_fire).to(torch.float64)
+                else:
+                    s_in = None
+                s_e = (v_e > self.v_fire) & ((t - last_e) > e.spike_gap * MS) & nr_e
+                s_i = (v_i > i.v_threshold * MS) & nr_i
+                last_e = torch.where(s_e, torch.full_like(last_e, t), last_e)
+                last_i = torch.where(s_i, torch.full_like(last_i, t), last_i)
+                # ---- synapses
+                if s_in is not None and record:
+                    for s, ix in zip(*np.nonzero(s_in.cpu().numpy())):
+                        rec_in[s].append((step, ix))
+                if s_in is not None:
+                    ge_e = ge_e + s_in @ self.w
+                fe, fi = s_e.to(torch.float64), s_i.to(torch.float64)
+                ge_i = ge_i + cfg.w_exc_inh * fe
+                gi_e = gi_e + cfg.w_inh_exc * (fi.sum(1, keepdim=True) - fi)
+                slot_counts += s_e
+                count += s_e.sum(1).cpu().numpy()
+                if record and bool(s_e.any()):
+                    for s, j in zip(*np.nonzero(s_e.cpu().numpy())):
+                        rec_ex[s].append((step, j))
+                # ---- resets
+                v_e = torch.where(s_e, torch.full_like(v_e, e.v_reset * MS), v_e)
+                v_i = torch.where(s_i, torch.full_like(v_i, i.v_reset * MS), v_i)
+                step += 1
+            slots += 1
+        if record:
+            rec_in = [(np.array([a for a, _ in r], np.int64), np.array([b for _, b in r], np.int64)) for r in rec_in]
+            rec_ex = [(np.array([a for a, _ in r], np.int64), np.array([b for _, b in r], np.int64)) for r in rec_ex]
+        return Streams(counts, reps, slots, rec_in, rec_ex)
