@@ -167,14 +167,14 @@ class STDPTraining:
 
     def save(self) -> None:
         self.progress.update(chunks=self.net.chunks_run, seconds=self.seconds())
-        extra = {"progress": dict(self.progress)}
-        b = self.bundle(extra=extra)
-        # training state, in the checkpoint only (not part of the deployed network)
-        # (target, source) like the projection's weights in the bundle; the engine holds (source, target)
-        b.arrays.update({residual_key(k): np.ascontiguousarray(r.T) for k, r in self.residual.items() if r is not None})
+        extra, curve = {"progress": dict(self.progress)}, {}
         if self.curve is not None:
-            arrays, extra["curve"] = self.curve.state()
-            b.arrays.update(arrays)
+            curve, extra["curve"] = self.curve.state()
+        b = self.bundle(extra=extra)
+        # training state, in the checkpoint only (not part of the deployed network); the error-feedback
+        # remainders (target, source) like the projection's weights in the bundle (the engine holds (source, target))
+        b.arrays.update({residual_key(k): np.ascontiguousarray(r.T) for k, r in self.residual.items() if r is not None})
+        b.arrays.update(curve)
         bundles.write(self.path, b)
 
     def _restore(self, b: bundles.Bundle) -> None:
@@ -187,8 +187,8 @@ class STDPTraining:
         self.device = b.device
         gains = {n: brian_bundle.array_key(n, "input_exc.column_gain") for n in net.names}
         self.column_gain = {n: b.arrays[k] for n, k in gains.items() if k in b.arrays}
-        self.residual = {k: np.ascontiguousarray(b.arrays[residual_key(k)].T) for k, _, _ in net.plastic_projections()
-                         if residual_key(k) in b.arrays}
+        self.residual = {k: np.ascontiguousarray(b.arrays[residual_key(k)].T)
+                         for k, _, _ in net.plastic_projections() if residual_key(k) in b.arrays}
         if self.curve is not None and "curve" in b.extra:
             self.curve.restore(b.arrays, b.extra["curve"])
 

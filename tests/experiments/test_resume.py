@@ -72,11 +72,23 @@ def outputs(run_dir: Path) -> dict:
     return out
 
 
+def _first_difference(x, y, where: str = "") -> str:
+    """Where two nested outputs first differ (a short path, not a diff of megabytes of bytes)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        if set(x) != set(y):
+            return f"{where}: keys {sorted(set(x) ^ set(y))}"
+        return next((_first_difference(x[k], y[k], f"{where}/{k}") for k in x if x[k] != y[k]), where)
+    if isinstance(x, (tuple, list)) and isinstance(y, (tuple, list)) and len(x) == len(y):
+        return next((_first_difference(u, v, f"{where}[{i}]") for i, (u, v) in enumerate(zip(x, y)) if u != v), where)
+    return f"{where}: {str(x)[:120]} != {str(y)[:120]}"
+
+
 def assert_same_outputs(ref: Path, other: Path) -> None:
     a, b = outputs(ref), outputs(other)
     assert sorted(a) == sorted(b), f"files differ: {sorted(set(a) ^ set(b))}"
     for rel in a:
-        assert a[rel] == b[rel], f"{rel} differs between the uninterrupted and the resumed run"
+        if a[rel] != b[rel]:
+            pytest.fail(f"{rel} differs between the uninterrupted and the resumed run at {_first_difference(a[rel], b[rel])}")
 
 
 def only_run(root: Path) -> Path:
