@@ -300,7 +300,13 @@ class NIRBrianNetwork:
                                f"{', '.join(NEURON_KINDS + LINEAR_KINDS)})")
         layers: dict[str, _Layer] = {}
         shapes: dict[str, tuple] = {in_name: in_shape}
+        maps: dict[str, tuple] = {}  # linear node -> (matrix, bias, out_shape), built once
         visiting: set[str] = set()
+
+        def linear(name: str, s_in: tuple) -> tuple:
+            if name not in maps:
+                maps[name] = linear_map(name, graph.nodes[name], s_in)
+            return maps[name]
 
         def out_shape(name: str) -> tuple:
             if name in shapes:
@@ -317,7 +323,7 @@ class NIRBrianNetwork:
                 raise NIRError(f"{name}: its inputs have different shapes {sorted(shp)}")
             (s_in,) = shp
             if _kind(node) in LINEAR_KINDS:
-                shapes[name] = linear_map(name, node, s_in)[2]
+                shapes[name] = linear(name, s_in)[2]
             else:
                 shapes[name] = s_in
             visiting.discard(name)
@@ -330,19 +336,17 @@ class NIRBrianNetwork:
                 return {}, None, "identity"
             if _kind(node) in NEURON_KINDS:
                 return {name: "identity"}, None, None
-            acc, bias, analog = {}, np.zeros(math.prod(out_shape(name)) if _kind(node) != "Output" else 0), None
+            # a linear node (the only other kind a neuron node's inputs come through)
             srcs = incoming.get(name, [])
-            m_node = b_node = None
-            if _kind(node) in LINEAR_KINDS:
-                m_node, b_node, _ = linear_map(name, node, out_shape(srcs[0]))
-                bias = b_node.copy()
+            m_node, bias, _ = linear(name, out_shape(srcs[0]))
+            acc, bias, analog = {}, bias.copy(), None
             for s in srcs:
                 sub, sub_bias, sub_analog = paths(s)
                 for src, m in sub.items():
                     m = _apply(m_node, m, math.prod(out_shape(src)))
                     acc[src] = m if src not in acc else acc[src] + m
                 if sub_bias is not None:
-                    bias = bias + (m_node @ sub_bias if m_node is not None else sub_bias)
+                    bias = bias + m_node @ sub_bias
                 if sub_analog is not None:
                     a = _apply(m_node, sub_analog, math.prod(in_shape))
                     analog = a if analog is None else analog + a
@@ -532,8 +536,7 @@ class NIRBrianNetwork:
             outputs = v[:, T - 1::T].T.copy()
         else:
             outputs = spikes[self.output_name].sum(0).reshape(n, -1)
-        kept = {k: v for k, v in spikes.items() if k != self.output_name or k in self.monitors}
-        return BrianResult(outputs, kept if self.monitors else None, seconds, self.build_seconds)
+        return BrianResult(outputs, spikes if self.monitors else None, seconds, self.build_seconds)
 
 
 def _apply(m_node, m, n_src: int):
