@@ -186,6 +186,9 @@ class FrozenDiehlCook:
             rate = pix[torch.as_tensor(np.where(item >= 0, item, len(images)), device=dev)] / 255.0 * \
                 torch.as_tensor(max_rate + boost * repeats, **f64)[:, None]
             p_fire = rate * self.dt
+            # only lit pixels can fire: draw for those (stream, input) pairs alone
+            lit_b, lit_i = torch.nonzero(p_fire > 0, as_tuple=True)
+            lit_p = p_fire[lit_b, lit_i]
             if cfg.t_rest == 0:
                 v_e.fill_(e.v_leak * MS), v_i.fill_(i.v_leak * MS)
                 for g in (ge_e, gi_e, ge_i, gi_i):
@@ -201,27 +204,29 @@ class FrozenDiehlCook:
                 ge_i, gi_i = ge_i * decay["i"][0], gi_i * decay["i"][1]
                 # ---- thresholds
                 presenting = (t - t_slot * math.floor(t / t_slot + 1e-6)) < t_present
-                if replay is not None:
-                    s_in = torch.zeros(B, cfg.n_input, **f64)
-                    for s, (st, ix) in enumerate(replay):
-                        lo, hi = np.searchsorted(st, [step, step + 1])
-                        if hi > lo:
-                            s_in[s, torch.as_tensor(ix[lo:hi], device=dev)] = 1.0
-                elif presenting:
-                    u = torch.rand(B, cfg.n_input, generator=generator, **f64)
-                    s_in = (u < p_fire).to(torch.float64)
+                if replay is not None:  # this step's input spikes of every stream, as (stream, input) pairs
+                    parts = [(s, ix[lo:hi]) for s, (st, ix) in enumerate(replay)
+                             for lo, hi in [np.searchsorted(st, [step, step + 1])] if hi > lo]
+                    in_b = torch.as_tensor(np.concatenate([np.full(len(ix), s) for s, ix in parts]) if parts else
+                                           np.zeros(0, np.int64), device=dev)
+                    in_i = torch.as_tensor(np.concatenate([ix for _, ix in parts]) if parts else np.zeros(0, np.int64),
+                                           device=dev)
+                elif presenting and len(lit_p):
+                    fire = torch.rand(len(lit_p), generator=generator, **f64) < lit_p
+                    in_b, in_i = lit_b[fire], lit_i[fire]
                 else:
-                    s_in = None
+                    in_b = None
                 s_e = (v_e > self.v_fire) & ((t - last_e) > e.spike_gap * MS) & nr_e
                 s_i = (v_i > i.v_threshold * MS) & nr_i
                 last_e = torch.where(s_e, torch.full_like(last_e, t), last_e)
                 last_i = torch.where(s_i, torch.full_like(last_i, t), last_i)
                 # ---- synapses
-                if s_in is not None and record:
-                    for s, ix in zip(*np.nonzero(s_in.cpu().numpy())):
-                        rec_in[s].append((step, ix))
-                if s_in is not None:
-                    ge_e = ge_e + s_in @ self.w
+                if in_b is not None and len(in_b):
+                    # each spike adds its weight row, in the order of the input index within a stream (as Brian2 does)
+                    ge_e.index_add_(0, in_b, self.w[in_i])
+                    if record:
+                        for s, ix in zip(in_b.tolist(), in_i.tolist()):
+                            rec_in[s].append((step, ix))
                 fe, fi = s_e.to(torch.float64), s_i.to(torch.float64)
                 ge_i = ge_i + cfg.w_exc_inh * fe
                 gi_e = gi_e + cfg.w_inh_exc * (fi.sum(1, keepdim=True) - fi)
