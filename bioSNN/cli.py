@@ -310,7 +310,7 @@ def _run_bundle(run: Path) -> Path:
     main = str(json.loads(metrics.read_text()).get("main", ""))
     kind, _, t = main.partition(" T=")
     candidates = [run / f"{kind.lower()}_T{t}.npz"] if t else []
-    candidates += [run / "model.npz", run / "network.npz"]
+    candidates.append(run / "model.npz")  # the demo's
     for c in candidates:
         if c.is_file():
             return c

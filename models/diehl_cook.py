@@ -19,7 +19,7 @@ step by step in float64 on the Brian2 engine's ``dt``:
 
 Images are batched as independent *streams*: each stream shows its own run of images one after another from the
 initial state, as one Brian2 chunk does. With one stream per Brian2 chunk and the same input spikes
-(``input_spikes``, or those recorded with ``record_input``) the two engines compute the same spikes up to the
+(``input_spikes``, or those recorded with ``record=True``) the two engines compute the same spikes up to the
 rounding of sums (see the tests); many short streams are what makes labelling and testing fast, at the price of
 starting more images from the rest state instead of from the previous image's decayed one.
 """
@@ -147,7 +147,6 @@ class FrozenDiehlCook:
         last_i = torch.full((B, N), -10000.0, **f64)
         k = np.full(B, -1)
         repeats = np.full(B, cfg.max_repeats)
-        count = np.zeros(B, np.int64)
         slot_counts = torch.zeros(B, N, dtype=torch.int64, device=dev)
         counts = np.zeros((n, N), np.int32)
         reps = np.zeros(n, np.int32)
@@ -160,18 +159,18 @@ class FrozenDiehlCook:
         rec_in = [[] for _ in range(B)] if record else None
         rec_ex = [[] for _ in range(B)] if record else None
         replay = None
-        if input_spikes is not None:
-            replay = []
-            for steps, idx in input_spikes:
-                steps, idx = np.asarray(steps, np.int64), np.asarray(idx, np.int64)
-                order = np.argsort(steps, kind="stable")
-                replay.append((steps[order], idx[order]))
+        if input_spikes is not None:  # all streams' spikes by step (stream, then recorded order within a step)
+            r_step = np.concatenate([np.asarray(st, np.int64) for st, _ in input_spikes])
+            r_b = np.concatenate([np.full(len(st), s, np.int64) for s, (st, _) in enumerate(input_spikes)])
+            r_i = np.concatenate([np.asarray(ix, np.int64) for _, ix in input_spikes])
+            order = np.argsort(r_step, kind="stable")
+            replay = (r_step[order], torch.as_tensor(r_b[order], device=dev), torch.as_tensor(r_i[order], device=dev))
         step = 0
         slots = 0
         while slots < budget:
             # ---- slot start: the controller (accept or repeat), then the image of the new slot
-            accept = (count >= cfg.min_spikes) | (repeats >= cfg.max_repeats)
             sc = slot_counts.cpu().numpy()
+            accept = (sc.sum(1) >= cfg.min_spikes) | (repeats >= cfg.max_repeats)
             for s in np.flatnonzero(accept & (k >= 0) & (k < L)):
                 if seq[s, k[s]] >= 0:
                     counts[item_pos[s] + k[s]] = sc[s]
@@ -180,7 +179,6 @@ class FrozenDiehlCook:
             repeats = (repeats + 1) * (1 - accept)
             if np.all(k >= np.diff(bounds)):
                 break
-            count[:] = 0
             slot_counts.zero_()
             item = np.where(k < L, seq[np.arange(B), np.minimum(k, L - 1)], -1)
             rate = pix[torch.as_tensor(np.where(item >= 0, item, len(images)), device=dev)] / 255.0 * \
@@ -205,12 +203,8 @@ class FrozenDiehlCook:
                 # ---- thresholds
                 presenting = (t - t_slot * math.floor(t / t_slot + 1e-6)) < t_present
                 if replay is not None:  # this step's input spikes of every stream, as (stream, input) pairs
-                    parts = [(s, ix[lo:hi]) for s, (st, ix) in enumerate(replay)
-                             for lo, hi in [np.searchsorted(st, [step, step + 1])] if hi > lo]
-                    in_b = torch.as_tensor(np.concatenate([np.full(len(ix), s) for s, ix in parts]) if parts else
-                                           np.zeros(0, np.int64), device=dev)
-                    in_i = torch.as_tensor(np.concatenate([ix for _, ix in parts]) if parts else np.zeros(0, np.int64),
-                                           device=dev)
+                    lo, hi = np.searchsorted(replay[0], [step, step + 1])
+                    in_b, in_i = replay[1][lo:hi], replay[2][lo:hi]
                 elif presenting and len(lit_p):
                     fire = torch.rand(len(lit_p), generator=generator, **f64) < lit_p
                     in_b, in_i = lit_b[fire], lit_i[fire]
@@ -231,7 +225,6 @@ class FrozenDiehlCook:
                 ge_i = ge_i + cfg.w_exc_inh * fe
                 gi_e = gi_e + cfg.w_inh_exc * (fi.sum(1, keepdim=True) - fi)
                 slot_counts += s_e
-                count += s_e.sum(1).cpu().numpy()
                 if record and bool(s_e.any()):
                     for s, j in zip(*np.nonzero(s_e.cpu().numpy())):
                         rec_ex[s].append((step, j))
