@@ -26,6 +26,7 @@ starting more images from the rest state instead of from the previous image's de
 
 from __future__ import annotations
 
+import ctypes
 import math
 from dataclasses import dataclass
 
@@ -114,17 +115,36 @@ class FrozenDiehlCook:
         return torch.where(nr, new, v)
 
     def present(self, images: np.ndarray, item_ids=None, streams: int = 1, generator: torch.Generator | None = None,
-                input_spikes: list | None = None, record: bool = False, max_slots: int | None = None) -> Streams:
+                input_spikes: list | None = None, record: bool = False, max_slots: int | None = None,
+                kernel: str = "auto") -> Streams:
         """Show ``images[item_ids]`` (uint8 ``(n, n_input)``; all images by default), split into ``streams``
         contiguous runs simulated side by side; returns per-item counts and repeats.
 
-        Input spikes are drawn with ``generator`` (float64 uniforms), or taken from ``input_spikes`` (one
-        ``(steps, indices)`` pair per stream, e.g. recorded before with ``record=True``). ``max_slots`` bounds the
-        slots of a stream (default: every image shown ``max_repeats + 1`` times)."""
-        cfg, dev = self.cfg, self.device
+        Input spikes are drawn with ``generator``, or taken from ``input_spikes`` (one ``(steps, indices)`` pair per
+        stream, e.g. recorded before with ``record=True``). ``max_slots`` bounds the slots of a stream (default:
+        every image shown ``max_repeats + 1`` times).
+
+        ``kernel``: ``"tensor"`` steps all streams with tensor operations (any device; float64 uniforms from
+        ``generator`` for the lit (stream, input) pairs of a step); ``"fused"`` runs each slot of every stream in
+        one compiled CPU loop (:mod:`bioSNN.models._kernel`; one xoshiro256+ generator per stream, seeded from
+        ``generator``); ``"auto"``: fused on the CPU where a C compiler works. The two draw different input spikes
+        from the same generator; replayed spikes give both the same result."""
+        cfg = self.cfg
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != cfg.n_input:
             raise ValueError(f"images must be uint8 (n, {cfg.n_input}), got {images.dtype} {images.shape}")
+        if kernel not in ("auto", "tensor", "fused"):
+            raise ValueError(f"kernel {kernel!r}: choose auto, tensor or fused")
+        if kernel != "tensor" and self.device.type == "cpu":
+            from bioSNN.models import _kernel
+
+            fn = _kernel.load()
+            if fn is None and kernel == "fused":
+                raise RuntimeError("the fused kernel could not be built: no working C compiler (set CC)")
+        else:
+            fn = None
+            if kernel == "fused":
+                raise ValueError(f"the fused kernel runs on the CPU, the network is on {self.device}")
         ids = np.arange(len(images)) if item_ids is None else np.asarray(item_ids, np.int64)
         n = len(ids)
         streams = max(1, min(int(streams), n))
@@ -135,41 +155,20 @@ class FrozenDiehlCook:
             seq[s, :bounds[s + 1] - bounds[s]] = ids[bounds[s]:bounds[s + 1]]
         if input_spikes is not None and len(input_spikes) != streams:
             raise ValueError(f"input_spikes holds {len(input_spikes)} streams, {streams} asked for")
-        pix = torch.as_tensor(np.vstack([images, np.zeros((1, cfg.n_input), np.uint8)]), dtype=torch.float64,
-                              device=dev)
-        e, i = cfg.exc, cfg.inh
-        f64 = dict(dtype=torch.float64, device=dev)
         B, N = streams, cfg.n_exc
-        v_e = torch.full((B, N), e.v_leak * MS, **f64)
-        v_i = torch.full((B, N), i.v_leak * MS, **f64)
-        ge_e, gi_e, ge_i, gi_i = (torch.zeros(B, N, **f64) for _ in range(4))
-        last_e = torch.full((B, N), -10000.0, **f64)  # Brian2's lastspike before any spike (s)
-        last_i = torch.full((B, N), -10000.0, **f64)
+        sim = (_Fused(self, B, fn, generator, input_spikes, record) if fn is not None else
+               _Tensor(self, B, generator, input_spikes, record))
         k = np.full(B, -1)
         repeats = np.full(B, cfg.max_repeats)
-        slot_counts = torch.zeros(B, N, dtype=torch.int64, device=dev)
         counts = np.zeros((n, N), np.int32)
         reps = np.zeros(n, np.int32)
         item_pos = bounds[:-1]
-        decay = {p: (math.exp(-self.dt / (q.tau_ge * MS)), math.exp(-self.dt / (q.tau_gi * MS)))
-                 for p, q in (("e", e), ("i", i))}
-        t_slot, t_present = cfg.t_slot * MS, cfg.t_present * MS
-        max_rate, boost = cfg.max_rate, cfg.rate_boost
+        pix = np.vstack([images, np.zeros((1, cfg.n_input), np.uint8)])
         budget = max_slots or L * (cfg.max_repeats + 1) + 1
-        rec_in = [[] for _ in range(B)] if record else None
-        rec_ex = [[] for _ in range(B)] if record else None
-        replay = None
-        if input_spikes is not None:  # all streams' spikes by step (stream, then recorded order within a step)
-            r_step = np.concatenate([np.asarray(st, np.int64) for st, _ in input_spikes])
-            r_b = np.concatenate([np.full(len(st), s, np.int64) for s, (st, _) in enumerate(input_spikes)])
-            r_i = np.concatenate([np.asarray(ix, np.int64) for _, ix in input_spikes])
-            order = np.argsort(r_step, kind="stable")
-            replay = (r_step[order], torch.as_tensor(r_b[order], device=dev), torch.as_tensor(r_i[order], device=dev))
-        step = 0
         slots = 0
+        sc = np.zeros((B, N), np.int64)
         while slots < budget:
             # ---- slot start: the controller (accept or repeat), then the image of the new slot
-            sc = slot_counts.cpu().numpy()
             accept = (sc.sum(1) >= cfg.min_spikes) | (repeats >= cfg.max_repeats)
             for s in np.flatnonzero(accept & (k >= 0) & (k < L)):
                 if seq[s, k[s]] >= 0:
@@ -179,61 +178,212 @@ class FrozenDiehlCook:
             repeats = (repeats + 1) * (1 - accept)
             if np.all(k >= np.diff(bounds)):
                 break
-            slot_counts.zero_()
             item = np.where(k < L, seq[np.arange(B), np.minimum(k, L - 1)], -1)
-            rate = pix[torch.as_tensor(np.where(item >= 0, item, len(images)), device=dev)] / 255.0 * \
-                torch.as_tensor(max_rate + boost * repeats, **f64)[:, None]
-            p_fire = rate * self.dt
-            # only lit pixels can fire: draw for those (stream, input) pairs alone
-            lit_b, lit_i = torch.nonzero(p_fire > 0, as_tuple=True)
-            lit_p = p_fire[lit_b, lit_i]
+            # per-step firing probability of every input, as Brian2's PoissonGroup computes rates * dt
+            p_fire = pix[np.where(item >= 0, item, len(images))] / 255.0 * \
+                (cfg.max_rate + cfg.rate_boost * repeats)[:, None] * self.dt
             if cfg.t_rest == 0:
-                v_e.fill_(e.v_leak * MS), v_i.fill_(i.v_leak * MS)
-                for g in (ge_e, gi_e, ge_i, gi_i):
-                    g.zero_()
-            for _ in range(self.steps_per_slot):
-                t = step * self.dt
-                # ---- groups: state update (old conductances), conductance decay
-                nr_e = ((t - last_e + 1e-3 * self.dt) / self.dt).floor() >= self.ref_e
-                nr_i = ((t - last_i + 1e-3 * self.dt) / self.dt).floor() >= self.ref_i
-                v_e = self._membrane(v_e, ge_e, gi_e, nr_e, e, self.mean["e"])
-                v_i = self._membrane(v_i, ge_i, gi_i, nr_i, i, self.mean["i"])
-                ge_e, gi_e = ge_e * decay["e"][0], gi_e * decay["e"][1]
-                ge_i, gi_i = ge_i * decay["i"][0], gi_i * decay["i"][1]
-                # ---- thresholds
-                presenting = (t - t_slot * math.floor(t / t_slot + 1e-6)) < t_present
-                if replay is not None:  # this step's input spikes of every stream, as (stream, input) pairs
-                    lo, hi = np.searchsorted(replay[0], [step, step + 1])
-                    in_b, in_i = replay[1][lo:hi], replay[2][lo:hi]
-                elif presenting and len(lit_p):
-                    fire = torch.rand(len(lit_p), generator=generator, **f64) < lit_p
-                    in_b, in_i = lit_b[fire], lit_i[fire]
-                else:
-                    in_b = None
-                s_e = (v_e > self.v_fire) & ((t - last_e) > e.spike_gap * MS) & nr_e
-                s_i = (v_i > i.v_threshold * MS) & nr_i
-                last_e = torch.where(s_e, torch.full_like(last_e, t), last_e)
-                last_i = torch.where(s_i, torch.full_like(last_i, t), last_i)
-                # ---- synapses
-                if in_b is not None and len(in_b):
-                    # each spike adds its weight row, in the order of the input index within a stream (as Brian2 does)
-                    ge_e.index_add_(0, in_b, self.w[in_i])
-                    if record:
-                        for s, ix in zip(in_b.tolist(), in_i.tolist()):
-                            rec_in[s].append((step, ix))
-                fe, fi = s_e.to(torch.float64), s_i.to(torch.float64)
-                ge_i = ge_i + cfg.w_exc_inh * fe
-                gi_e = gi_e + cfg.w_inh_exc * (fi.sum(1, keepdim=True) - fi)
-                slot_counts += s_e
-                if record and bool(s_e.any()):
-                    for s, j in zip(*np.nonzero(s_e.cpu().numpy())):
-                        rec_ex[s].append((step, j))
-                # ---- resets
-                v_e = torch.where(s_e, torch.full_like(v_e, e.v_reset * MS), v_e)
-                v_i = torch.where(s_i, torch.full_like(v_i, i.v_reset * MS), v_i)
-                step += 1
+                sim.reset_state()
+            sc = sim.slot(slots * self.steps_per_slot, p_fire, active=k < np.diff(bounds))
             slots += 1
-        if record:
-            rec_in = [(np.array([a for a, _ in r], np.int64), np.array([b for _, b in r], np.int64)) for r in rec_in]
-            rec_ex = [(np.array([a for a, _ in r], np.int64), np.array([b for _, b in r], np.int64)) for r in rec_ex]
+        rec_in, rec_ex = sim.recorded()
         return Streams(counts, reps, slots, rec_in, rec_ex)
+
+
+def _splitmix(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+def _pairs(rec):
+    return [(np.array([a for a, _ in r], np.int64), np.array([b for _, b in r], np.int64)) for r in rec]
+
+
+class _Tensor:
+    """All streams stepped together with tensor operations (the reference kernel; any device)."""
+
+    def __init__(self, net: FrozenDiehlCook, B: int, generator, input_spikes, record):
+        cfg, dev = net.cfg, net.device
+        self.net, self.B, self.generator, self.record = net, B, generator, record
+        self.f64 = dict(dtype=torch.float64, device=dev)
+        self.last_e = torch.full((B, cfg.n_exc), -10000.0, **self.f64)  # Brian2's lastspike before any spike (s)
+        self.last_i = torch.full((B, cfg.n_exc), -10000.0, **self.f64)
+        self.reset_state()
+        self.rec_in = [[] for _ in range(B)] if record else None
+        self.rec_ex = [[] for _ in range(B)] if record else None
+        e, i = cfg.exc, cfg.inh
+        self.decay = {p: (math.exp(-net.dt / (q.tau_ge * MS)), math.exp(-net.dt / (q.tau_gi * MS)))
+                      for p, q in (("e", e), ("i", i))}
+        self.replay = None
+        if input_spikes is not None:  # all streams' spikes by step (stream, then recorded order within a step)
+            r_step = np.concatenate([np.asarray(st, np.int64) for st, _ in input_spikes])
+            r_b = np.concatenate([np.full(len(st), s, np.int64) for s, (st, _) in enumerate(input_spikes)])
+            r_i = np.concatenate([np.asarray(ix, np.int64) for _, ix in input_spikes])
+            order = np.argsort(r_step, kind="stable")
+            self.replay = (r_step[order], torch.as_tensor(r_b[order], device=dev),
+                           torch.as_tensor(r_i[order], device=dev))
+
+    def reset_state(self):
+        cfg, B, N, f64 = self.net.cfg, self.B, self.net.cfg.n_exc, self.f64
+        self.v_e = torch.full((B, N), cfg.exc.v_leak * MS, **f64)
+        self.v_i = torch.full((B, N), cfg.inh.v_leak * MS, **f64)
+        self.ge_e, self.gi_e, self.ge_i, self.gi_i = (torch.zeros(B, N, **f64) for _ in range(4))
+
+    def slot(self, step0: int, p_fire: np.ndarray, active: np.ndarray) -> np.ndarray:
+        net, cfg = self.net, self.net.cfg
+        e, i, dt, decay, record = cfg.exc, cfg.inh, net.dt, self.decay, self.record
+        t_slot, t_present = cfg.t_slot * MS, cfg.t_present * MS
+        v_e, v_i, ge_e, gi_e, ge_i, gi_i = self.v_e, self.v_i, self.ge_e, self.gi_e, self.ge_i, self.gi_i
+        last_e, last_i = self.last_e, self.last_i
+        p_fire = torch.as_tensor(p_fire, **self.f64)
+        # only lit pixels can fire: draw for those (stream, input) pairs alone
+        lit_b, lit_i = torch.nonzero(p_fire > 0, as_tuple=True)
+        lit_p = p_fire[lit_b, lit_i]
+        slot_counts = torch.zeros(self.B, cfg.n_exc, dtype=torch.int64, device=net.device)
+        for step in range(step0, step0 + net.steps_per_slot):
+            t = step * dt
+            # ---- groups: state update (old conductances), conductance decay
+            nr_e = ((t - last_e + 1e-3 * dt) / dt).floor() >= net.ref_e
+            nr_i = ((t - last_i + 1e-3 * dt) / dt).floor() >= net.ref_i
+            v_e = net._membrane(v_e, ge_e, gi_e, nr_e, e, net.mean["e"])
+            v_i = net._membrane(v_i, ge_i, gi_i, nr_i, i, net.mean["i"])
+            ge_e, gi_e = ge_e * decay["e"][0], gi_e * decay["e"][1]
+            ge_i, gi_i = ge_i * decay["i"][0], gi_i * decay["i"][1]
+            # ---- thresholds
+            presenting = (t - t_slot * math.floor(t / t_slot + 1e-6)) < t_present
+            if self.replay is not None:  # this step's input spikes of every stream, as (stream, input) pairs
+                lo, hi = np.searchsorted(self.replay[0], [step, step + 1])
+                in_b, in_i = self.replay[1][lo:hi], self.replay[2][lo:hi]
+            elif presenting and len(lit_p):
+                fire = torch.rand(len(lit_p), generator=self.generator, **self.f64) < lit_p
+                in_b, in_i = lit_b[fire], lit_i[fire]
+            else:
+                in_b = None
+            s_e = (v_e > net.v_fire) & ((t - last_e) > e.spike_gap * MS) & nr_e
+            s_i = (v_i > i.v_threshold * MS) & nr_i
+            last_e = torch.where(s_e, torch.full_like(last_e, t), last_e)
+            last_i = torch.where(s_i, torch.full_like(last_i, t), last_i)
+            # ---- synapses
+            if in_b is not None and len(in_b):
+                # each spike adds its weight row, in the order of the input index within a stream (as Brian2 does)
+                ge_e.index_add_(0, in_b, net.w[in_i])
+                if record:
+                    for s, ix in zip(in_b.tolist(), in_i.tolist()):
+                        self.rec_in[s].append((step, ix))
+            fe, fi = s_e.to(torch.float64), s_i.to(torch.float64)
+            ge_i = ge_i + cfg.w_exc_inh * fe
+            gi_e = gi_e + cfg.w_inh_exc * (fi.sum(1, keepdim=True) - fi)
+            slot_counts += s_e
+            if record and bool(s_e.any()):
+                for s, j in zip(*np.nonzero(s_e.cpu().numpy())):
+                    self.rec_ex[s].append((step, j))
+            # ---- resets
+            v_e = torch.where(s_e, torch.full_like(v_e, e.v_reset * MS), v_e)
+            v_i = torch.where(s_i, torch.full_like(v_i, i.v_reset * MS), v_i)
+        self.v_e, self.v_i, self.ge_e, self.gi_e, self.ge_i, self.gi_i = v_e, v_i, ge_e, gi_e, ge_i, gi_i
+        self.last_e, self.last_i = last_e, last_i
+        return slot_counts.cpu().numpy()
+
+    def recorded(self):
+        if not self.record:
+            return None, None
+        return _pairs(self.rec_in), _pairs(self.rec_ex)
+
+
+class _Fused:
+    """Every stream's slot in one compiled CPU loop (``diehl_cook_kernel.c``), state in numpy arrays."""
+
+    def __init__(self, net: FrozenDiehlCook, B: int, fn, generator, input_spikes, record):
+        from bioSNN.models._kernel import Params
+
+        cfg, e, i = net.cfg, net.cfg.exc, net.cfg.inh
+        self.net, self.B, self.fn, self.record = net, B, fn, record
+        self.w = np.ascontiguousarray(net.w.cpu().numpy())
+        self.v_fire = np.ascontiguousarray(net.v_fire.cpu().numpy())
+        P = self.P = Params()
+        P.n_streams, P.n_exc, P.n_input, P.steps = B, cfg.n_exc, cfg.n_input, net.steps_per_slot
+        P.dt, P.t_slot, P.t_present, P.spike_gap = net.dt, cfg.t_slot * MS, cfg.t_present * MS, e.spike_gap * MS
+        P.ref_e, P.ref_i = net.ref_e, net.ref_i
+        for k, (pop, p) in enumerate((("e", e), ("i", i))):
+            P.tau[k], P.e_exc[k], P.e_inh[k], P.v_leak[k] = p.tau * MS, p.e_exc * MS, p.e_inh * MS, p.v_leak * MS
+            P.ge_mean[k], P.gi_mean[k] = net.mean[pop]
+            P.v_reset[k] = p.v_reset * MS
+            P.decay_ge[k] = math.exp(-net.dt / (p.tau_ge * MS))
+            P.decay_gi[k] = math.exp(-net.dt / (p.tau_gi * MS))
+        P.v_thresh_i, P.w_exc_inh, P.w_inh_exc = i.v_threshold * MS, cfg.w_exc_inh, cfg.w_inh_exc
+        P.n_threads = max(1, torch.get_num_threads())
+        self.last = np.full((2, B, cfg.n_exc), -10000.0)  # Brian2's lastspike before any spike (s)
+        self.state = np.zeros((6, B, cfg.n_exc))
+        self.reset_state()
+        self.replay = None
+        if input_spikes is not None:
+            per = [np.asarray(st, np.int64) for st, _ in input_spikes]
+            order = [np.argsort(st, kind="stable") for st in per]
+            self.rp_step = np.ascontiguousarray(np.concatenate([st[o] for st, o in zip(per, order)]))
+            self.rp_idx = np.ascontiguousarray(np.concatenate(
+                [np.asarray(ix, np.int64)[o] for (_, ix), o in zip(input_spikes, order)]))
+            self.rp_ptr = np.concatenate([[0], np.cumsum([len(st) for st in per])]).astype(np.int64)
+            self.rp_pos = self.rp_ptr[:-1].copy()
+            self.replay = True
+            self.rng = None
+        else:
+            seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator).item())
+            self.rng = np.array([[_splitmix(seed + 4 * b + j) for j in range(4)] for b in range(B)], np.uint64)
+        self.rec_in = [[] for _ in range(B)] if record else None
+        self.rec_ex = [[] for _ in range(B)] if record else None
+        self.cap = 4096
+
+    def reset_state(self):
+        cfg = self.net.cfg
+        self.state[:] = 0.0
+        self.state[0] = cfg.exc.v_leak * MS
+        self.state[1] = cfg.inh.v_leak * MS
+
+    def slot(self, step0: int, p_fire: np.ndarray, active: np.ndarray) -> np.ndarray:
+        """One slot of the ``active`` streams (the others keep their state)."""
+        from bioSNN.models._kernel import ptr
+
+        lit_b, lit_i = np.nonzero(p_fire > 0)
+        lit_ptr = np.searchsorted(lit_b, np.arange(self.B + 1)).astype(np.int64)
+        lit_idx = np.ascontiguousarray(lit_i.astype(np.int64))
+        lit_p = np.ascontiguousarray(p_fire[lit_b, lit_i])
+        self.P.step0 = step0
+        act = np.ascontiguousarray(active, np.int8)
+        while True:
+            if self.record:  # a too small buffer re-runs the slot from a copy of the state
+                saved = (self.state.copy(), self.last.copy(), None if self.rng is None else self.rng.copy(),
+                         None if self.replay is None else self.rp_pos.copy())
+                n_in, n_ex = np.zeros(self.B, np.int64), np.zeros(self.B, np.int64)
+                buf_in = np.zeros((self.B, self.cap, 2), np.int64)
+                buf_ex = np.zeros((self.B, self.cap, 2), np.int64)
+                self.P.rec_in_cap = self.P.rec_ex_cap = self.cap
+            counts = np.zeros((self.B, self.net.cfg.n_exc), np.int32)
+            st, la = self.state, self.last
+            rp = (self.rp_ptr, self.rp_step, self.rp_idx, self.rp_pos) if self.replay else (None,) * 4
+            self.fn(ctypes.byref(self.P), *(ptr(st[j]) for j in range(6)), ptr(la[0]), ptr(la[1]), ptr(self.w),
+                    ptr(self.v_fire), ptr(lit_ptr), ptr(lit_idx), ptr(lit_p), ptr(self.rng), *(ptr(a) for a in rp),
+                    ptr(act), ptr(counts), *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4))
+            if not self.record:
+                return counts.astype(np.int64)
+            if max(n_in.max(), n_ex.max()) <= self.cap:
+                break
+            self.cap = int(2 * max(n_in.max(), n_ex.max()))
+            self.state[:], self.last[:] = saved[0], saved[1]
+            if saved[2] is not None:
+                self.rng[:] = saved[2]
+            if saved[3] is not None:
+                self.rp_pos[:] = saved[3]
+        for b in range(self.B):
+            self.rec_in[b].extend(map(tuple, buf_in[b, :n_in[b]].tolist()))
+            self.rec_ex[b].extend(map(tuple, buf_ex[b, :n_ex[b]].tolist()))
+        return counts.astype(np.int64)
+
+    def recorded(self):
+        if not self.record:
+            return None, None
+        if self.replay:  # the replayed input spikes are what was fed
+            self.rec_in = [list(zip(self.rp_step[a:b].tolist(), self.rp_idx[a:b].tolist()))
+                           for a, b in zip(self.rp_ptr[:-1], self.rp_ptr[1:])]
+        return _pairs(self.rec_in), _pairs(self.rec_ex)

@@ -86,3 +86,36 @@ def test_a_bundle_alone_rebuilds_the_network(tmp_path, digits):
     np.testing.assert_array_equal(a.counts, b.counts)
     with pytest.raises(ValueError, match="uint8"):
         net.present(digits.astype(np.float32))
+
+
+@pytest.mark.parametrize("t_rest", [50.0, 0.0], ids=["rest", "reset"])
+def test_fused_and_tensor_kernels_give_the_same_spikes(digits, t_rest):
+    # raised thresholds: the repeat rule runs; several streams of unequal length, one ending early
+    cfg = DiehlCookConfig(n_input=64, n_exc=24, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=t_rest)
+    w, theta = _trained_looking(n_exc=24, theta_shift=10.0, seed=7)
+    net = FrozenDiehlCook(cfg, w, theta)
+    ids = np.arange(11)
+    fused = net.present(digits, ids, streams=4, generator=torch.Generator().manual_seed(3), record=True,
+                        kernel="fused")
+    tensor = net.present(digits, ids, streams=4, input_spikes=fused.input_spikes, record=True, kernel="tensor")
+    assert fused.counts.sum() > 50 and fused.repeats.sum() > 0
+    np.testing.assert_array_equal(fused.counts, tensor.counts)
+    np.testing.assert_array_equal(fused.repeats, tensor.repeats)
+    for (fs, fi), (ts, ti) in zip(fused.exc_spikes, tensor.exc_spikes):
+        last = fs.max(initial=-1)  # the tensor kernel goes on simulating a stream that has ended
+        assert set(zip(fs.tolist(), fi.tolist())) == {p for p in zip(ts.tolist(), ti.tolist()) if p[0] <= last}
+    # the fused kernel's own draws depend on the seed only, not on its threads
+    torch.set_num_threads(1)
+    try:
+        again = net.present(digits, ids, streams=4, generator=torch.Generator().manual_seed(3), kernel="fused")
+    finally:
+        torch.set_num_threads(2)
+    np.testing.assert_array_equal(again.counts, fused.counts)
+
+
+def test_loading_the_fused_kernel_keeps_denormals_in_the_process():
+    from bioSNN.models import _kernel
+
+    assert _kernel.load() is not None  # a C compiler is part of the set-up (Brian2 needs one too)
+    tiny = np.array([1e-310])
+    assert (tiny * 1.0)[0] > 0 and float(torch.tensor(1e-310, dtype=torch.float64) * 1.0) > 0

@@ -1,0 +1,157 @@
+/* One presentation slot of the frozen Diehl & Cook network, every stream, fused into one loop over time.
+ *
+ * The same step as FrozenDiehlCook's tensor kernel (models/diehl_cook.py), in the same order and with the same
+ * expressions: membrane update with the step-start conductances, conductance decay, thresholds, input spikes
+ * (replayed, or drawn per lit pixel with a per-stream xoshiro256+ generator), synaptic events in input order,
+ * resets.  A stream's whole state (2 x 6 x n_exc doubles) stays in the core's cache for the slot's
+ * steps_per_slot steps; streams run on OpenMP threads, each with its own generator, so the result does not
+ * depend on the number of threads.
+ *
+ * Built once per machine by models/_kernel.py with the flags the Brian2 engine compiles its C++ with.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <xmmintrin.h>
+
+#if defined(__GLIBC__) && defined(__x86_64__) && !defined(__FAST_MATH__)
+/* glibc declares its vector exp (libmvec) only under the full -ffast-math; Brian2's flags keep infinities
+ * (-fno-finite-math-only), so declare it here: the membrane loops then call exp on 8 lanes at a time */
+__attribute__((simd("notinbranch"))) double exp(double);
+#endif
+
+typedef struct {
+    int64_t n_streams, n_exc, n_input, steps, step0;
+    double dt, t_slot, t_present, spike_gap;
+    int64_t ref_e, ref_i;
+    /* membrane constants (s, V) and step_mean factors, per population: exc, inh */
+    double tau[2], e_exc[2], e_inh[2], v_leak[2], ge_mean[2], gi_mean[2], v_reset[2];
+    double decay_ge[2], decay_gi[2];
+    double v_thresh_i, w_exc_inh, w_inh_exc;
+    int64_t rec_in_cap, rec_ex_cap;
+    int64_t n_threads;
+} Params;
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+static inline double uniform(uint64_t *s) { /* xoshiro256+, top 53 bits */
+    uint64_t r = s[0] + s[3], t = s[1] << 17;
+    s[2] ^= s[0]; s[3] ^= s[1]; s[1] ^= s[2]; s[0] ^= s[3]; s[2] ^= t; s[3] = rotl(s[3], 45);
+    return (double)(r >> 11) * 0x1.0p-53;
+}
+
+/* Brian2's exponential-Euler membrane update (its generated expression, term by term) */
+#define MEMBRANE(v, ge, gi, k)                                                                                \
+    ({                                                                                                        \
+        const double ba_ = (P->e_exc[k] * P->ge_mean[k] * (ge) / P->tau[k] +                                  \
+                            P->e_inh[k] * P->gi_mean[k] * (gi) / P->tau[k] + P->v_leak[k] / P->tau[k]) /      \
+                           (-P->ge_mean[k] * (ge) / P->tau[k] - P->gi_mean[k] * (gi) / P->tau[k] - 1.0 / P->tau[k]); \
+        -ba_ + (ba_ + (v)) * exp(P->dt * (-P->ge_mean[k] * (ge) / P->tau[k] - P->gi_mean[k] * (gi) / P->tau[k] -    \
+                                         1.0 / P->tau[k]));                                                     \
+    })
+
+/* state: v_e, v_i, ge_e, gi_e, ge_i, gi_i, last_e, last_i, each (n_streams, n_exc).
+ * Input: lit_ptr (n_streams + 1) into lit_idx / lit_p (the stream's lit inputs, ascending, and their per-step
+ * firing probability), rng (n_streams, 4); or, when rp_ptr is not NULL, replayed spikes: stream b's are
+ * rp_step / rp_idx [rp_ptr[b], rp_ptr[b + 1]) sorted by step, consumed from rp_pos[b].
+ * active (n_streams; NULL: all) marks the streams to run; counts (n_streams, n_exc) accumulate the slot's excitatory spikes.  Recording (when rec_in_n / rec_ex_n are not
+ * NULL): pairs (step, index) appended per stream up to the capacity; the returned count may exceed it (overflow).
+ * Returns 0. */
+int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_e, double *ge_i, double *gi_i,
+            double *last_e, double *last_i, const double *w, const double *v_fire,
+            const int64_t *lit_ptr, const int64_t *lit_idx, const double *lit_p, uint64_t *rng,
+            const int64_t *rp_ptr, const int64_t *rp_step, const int64_t *rp_idx, int64_t *rp_pos,
+            const int8_t *active, int32_t *counts, int64_t *rec_in_n, int64_t *rec_in, int64_t *rec_ex_n, int64_t *rec_ex) {
+    const int64_t B = P->n_streams;
+    const int N = (int)P->n_exc;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(P->n_threads)
+    for (int64_t b = 0; b < B; b++) {
+        if (active && !active[b]) continue; /* a stream with nothing left to show */
+        /* denormals flushed to zero, as in Brian2's standalone binaries (linked with -ffast-math) */
+        const unsigned csr = _mm_getcsr();
+        _mm_setcsr(csr | 0x8040); /* FTZ, DAZ */
+        double *ve = v_e + b * N, *vi = v_i + b * N, *gee = ge_e + b * N, *gie = gi_e + b * N;
+        double *gei = ge_i + b * N, *gii = gi_i + b * N, *le = last_e + b * N, *li = last_i + b * N;
+        int32_t *cnt = counts + b * N;
+        uint64_t *rs = rng ? rng + 4 * b : NULL;
+        double si[N], nv[N]; /* nv: every neuron's membrane update, in a loop of its own (a vector exp) */
+        for (int64_t k = 0; k < P->steps; k++) {
+            const int64_t step = P->step0 + k;
+            const double t = step * P->dt;
+            /* inhibitory group: state update, conductance decay, threshold, reset */
+            double n_si = 0.0;
+#pragma omp simd
+            for (int j = 0; j < N; j++) nv[j] = MEMBRANE(vi[j], gei[j], gii[j], 1);
+#pragma omp simd reduction(+ : n_si)
+            for (int j = 0; j < N; j++) {
+                const double nr = floor((t - li[j] + 1e-3 * P->dt) / P->dt) >= P->ref_i;
+                const double v = nr ? nv[j] : vi[j]; /* frozen while refractory */
+                gei[j] *= P->decay_ge[1];
+                gii[j] *= P->decay_gi[1];
+                const double s = (v > P->v_thresh_i) && nr;
+                li[j] = s ? t : li[j];
+                vi[j] = s ? P->v_reset[1] : v;
+                si[j] = s;
+                n_si += s;
+            }
+            /* excitatory group: the same, then the inhibitory spikes (all but its partner) and its own spike to
+             * its inhibitory partner, which both arrive after the decay of this step */
+            int64_t n_se_step = 0;
+#pragma omp simd
+            for (int j = 0; j < N; j++) nv[j] = MEMBRANE(ve[j], gee[j], gie[j], 0);
+#pragma omp simd reduction(+ : n_se_step)
+            for (int j = 0; j < N; j++) {
+                const double nr = floor((t - le[j] + 1e-3 * P->dt) / P->dt) >= P->ref_e;
+                const double v = nr ? nv[j] : ve[j];
+                gee[j] *= P->decay_ge[0];
+                gie[j] = gie[j] * P->decay_gi[0] + P->w_inh_exc * (n_si - si[j]);
+                const int s = (v > v_fire[j]) && ((t - le[j]) > P->spike_gap) && nr;
+                gei[j] = gei[j] + P->w_exc_inh * (double)s;
+                le[j] = s ? t : le[j];
+                ve[j] = s ? P->v_reset[0] : v;
+                cnt[j] += s;
+                n_se_step += s;
+            }
+            if (n_se_step && rec_ex_n) {
+                for (int j = 0; j < N; j++) {
+                    if (le[j] == t) {
+                        const int64_t m = rec_ex_n[b]++;
+                        if (m < P->rec_ex_cap) {
+                            rec_ex[(b * P->rec_ex_cap + m) * 2] = step;
+                            rec_ex[(b * P->rec_ex_cap + m) * 2 + 1] = j;
+                        }
+                    }
+                }
+            }
+            const int presenting = (t - P->t_slot * floor(t / P->t_slot + 1e-6)) < P->t_present;
+            /* input spikes, each adding its weight row in input order */
+            if (rp_ptr) {
+                int64_t p = rp_pos[b];
+                const int64_t end = rp_ptr[b + 1];
+                for (; p < end && rp_step[p] == step; p++) {
+                    const double *row = w + rp_idx[p] * N;
+#pragma omp simd
+                    for (int j = 0; j < N; j++) gee[j] += row[j];
+                }
+                rp_pos[b] = p;
+            } else if (presenting) {
+                for (int64_t q = lit_ptr[b]; q < lit_ptr[b + 1]; q++) {
+                    if (uniform(rs) < lit_p[q]) {
+                        const double *row = w + lit_idx[q] * N;
+#pragma omp simd
+                        for (int j = 0; j < N; j++) gee[j] += row[j];
+                        if (rec_in_n) {
+                            const int64_t m = rec_in_n[b]++;
+                            if (m < P->rec_in_cap) {
+                                rec_in[(b * P->rec_in_cap + m) * 2] = step;
+                                rec_in[(b * P->rec_in_cap + m) * 2 + 1] = lit_idx[q];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        _mm_setcsr(csr);
+    }
+    return 0;
+}
