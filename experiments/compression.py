@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import time
+import types
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Literal
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bioSNN import bundles, data, viz
 from bioSNN.brian import compression, readout
@@ -24,6 +28,7 @@ from bioSNN.brian.backend import Backend, BackendName, backend
 from bioSNN.config import ConfigError, validate
 from bioSNN.data import DatasetName
 from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
+from bioSNN.models.diehl_cook import FrozenDiehlCook
 from bioSNN.brian.training import RunningCurve, STDPTraining, previous_result
 from bioSNN.monitors import MonitorSpec
 from bioSNN.runs import map_in_workers
@@ -55,6 +60,12 @@ class Config:
     eta_end: float = 1.0
     network: DiehlCookConfig = field(default_factory=DiehlCookConfig)
     backend: BackendName = "cpp_standalone"
+    # the engine that labels and tests the trained network: 'torch' (bioSNN.models.diehl_cook, the same equations
+    # and time step, many images side by side) or 'brian2' (the training backend, one image after another)
+    test_engine: Literal["torch", "brian2"] = "torch"
+    # torch: images presented side by side in independent runs from the initial state (0: one run per
+    # network.chunk images, as many fresh starts as the Brian2 engine makes)
+    test_streams: int = 0
     workers: int = 2  # variants trained in parallel processes
     curve_block: int = 1000  # block size of the accuracy-vs-images curve
     monitor: bool = False  # record the first seconds of training (rasters, v and theta traces) of one variant
@@ -65,7 +76,7 @@ class Config:
         "n_train": ">=0", "epochs": ">=1", "n_label": ">=1", "n_test": ">=0",
         "prune_threshold": ">=0", "interval": ">=1", "start": ">=0", "reference_bits": "[1,32]",
         "eta_end": "(0,1]", "workers": ">=1", "curve_block": ">=1", "monitor_neurons": ">=0",
-        "seed": ">=0"}
+        "seed": ">=0", "test_streams": ">=0"}
 
     def cross_check(self) -> None:
         if not self.variants:
@@ -148,9 +159,9 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
                        f"{variant} epoch {{epoch}}", draw)
         # label on the last n_label training images, then test; weights and theta frozen
         label_ids = np.arange(n_tr - cfg.n_label, n_tr)
-        lab = net.present(label_ids, plastic=False, progress=progress, desc=f"{variant} labelling")
+        lab, test = label_and_test(cfg, net_cfg, net.w, net.state[""]["theta"], x, label_ids, np.arange(n_tr, len(x)),
+                                   net, progress, variant)
         assign = readout.assign_labels(lab.counts, y_tr[label_ids], n_classes)
-        test = net.present(np.arange(n_tr, len(x)), plastic=False, progress=progress, desc=f"{variant} test")
         pred = readout.predict(test.counts, assign, n_classes)
         acc = float((pred == y_te).mean())
         bundles.write(out / "network.npz", training.bundle({"": assign}))
@@ -167,6 +178,7 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
         "unassigned_neurons": int((assign < 0).sum()),
         "receptive_field_copies": readout.field_copies(net.w),
         "test_spikes_per_image": float(test.counts.sum(1).mean()),
+        "test_engine": cfg.test_engine,
         "sim_seconds": {"test": test.seconds, "label": lab.seconds}, "build_seconds": net.build_seconds,
         "test_images_per_second": len(pred) / test.seconds if test.seconds else None,
         "wall_seconds": training.seconds(),  # every segment up to its last checkpoint
@@ -174,6 +186,32 @@ def train_variant(cfg: Config, variant: str, out: Path, progress: bool = False) 
     np.save(out / "receptive_fields.npy", net.w.T.reshape(net_cfg.n_exc, side, side).astype(np.float32))
     write_json(out / "result.json", result)
     return result
+
+
+def label_and_test(cfg: Config, net_cfg: DiehlCookConfig, w: np.ndarray, theta: np.ndarray, images: np.ndarray,
+                   label_ids, test_ids, brian_net: DiehlCookNetwork | None = None, progress: bool = False,
+                   name: str = ""):
+    """The labelling and test presentations of a trained network (``w`` ``(n_input, n_exc)``, ``theta`` in mV)
+    in ``cfg.test_engine``; each returns ``counts``, ``repeats`` and the ``seconds`` it simulated. The Brian2
+    engine presents through ``brian_net`` (holding this state); the torch engine draws its input spikes from
+    generators seeded by ``cfg.seed`` and the phase, so a rerun gives the same responses."""
+    if cfg.test_engine == "brian2":
+        if brian_net is None:
+            raise ValueError("test_engine 'brian2' presents through a built DiehlCookNetwork (brian_net)")
+        return tuple(brian_net.present(ids, plastic=False, progress=progress, desc=f"{name} {phase}")
+                     for phase, ids in (("labelling", label_ids), ("test", test_ids)))
+    frozen = FrozenDiehlCook(net_cfg, w, theta)
+    # variants run side by side in worker processes: share the cores between them (oversubscribed OpenMP threads
+    # spin at every slot's end)
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(cfg.workers, len(cfg.variants))))
+    out = []
+    for phase, ids in enumerate((label_ids, test_ids)):
+        streams = cfg.test_streams or -(-len(ids) // net_cfg.chunk)
+        start = time.perf_counter()
+        r = frozen.present(images, ids, streams=streams,
+                           generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + phase), threads=threads)
+        out.append(types.SimpleNamespace(counts=r.counts, repeats=r.repeats, seconds=time.perf_counter() - start))
+    return tuple(out)
 
 
 def _worker(args):

@@ -2,8 +2,8 @@
 
 The compression experiment prunes and quantizes during training; this study takes the full network a
 compression run trained (``<run>/variants/full/network.npz``), applies each compression scheme once to the
-frozen weights, then labels and tests exactly as the run did (same images, same seed). One build of the
-Brian2 network serves every scheme, so a scheme costs one labelling + test pass.
+frozen weights, then labels and tests as the run did (same images, same seed), in the PyTorch engine
+(``--engine torch``, default) or the Brian2 engine (one build serves every scheme).
 
 Schemes use the compression experiment's grammar (:meth:`bioSNN.brian.compression.CompressionConfig.from_variant`)
 with the run's own settings (pruning threshold, per-neuron levels, ``snap_to_absent``, zero state), so the
@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-label", type=int, default=0, help="label on the last N of the run's labelling images")
     ap.add_argument("--n-test", type=int, default=0, help="test on the first N of the run's test images")
     ap.add_argument("--variant", default="full", help="the run's variant whose trained network is compressed")
+    ap.add_argument("--engine", choices=("torch", "brian2"), default="torch",
+                    help="the engine that labels and tests (default: torch, as the experiment does)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     saved = json.loads((args.run_dir / "config.json").read_text())
@@ -69,22 +71,25 @@ def main(argv=None) -> int:
     n_test = min(args.n_test or len(y_te), len(y_te))
     out = args.out or args.run_dir
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"posthoc_label{n_label}_test{n_test}.json"
+    path = out / f"posthoc_label{n_label}_test{n_test}{'_brian2' if args.engine == 'brian2' else ''}.json"
+    run_cfg = dataclasses.replace(cfg, test_engine=args.engine, workers=1)
     results = json.loads(path.read_text()) if path.exists() else {}
-    be = Backend(cfg.backend, directory=str(out / "posthoc_project") if cfg.backend.endswith("standalone") else None)
+    be = Backend(cfg.backend if args.engine == "brian2" else "numpy",
+                 directory=str(out / "posthoc_project") if args.engine == "brian2" and cfg.backend.endswith(
+                     "standalone") else None)
     label_ids = np.arange(n_tr - n_label, n_tr)
     test_ids = np.arange(n_tr, n_tr + n_test)
     with backend(be):
-        net = DiehlCookNetwork(net_cfg, x, be)
+        net = DiehlCookNetwork(net_cfg, x, be) if args.engine == "brian2" else None
         for name, scheme in schemes.items():
             if name in results:
                 continue
             t0 = time.perf_counter()
             w, alive = apply_scheme(state["w"], state["alive"], scheme, net_cfg.w_sum)
-            net.w, net.alive, net.theta = w, alive, state["theta"]
-            lab = net.present(label_ids, plastic=False, progress=False)
+            if net is not None:
+                net.w, net.alive, net.state[""]["theta"] = w, alive, state["theta"]
+            lab, test = experiment.label_and_test(run_cfg, net_cfg, w, state["theta"], x, label_ids, test_ids, net)
             assign = readout.assign_labels(lab.counts, y_tr[label_ids], ds.n_classes)
-            test = net.present(test_ids, plastic=False, progress=False)
             acc = float((readout.predict(test.counts, assign, ds.n_classes) == y_te[:n_test]).mean())
             results[name] = {"accuracy": acc, "synapses_kept": int(alive.sum()),
                              "fraction_pruned": float(1 - alive.mean()), "bits": scheme.bits,

@@ -116,7 +116,7 @@ class FrozenDiehlCook:
 
     def present(self, images: np.ndarray, item_ids=None, streams: int = 1, generator: torch.Generator | None = None,
                 input_spikes: list | None = None, record: bool = False, max_slots: int | None = None,
-                kernel: str = "auto") -> Streams:
+                kernel: str = "auto", threads: int | None = None) -> Streams:
         """Show ``images[item_ids]`` (uint8 ``(n, n_input)``; all images by default), split into ``streams``
         contiguous runs simulated side by side; returns per-item counts and repeats.
 
@@ -128,7 +128,9 @@ class FrozenDiehlCook:
         ``generator`` for the lit (stream, input) pairs of a step); ``"fused"`` runs each slot of every stream in
         one compiled CPU loop (:mod:`bioSNN.models._kernel`; one xoshiro256+ generator per stream, seeded from
         ``generator``); ``"auto"``: fused on the CPU where a C compiler works. The two draw different input spikes
-        from the same generator; replayed spikes give both the same result."""
+        from the same generator; replayed spikes give both the same result.
+        ``threads``: the fused kernel's OpenMP threads (default ``torch.get_num_threads()``; streams are split
+        between them, the result does not depend on their number)."""
         cfg = self.cfg
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != cfg.n_input:
@@ -156,7 +158,7 @@ class FrozenDiehlCook:
         if input_spikes is not None and len(input_spikes) != streams:
             raise ValueError(f"input_spikes holds {len(input_spikes)} streams, {streams} asked for")
         B, N = streams, cfg.n_exc
-        sim = (_Fused(self, B, fn, generator, input_spikes, record) if fn is not None else
+        sim = (_Fused(self, B, fn, generator, input_spikes, record, threads) if fn is not None else
                _Tensor(self, B, generator, input_spikes, record))
         k = np.full(B, -1)
         repeats = np.full(B, cfg.max_repeats)
@@ -295,7 +297,7 @@ class _Tensor:
 class _Fused:
     """Every stream's slot in one compiled CPU loop (``diehl_cook_kernel.c``), state in numpy arrays."""
 
-    def __init__(self, net: FrozenDiehlCook, B: int, fn, generator, input_spikes, record):
+    def __init__(self, net: FrozenDiehlCook, B: int, fn, generator, input_spikes, record, threads):
         from bioSNN.models._kernel import Params
 
         cfg, e, i = net.cfg, net.cfg.exc, net.cfg.inh
@@ -313,7 +315,8 @@ class _Fused:
             P.decay_ge[k] = math.exp(-net.dt / (p.tau_ge * MS))
             P.decay_gi[k] = math.exp(-net.dt / (p.tau_gi * MS))
         P.v_thresh_i, P.w_exc_inh, P.w_inh_exc = i.v_threshold * MS, cfg.w_exc_inh, cfg.w_inh_exc
-        P.n_threads = max(1, torch.get_num_threads())
+        # more threads than streams would only wait (spinning) at the end of every slot
+        P.n_threads = max(1, min(B, threads or torch.get_num_threads()))
         self.last = np.full((2, B, cfg.n_exc), -10000.0)  # Brian2's lastspike before any spike (s)
         self.state = np.zeros((6, B, cfg.n_exc))
         self.reset_state()
