@@ -32,7 +32,11 @@ class MonitorSpec:
     spikes
         Also record all spikes of the population.
     keep_ms
-        Keep only the first ``keep_ms`` of simulated time (later data is dropped as it arrives).
+        Length of the recording window (ms of simulated time from ``start_ms``).
+    start_ms
+        Start of the recording window. The engines record only inside the window, so memory stays bounded
+        however long the run (Brian2 switches its monitors on and off around the window; a standalone binary
+        records the same part of every chunk, so there a window must start at 0 or end within the first chunk).
     """
 
     population: str
@@ -41,10 +45,14 @@ class MonitorSpec:
     dt_ms: float = 1.0
     spikes: bool = False
     keep_ms: float = 5000.0
+    start_ms: float = 0.0
 
     def __post_init__(self):
         if self.dt_ms <= 0:
             raise ValueError(f"dt_ms must be > 0, got {self.dt_ms}")
+        if self.keep_ms <= 0 or self.start_ms < 0:
+            raise ValueError(f"the recording window needs keep_ms > 0 and start_ms >= 0, got {self.keep_ms}, "
+                             f"{self.start_ms}")
         if not self.variables and not self.spikes:
             raise ValueError(f"monitor of {self.population!r} records nothing: give variables or spikes=True")
 
@@ -63,16 +71,21 @@ class Recording:
     spike_i: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     spike_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    @property
+    def window(self) -> tuple[float, float]:
+        """The recording window in seconds, ``[start, end)``."""
+        return self.spec.start_ms * 1e-3, (self.spec.start_ms + self.spec.keep_ms) * 1e-3
+
     def append(self, t, state: dict, spike_i, spike_t, t_offset: float) -> None:
         """Add one chunk's data (times relative to the chunk start, which is ``t_offset`` s into the run)."""
-        limit = self.spec.keep_ms * 1e-3
+        lo, hi = self.window
         t = np.asarray(t) + t_offset
-        keep = t < limit
+        keep = (t >= lo) & (t < hi)
         self.t = np.concatenate([self.t, t[keep]])
         for k, v in state.items():
             v = np.asarray(v)[:, keep]
             self.state[k] = v if k not in self.state else np.concatenate([self.state[k], v], axis=1)
         st = np.asarray(spike_t) + t_offset
-        keep = st < limit
+        keep = (st >= lo) & (st < hi)
         self.spike_i = np.concatenate([self.spike_i, np.asarray(spike_i, np.int64)[keep]])
         self.spike_t = np.concatenate([self.spike_t, st[keep]])

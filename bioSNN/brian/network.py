@@ -167,7 +167,8 @@ class EnsembleNetwork:
         return value
 
     def _run_chunk(self, seqs: dict, plastic: bool):
-        seconds = self._runner.run(self._state_args(seqs, plastic), self.cfg.seed * 1_000_003 + self.chunks_run)
+        seconds = self._runner.run(self._state_args(seqs, plastic), self.cfg.seed * 1_000_003 + self.chunks_run,
+                                   self._reader.t_offset * 1e3)
         self.chunks_run += 1
         self._read_state()
         return self._reader.counts(), seconds

@@ -23,7 +23,7 @@ class ChunkReader:
     def __init__(self, bn: BrianNetwork, configs: dict[str, DiehlCookConfig], cfg: DiehlCookConfig):
         self.bn, self.configs, self.cfg = bn, configs, cfg
         self.recordings = {spec: Recording(spec) for spec in bn.monitors}
-        self._t_offset = 0.0  # seconds simulated before the current chunk (for recordings)
+        self.t_offset = 0.0  # seconds simulated before the current chunk (for recordings)
 
     def counts(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """Per accepted presentation of the chunk just run: spike counts of each ensemble's excitatory neurons,
@@ -42,7 +42,7 @@ class ChunkReader:
         last_ok = all(per_slot[n][-1].sum() >= cfg.min_spikes for n in self.configs) or reps[-1] >= cfg.max_repeats
         accepted = np.append(k[1:] > k[:-1], last_ok)
         self._collect_recordings()
-        self._t_offset += cfg.chunk * cfg.t_slot * 1e-3
+        self.t_offset += cfg.chunk * cfg.t_slot * 1e-3
         return {n: c[accepted] for n, c in per_slot.items()}, reps[accepted], k[accepted]
 
     def _collect_recordings(self) -> None:
@@ -56,4 +56,4 @@ class ChunkReader:
                     state = {v: np.asarray(getattr(m, v)) for v in spec.variables}
                 else:
                     si, stt = np.asarray(m.i[:]), np.asarray(m.t[:])
-            self.recordings[spec].append(st, state, si, stt, self._t_offset)
+            self.recordings[spec].append(st, state, si, stt, self.t_offset)

@@ -61,6 +61,35 @@ class ChunkRunner:
                 f"{{ const unsigned long _s = (unsigned long) brian::{seed}[0]; "
                 f"for (int _i = 0; _i < {threads}; _i++) brian::_random_generators[_i].seed(_s + _i); }}"))
 
+    def segments(self, t_offset_ms: float) -> list[tuple[float, set]]:
+        """The chunk starting ``t_offset_ms`` into the run cut at its monitors' window edges: ``(duration_ms,
+        monitors active)`` per piece, edges on the time step. A monitor is switched on only inside its window, so
+        nothing outside it is ever recorded."""
+        import brian2 as b2
+
+        dt = float(self.bn.clock.dt / b2.ms)
+        D = self.duration_ms
+        windows = {id(m): (spec.start_ms - t_offset_ms, spec.start_ms + spec.keep_ms - t_offset_ms)
+                   for spec, mons in self.bn.monitors.items() for m in mons}
+        cuts = {0.0, D}
+        for lo, hi in windows.values():
+            cuts.update(round(c / dt) * dt for c in (lo, hi) if 0 < c < D)
+        cuts = sorted(cuts)
+        out = []
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            on = {i for i, (lo, hi) in windows.items() if lo < b - 1e-9 and hi > a + 1e-9}
+            out.append((b - a, on))
+        return out
+
+    def _run_segments(self, t_offset_ms: float) -> None:
+        import brian2 as b2
+
+        mons = [m for ms_ in self.bn.monitors.values() for m in ms_]
+        for duration, on in self.segments(t_offset_ms):
+            for m in mons:
+                m.active = id(m) in on
+            self.bn.network.run(duration * b2.ms, namespace={})
+
     def build(self, compile: bool = True) -> None:
         """Generate (and compile) the standalone project; see :meth:`EnsembleNetwork.build`."""
         import brian2 as b2
@@ -69,15 +98,22 @@ class ChunkRunner:
             raise RuntimeError(f"backend {self.backend.name!r} compiles at run time; nothing to build")
         if self._built:
             return
-        self.bn.network.run(self.duration_ms * b2.ms, namespace={})
+        # one binary for every chunk: its monitors record the part of a chunk the windows give the first one
+        for spec in self.bn.monitors:
+            if spec.start_ms > 0 and spec.start_ms + spec.keep_ms > self.duration_ms:
+                raise ValueError(f"monitor of {spec.population!r}: on a standalone backend a recording window must "
+                                 f"start at 0 or end within the first chunk ({self.duration_ms:g} ms); got "
+                                 f"start_ms={spec.start_ms:g}, keep_ms={spec.keep_ms:g}")
+        self._run_segments(0.0)
         tb = time.perf_counter()
         b2.device.build(directory=self.backend.directory, compile=compile, run=False, with_output=False)
         self.build_seconds = time.perf_counter() - tb
         self._built = True
 
-    def run(self, args: dict, seed: int) -> float:
+    def run(self, args: dict, seed: int, t_offset_ms: float = 0.0) -> float:
         """One chunk with the initial values ``args`` (``VariableView``/``TimedArray`` → value) and random
-        numbers seeded from ``seed``; the wall seconds of the simulation (build excluded)."""
+        numbers seeded from ``seed``, ``t_offset_ms`` into the run (for the monitors' windows); the wall seconds
+        of the simulation (build excluded)."""
         import brian2 as b2
 
         t0 = time.perf_counter()
@@ -98,7 +134,7 @@ class ChunkRunner:
                     var.values[:] = value
                 else:
                     var[:] = value
-            self.bn.network.run(self.duration_ms * b2.ms, namespace={})
+            self._run_segments(t_offset_ms)
         finally:
             np.random.set_state(saved)
         return time.perf_counter() - t0
