@@ -17,18 +17,25 @@ step by step in float64 on the Brian2 engine's ``dt``:
 - input neuron i fires at a step with probability ``pixel_i/255 · (max_rate + repeats·rate_boost) · dt`` during
   the presentation.
 
+Two kernels step the same equations: ``fused`` (the default on the CPU) runs each slot of every stream in one
+compiled C loop (``diehl_cook_kernel.c``, built on first use by :mod:`bioSNN.models._kernel`; a stream's state
+stays in cache, exp on vector lanes, streams on OpenMP threads), ``tensor`` steps all streams with tensor
+operations (any device). Fed the same input spikes they give the same spikes (tests).
+
 Images are batched as independent *streams*: each stream shows its own run of images one after another from the
 initial state, as one Brian2 chunk does. With one stream per Brian2 chunk and the same input spikes
 (``input_spikes``, or those recorded with ``record=True``) the two engines compute the same spikes up to the
-rounding of sums (see the tests); many short streams are what makes labelling and testing fast, at the price of
-starting more images from the rest state instead of from the previous image's decayed one.
+rounding of sums (see the tests and ``experiments/results/engine_equality_n400``). Streams are what the tensor
+kernel needs to be fast (many side by side) and what spreads the fused kernel over cores; each one starts its
+first image from the rest state instead of from the previous image's decayed one, so the experiments use one
+stream per ``chunk`` images, as many fresh starts as the Brian2 engine makes.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -45,13 +52,15 @@ class Streams:
     """What :meth:`FrozenDiehlCook.present` produced: ``counts`` ``(n_items, n_exc)`` of each item's accepted
     presentation, ``repeats`` ``(n_items,)``, ``slots`` simulated per stream, and, when recorded, per stream the
     input spikes ``(step, input index)`` and the excitatory spikes ``(step, neuron)`` (steps from the stream's
-    start)."""
+    start); ``recordings``: per :class:`~bioSNN.monitors.MonitorSpec` asked for, the
+    :class:`~bioSNN.monitors.Recording` of the first stream (as the Brian2 engine records a run)."""
 
     counts: np.ndarray
     repeats: np.ndarray
     slots: int
     input_spikes: list | None = None
     exc_spikes: list | None = None
+    recordings: dict = field(default_factory=dict)
 
 
 class FrozenDiehlCook:
@@ -70,7 +79,8 @@ class FrozenDiehlCook:
         e, i = cfg.exc, cfg.inh
         self.dt = cfg.dt * MS
         # threshold of every excitatory neuron, as Brian2 evaluates "theta - exc_theta_offset + exc_v_threshold"
-        self.v_fire = torch.as_tensor(theta_mv * MS, **f64) - e.theta_offset * MS + e.v_threshold * MS
+        self.theta = torch.as_tensor(theta_mv * MS, **f64)
+        self.v_fire = self.theta - e.theta_offset * MS + e.v_threshold * MS
         self.steps_per_slot = int(round(cfg.t_slot / cfg.dt))
         self.ref_e = int((e.refractory * MS + 1e-3 * self.dt) / self.dt)  # Brian2's timestep(refractory, dt)
         self.ref_i = int((i.refractory * MS + 1e-3 * self.dt) / self.dt)
@@ -116,7 +126,7 @@ class FrozenDiehlCook:
 
     def present(self, images: np.ndarray, item_ids=None, streams: int = 1, generator: torch.Generator | None = None,
                 input_spikes: list | None = None, record: bool = False, max_slots: int | None = None,
-                kernel: str = "auto", threads: int | None = None) -> Streams:
+                kernel: str = "auto", threads: int | None = None, monitors: tuple = ()) -> Streams:
         """Show ``images[item_ids]`` (uint8 ``(n, n_input)``; all images by default), split into ``streams``
         contiguous runs simulated side by side; returns per-item counts and repeats.
 
@@ -130,13 +140,33 @@ class FrozenDiehlCook:
         ``generator``); ``"auto"``: fused on the CPU where a C compiler works. The two draw different input spikes
         from the same generator; replayed spikes give both the same result.
         ``threads``: the fused kernel's OpenMP threads (default ``torch.get_num_threads()``; streams are split
-        between them, the result does not depend on their number)."""
+        between them, the result does not depend on their number).
+
+        ``monitors``: :class:`~bioSNN.monitors.MonitorSpec` s of the populations ``input`` (spikes), ``exc``
+        (``v``, ``ge``, ``gi``, ``theta``; spikes) and ``inh`` (``v``, ``ge``, ``gi``; spikes), recorded from the
+        first stream as Brian2's monitors record (state at the start of a step, every ``dt_ms``, SI units; only
+        inside the window). They run on the tensor kernel."""
         cfg = self.cfg
         images = np.asarray(images)
         if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != cfg.n_input:
             raise ValueError(f"images must be uint8 (n, {cfg.n_input}), got {images.dtype} {images.shape}")
         if kernel not in ("auto", "tensor", "fused"):
             raise ValueError(f"kernel {kernel!r}: choose auto, tensor or fused")
+        monitors = tuple(monitors)
+        for spec in monitors:
+            known = MONITORABLE.get(spec.population)
+            if known is None:
+                raise ValueError(f"monitor on unknown population {spec.population!r}; have {sorted(MONITORABLE)}")
+            if set(spec.variables) - set(known):
+                raise ValueError(f"population {spec.population!r} has no variable(s) "
+                                 f"{sorted(set(spec.variables) - set(known))}; it has {list(known)}")
+            every = spec.dt_ms / cfg.dt
+            if abs(every - round(every)) > 1e-9:
+                raise ValueError(f"monitor dt_ms={spec.dt_ms} is not a multiple of the time step {cfg.dt} ms")
+        if monitors:
+            if kernel == "fused":
+                raise ValueError("monitors run on the tensor kernel (kernel='tensor' or 'auto')")
+            kernel = "tensor"
         if kernel != "tensor" and self.device.type == "cpu":
             from bioSNN.models import _kernel
 
@@ -159,7 +189,7 @@ class FrozenDiehlCook:
             raise ValueError(f"input_spikes holds {len(input_spikes)} streams, {streams} asked for")
         B, N = streams, cfg.n_exc
         sim = (_Fused(self, B, fn, generator, input_spikes, record, threads) if fn is not None else
-               _Tensor(self, B, generator, input_spikes, record))
+               _Tensor(self, B, generator, input_spikes, record, monitors))
         k = np.full(B, -1)
         repeats = np.full(B, cfg.max_repeats)
         counts = np.zeros((n, N), np.int32)
@@ -189,7 +219,7 @@ class FrozenDiehlCook:
             sc = sim.slot(slots * self.steps_per_slot, p_fire, active=k < np.diff(bounds))
             slots += 1
         rec_in, rec_ex = sim.recorded()
-        return Streams(counts, reps, slots, rec_in, rec_ex)
+        return Streams(counts, reps, slots, rec_in, rec_ex, getattr(sim, "recordings", lambda: {})())
 
 
 def _splitmix(x: int) -> int:
@@ -206,9 +236,11 @@ def _pairs(rec):
 class _Tensor:
     """All streams stepped together with tensor operations (the reference kernel; any device)."""
 
-    def __init__(self, net: FrozenDiehlCook, B: int, generator, input_spikes, record):
+    def __init__(self, net: FrozenDiehlCook, B: int, generator, input_spikes, record, monitors=()):
         cfg, dev = net.cfg, net.device
         self.net, self.B, self.generator, self.record = net, B, generator, record
+        self.monitors = {spec: {"t": [], "state": {v: [] for v in spec.variables}, "i": [], "st": []}
+                         for spec in monitors}
         self.f64 = dict(dtype=torch.float64, device=dev)
         self.last_e = torch.full((B, cfg.n_exc), -10000.0, **self.f64)  # Brian2's lastspike before any spike (s)
         self.last_i = torch.full((B, cfg.n_exc), -10000.0, **self.f64)
@@ -246,6 +278,8 @@ class _Tensor:
         slot_counts = torch.zeros(self.B, cfg.n_exc, dtype=torch.int64, device=net.device)
         for step in range(step0, step0 + net.steps_per_slot):
             t = step * dt
+            if self.monitors:  # state at the start of the step, as Brian2's StateMonitor reads it
+                self._sample(step, {"exc": {"v": v_e, "ge": ge_e, "gi": gi_e}, "inh": {"v": v_i, "ge": ge_i, "gi": gi_i}})
             # ---- groups: state update (old conductances), conductance decay
             nr_e = ((t - last_e + 1e-3 * dt) / dt).floor() >= net.ref_e
             nr_i = ((t - last_i + 1e-3 * dt) / dt).floor() >= net.ref_i
@@ -278,6 +312,9 @@ class _Tensor:
             ge_i = ge_i + cfg.w_exc_inh * fe
             gi_e = gi_e + cfg.w_inh_exc * (fi.sum(1, keepdim=True) - fi)
             slot_counts += s_e
+            if self.monitors:
+                self._spikes(step, {"exc": s_e[0], "inh": s_i[0], "input": in_i[in_b == 0] if in_b is not None
+                                    else None})
             if record and bool(s_e.any()):
                 for s, j in zip(*np.nonzero(s_e.cpu().numpy())):
                     self.rec_ex[s].append((step, j))
@@ -292,6 +329,47 @@ class _Tensor:
         if not self.record:
             return None, None
         return _pairs(self.rec_in), _pairs(self.rec_ex)
+
+    def _in_window(self, spec, step):
+        t_ms = step * self.net.cfg.dt
+        return spec.start_ms - 1e-9 <= t_ms < spec.start_ms + spec.keep_ms - 1e-9
+
+    def _sample(self, step, state):
+        for spec, m in self.monitors.items():
+            if not spec.variables or step % round(spec.dt_ms / self.net.cfg.dt) or not self._in_window(spec, step):
+                continue
+            m["t"].append(step * self.net.dt)
+            idx = list(spec.indices)
+            for var in spec.variables:
+                if var == "theta":
+                    m["state"][var].append(self.net.theta[idx].cpu().numpy())
+                else:
+                    m["state"][var].append(state[spec.population][var][0, idx].cpu().numpy())
+
+    def _spikes(self, step, fired):
+        for spec, m in self.monitors.items():
+            if not spec.spikes or not self._in_window(spec, step):
+                continue
+            f = fired[spec.population]
+            if f is None:
+                continue
+            ids = f.cpu().numpy() if spec.population == "input" else np.flatnonzero(f.cpu().numpy())
+            m["i"].extend(ids.tolist())
+            m["st"].extend([step * self.net.dt] * len(ids))
+
+    def recordings(self) -> dict:
+        from bioSNN.monitors import Recording
+
+        out = {}
+        for spec, m in self.monitors.items():
+            rec = Recording(spec)
+            state = {v: np.stack(x, 1) if x else np.zeros((len(spec.indices), 0)) for v, x in m["state"].items()}
+            rec.append(np.asarray(m["t"]), state, np.asarray(m["i"], np.int64), np.asarray(m["st"]), 0.0)
+            out[spec] = rec
+        return out
+
+
+MONITORABLE = {"input": (), "exc": ("v", "ge", "gi", "theta"), "inh": ("v", "ge", "gi")}
 
 
 class _Fused:

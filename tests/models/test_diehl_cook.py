@@ -119,3 +119,33 @@ def test_loading_the_fused_kernel_keeps_denormals_in_the_process():
     assert _kernel.load() is not None  # a C compiler is part of the set-up (Brian2 needs one too)
     tiny = np.array([1e-310])
     assert (tiny * 1.0)[0] > 0 and float(torch.tensor(1e-310, dtype=torch.float64) * 1.0) > 0
+
+
+def test_one_monitor_spec_records_the_same_in_both_engines(digits):
+    cfg = DiehlCookConfig(n_input=64, n_exc=10, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0, chunk=12)
+    w, theta = _trained_looking(n_exc=10, seed=2)
+    specs = (MonitorSpec("exc", ("v", "ge", "gi", "theta"), (0, 3, 7), dt_ms=1.0, spikes=True, start_ms=50.0,
+                         keep_ms=400.0),
+             MonitorSpec("inh", ("v",), (0, 1), dt_ms=0.5, spikes=True, start_ms=0.0, keep_ms=600.0),
+             MonitorSpec("input", spikes=True, start_ms=100.0, keep_ms=200.0))
+    net = FrozenDiehlCook(cfg, w, theta)
+    r = net.present(digits, np.arange(4), generator=torch.Generator().manual_seed(5), record=True, monitors=specs)
+    with backend(Backend("numpy")):
+        bn = DiehlCookNetwork(cfg, digits, Backend("numpy"), monitors=specs, replay=r.input_spikes[0])
+        bn.w, bn.theta = w.copy(), theta.copy()
+        bn.present(np.arange(4), plastic=False, progress=False)
+        brian = bn.recordings
+    for spec in specs:
+        a, b = r.recordings[spec], brian[spec]
+        np.testing.assert_allclose(a.t, b.t, rtol=0, atol=1e-12)
+        assert set(a.state) == set(b.state) == set(spec.variables)
+        for var in spec.variables:
+            assert a.state[var].shape == b.state[var].shape == (len(spec.indices), len(a.t))
+            np.testing.assert_allclose(a.state[var], b.state[var], rtol=1e-9, atol=1e-15)
+        assert len(a.spike_t) > 0
+        assert sorted(zip(np.rint(a.spike_t / 5e-4).astype(int).tolist(), a.spike_i.tolist())) == \
+            sorted(zip(np.rint(b.spike_t / 5e-4).astype(int).tolist(), b.spike_i.tolist()))
+    exc = r.recordings[specs[0]]
+    assert exc.t[0] == pytest.approx(0.05) and exc.t[-1] < 0.45 and exc.state["v"].std() > 1e-4  # v moved
+    with pytest.raises(ValueError, match="no variable"):
+        net.present(digits, np.arange(1), monitors=(MonitorSpec("inh", ("theta",)),))
