@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -129,6 +130,8 @@ class SNNOutput(NamedTuple):
     energy_cost: torch.Tensor | None = None
     # each activation's spikes, (T, batch, ...) by activation name; only when ``snn(..., record=True)``
     spikes: dict[str, torch.Tensor] | None = None
+    # per MonitorSpec, its Recording of the batch's first sample; only when ``snn(..., monitors=...)``
+    recordings: dict | None = None
 
 
 def _fanout_events(layer: nn.Module, x: torch.Tensor, soft: bool = False) -> torch.Tensor:
@@ -172,6 +175,51 @@ class _Ctx:
     cost_macs: dict = field(default_factory=dict)
     cost_analog_pj: float = 0.0
     spikes: dict | None = None  # recorded spikes by activation name (lists of steps in step mode)
+    monitor: Callable | None = None  # monitor(name, step, u, spikes) after every activation's step
+    step: int = 0
+
+
+class _Recorder:
+    """Collects :class:`~bioSNN.monitors.MonitorSpec` data of a step-mode run (first sample of the batch)."""
+
+    def __init__(self, specs, names: set, step_ms: float):
+        for spec in specs:
+            if spec.population not in names:
+                raise ValueError(f"monitor on unknown activation {spec.population!r}; have {sorted(names)}")
+            if set(spec.variables) - {"v"}:
+                raise ValueError(f"activation {spec.population!r} has no variable(s) "
+                                 f"{sorted(set(spec.variables) - {'v'})}; it has ['v']")
+            every = spec.dt_ms / step_ms
+            if abs(every - round(every)) > 1e-9:
+                raise ValueError(f"monitor dt_ms={spec.dt_ms} is not a multiple of the step ({step_ms} ms)")
+        self.specs, self.step_ms = tuple(specs), step_ms
+        self.data = {spec: {"t": [], "v": [], "i": [], "st": []} for spec in specs}
+
+    def __call__(self, name: str, step: int, u: torch.Tensor, spikes: torch.Tensor) -> None:
+        t_ms = step * self.step_ms
+        for spec in self.specs:
+            if spec.population != name or not spec.start_ms - 1e-9 <= t_ms < spec.start_ms + spec.keep_ms - 1e-9:
+                continue
+            d = self.data[spec]
+            if spec.variables and step % round(spec.dt_ms / self.step_ms) == 0:
+                d["t"].append(t_ms * 1e-3)
+                d["v"].append(u[0].detach().reshape(-1)[list(spec.indices)].double().cpu().numpy())
+            if spec.spikes:
+                fired = torch.nonzero(spikes[0].detach().reshape(-1)).flatten().cpu().numpy()
+                d["i"].extend(fired.tolist())
+                d["st"].extend([t_ms * 1e-3] * len(fired))
+
+    def recordings(self) -> dict:
+        from bioSNN.monitors import Recording
+
+        out = {}
+        for spec, d in self.data.items():
+            rec = Recording(spec)
+            state = {"v": np.stack(d["v"], 1) if d["v"] else np.zeros((len(spec.indices), 0))} if spec.variables \
+                else {}
+            rec.append(np.asarray(d["t"]), state, np.asarray(d["i"], np.int64), np.asarray(d["st"]), 0.0)
+            out[spec] = rec
+        return out
 
 
 class SpikingNet(nn.Module):
@@ -297,7 +345,8 @@ class SpikingNet(nn.Module):
     def snn(self, x: torch.Tensor, time_steps: int, encoder: Encoder = "direct", count: bool = False,
             observe: Callable[[str, torch.Tensor], None] | None = None,
             generator: torch.Generator | None = None, mode: Literal["layer", "step"] = "layer",
-            energy_cost: bool = False, record: bool = False) -> SNNOutput:
+            energy_cost: bool = False, record: bool = False, monitors: tuple = (),
+            step_ms: float = 1.0) -> SNNOutput:
         """Run ``time_steps`` steps on the batch ``x`` (analog values, batch first).
 
         ``count``: also return a :class:`RunStats` (spike rates, events, MACs). ``observe(name, current)`` sees
@@ -314,6 +363,11 @@ class SpikingNet(nn.Module):
 
         ``record``: also return every activation's spikes, ``(T, batch, ...)`` tensors by activation name
         (detached), e.g. for rasters.
+
+        ``monitors``: :class:`~bioSNN.monitors.MonitorSpec` s of activations (population = activation name, e.g.
+        ``act1``; variable ``v``, the membrane potential after the step's reset; ``indices`` into the flattened
+        neurons of one sample), recorded from the batch's first sample as the Brian2 engine records (a step lasts
+        ``step_ms``; only inside the window), returned as ``recordings``; the run goes step by step.
         """
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
@@ -325,6 +379,10 @@ class SpikingNet(nn.Module):
             raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's {self.input_shape}")
         ctx = _Ctx(stats=RunStats() if count else None, observe=observe, cost_pj=[] if energy_cost else None,
                    spikes={} if record else None)
+        recorder = None
+        if monitors:
+            recorder = _Recorder(monitors, {self.name_of(a) for a in self.activations()}, step_ms)
+            ctx.monitor, mode = recorder, "step"
         if mode == "layer":
             x_seq = x.unsqueeze(0) if encoder == "direct" else poisson_encode(x, time_steps, generator)
             ctx.analog_input = encoder == "direct"
@@ -334,6 +392,7 @@ class SpikingNet(nn.Module):
             for t in range(time_steps):
                 inp = x if encoder == "direct" else poisson_encode(x, 1, generator)[0]
                 ctx.analog_input = encoder == "direct"
+                ctx.step = t
                 y = self._snn_step(inp, ctx)
                 out = y if out is None else out + y
                 ctx.first_step = False
@@ -347,7 +406,7 @@ class SpikingNet(nn.Module):
         spikes = None
         if record:
             spikes = {k: v if isinstance(v, torch.Tensor) else torch.stack(v) for k, v in ctx.spikes.items()}
-        return SNNOutput(out, ctx.stats, cost, spikes)
+        return SNNOutput(out, ctx.stats, cost, spikes, recorder.recordings() if recorder is not None else None)
 
     # ---- layer-by-layer execution: tensors (T, batch, ...); a leading 1 means "the same at every step" ----
     @staticmethod
@@ -453,6 +512,8 @@ class SpikingNet(nn.Module):
             st.neurons[name] = o[0].numel()
         if ctx.spikes is not None:
             ctx.spikes.setdefault(name, []).append(o.detach())
+        if ctx.monitor is not None:
+            ctx.monitor(name, ctx.step, ctx.states[name].u, o)
         return o
 
     def _snn_step(self, x: torch.Tensor, ctx: _Ctx) -> torch.Tensor:
