@@ -347,6 +347,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .inspect import inspect
+
+    try:
+        neurons = tuple(int(v) for v in args.neurons.split(",") if v.strip())
+    except ValueError:
+        raise ConfigError(f"--neurons: comma-separated integers, got {args.neurons!r}") from None
+    if not neurons:
+        raise ConfigError("--neurons: name at least one neuron")
+    variables = tuple(v.strip() for v in args.vars.split(",") if v.strip()) if args.vars is not None else None
+    out = inspect(args.source, args.engine, args.population, variables, neurons, args.items, args.out, args.variant)
+    summary = json.loads((out / "inspect.json").read_text())
+    rates = summary.get("rates_hz") or summary.get("spikes_per_neuron_per_step")
+    print(f"{out}: inspect.png, recording.npz, inspect.json; firing rates "
+          + ", ".join(f"{k} {v:.3g}" for k, v in rates.items())
+          + (" Hz" if "rates_hz" in summary else " spikes/neuron/step"))
+    return 0
+
+
 class _TqdmHandler(logging.StreamHandler):
     """Log records as plain lines on stdout, written through tqdm so that they do not break its bars."""
 
@@ -433,6 +452,17 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--dt", type=float, help="seconds per step in the NIR graph (default: the bundle's, else 1e-3)")
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
     e.set_defaults(func=cmd_export)
+    n = sub.add_parser("inspect", help="re-simulate a saved network on a few test items with monitors: rasters, "
+                                       "membrane and threshold traces, firing rates, receptive fields")
+    n.add_argument("source", metavar="RUN_OR_BUNDLE", help="a run folder or a bundle")
+    n.add_argument("--engine", choices=["torch", "brian2"], default="torch")
+    n.add_argument("--population", help="whose state to trace (default: exc, or act1 for a SpikingNet)")
+    n.add_argument("--vars", help="comma-separated state variables (default: the population's first three)")
+    n.add_argument("--neurons", default="0,1,2", help="comma-separated neuron indices to trace")
+    n.add_argument("--items", type=int, default=3, help="test items to show (default 3)")
+    n.add_argument("--variant", help="which variant of a compression run (default: its first)")
+    n.add_argument("--out", help="output folder (default: <run>/inspect-<engine>)")
+    n.set_defaults(func=cmd_inspect)
     i = sub.add_parser("info", help="print the description of a bioSNN bundle or NIR file (arrays are not read)")
     i.add_argument("bundle")
     i.set_defaults(func=cmd_info)
