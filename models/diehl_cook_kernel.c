@@ -40,14 +40,15 @@ static inline double uniform(uint64_t *s) { /* xoshiro256+, top 53 bits */
     return (double)(r >> 11) * 0x1.0p-53;
 }
 
-/* Brian2's exponential-Euler membrane update (its generated expression, term by term) */
+/* Brian2's exponential-Euler membrane update (its generated expression, term by term); the constants are locals
+ * of the slot function (read through P, the compiler would have to assume the state arrays alias them and divide
+ * again for every neuron) */
 #define MEMBRANE(v, ge, gi, k)                                                                                \
     ({                                                                                                        \
-        const double ba_ = (P->e_exc[k] * P->ge_mean[k] * (ge) / P->tau[k] +                                  \
-                            P->e_inh[k] * P->gi_mean[k] * (gi) / P->tau[k] + P->v_leak[k] / P->tau[k]) /      \
-                           (-P->ge_mean[k] * (ge) / P->tau[k] - P->gi_mean[k] * (gi) / P->tau[k] - 1.0 / P->tau[k]); \
-        -ba_ + (ba_ + (v)) * exp(P->dt * (-P->ge_mean[k] * (ge) / P->tau[k] - P->gi_mean[k] * (gi) / P->tau[k] -    \
-                                         1.0 / P->tau[k]));                                                     \
+        const double ba_ = (e_exc##k * ge_mean##k * (ge) / tau##k + e_inh##k * gi_mean##k * (gi) / tau##k +   \
+                            v_leak##k / tau##k) /                                                             \
+                           (-ge_mean##k * (ge) / tau##k - gi_mean##k * (gi) / tau##k - 1.0 / tau##k);         \
+        -ba_ + (ba_ + (v)) * exp(dt * (-ge_mean##k * (ge) / tau##k - gi_mean##k * (gi) / tau##k - 1.0 / tau##k)); \
     })
 
 /* state: v_e, v_i, ge_e, gi_e, ge_i, gi_i, last_e, last_i, each (n_streams, n_exc).
@@ -64,6 +65,16 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
             const int8_t *active, int32_t *counts, int64_t *rec_in_n, int64_t *rec_in, int64_t *rec_ex_n, int64_t *rec_ex) {
     const int64_t B = P->n_streams;
     const int N = (int)P->n_exc;
+    const double dt = P->dt, t_slot = P->t_slot, t_present = P->t_present, spike_gap = P->spike_gap;
+    const double ref_e = (double)P->ref_e, ref_i = (double)P->ref_i;
+    const double tau0 = P->tau[0], e_exc0 = P->e_exc[0], e_inh0 = P->e_inh[0], v_leak0 = P->v_leak[0];
+    const double ge_mean0 = P->ge_mean[0], gi_mean0 = P->gi_mean[0];
+    const double tau1 = P->tau[1], e_exc1 = P->e_exc[1], e_inh1 = P->e_inh[1], v_leak1 = P->v_leak[1];
+    const double ge_mean1 = P->ge_mean[1], gi_mean1 = P->gi_mean[1];
+    const double dge0 = P->decay_ge[0], dgi0 = P->decay_gi[0], dge1 = P->decay_ge[1], dgi1 = P->decay_gi[1];
+    const double v_reset0 = P->v_reset[0], v_reset1 = P->v_reset[1], v_thresh_i = P->v_thresh_i;
+    const double w_exc_inh = P->w_exc_inh, w_inh_exc = P->w_inh_exc;
+    const int64_t steps = P->steps, step0 = P->step0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(P->n_threads)
     for (int64_t b = 0; b < B; b++) {
         if (active && !active[b]) continue; /* a stream with nothing left to show */
@@ -75,22 +86,22 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
         int32_t *cnt = counts + b * N;
         uint64_t *rs = rng ? rng + 4 * b : NULL;
         double si[N], nv[N]; /* nv: every neuron's membrane update, in a loop of its own (a vector exp) */
-        for (int64_t k = 0; k < P->steps; k++) {
-            const int64_t step = P->step0 + k;
-            const double t = step * P->dt;
+        for (int64_t k = 0; k < steps; k++) {
+            const int64_t step = step0 + k;
+            const double t = step * dt;
             /* inhibitory group: state update, conductance decay, threshold, reset */
             double n_si = 0.0;
 #pragma omp simd
             for (int j = 0; j < N; j++) nv[j] = MEMBRANE(vi[j], gei[j], gii[j], 1);
 #pragma omp simd reduction(+ : n_si)
             for (int j = 0; j < N; j++) {
-                const double nr = floor((t - li[j] + 1e-3 * P->dt) / P->dt) >= P->ref_i;
+                const double nr = floor((t - li[j] + 1e-3 * dt) / dt) >= ref_i;
                 const double v = nr ? nv[j] : vi[j]; /* frozen while refractory */
-                gei[j] *= P->decay_ge[1];
-                gii[j] *= P->decay_gi[1];
-                const double s = (v > P->v_thresh_i) && nr;
+                gei[j] *= dge1;
+                gii[j] *= dgi1;
+                const double s = (v > v_thresh_i) && nr;
                 li[j] = s ? t : li[j];
-                vi[j] = s ? P->v_reset[1] : v;
+                vi[j] = s ? v_reset1 : v;
                 si[j] = s;
                 n_si += s;
             }
@@ -101,14 +112,14 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
             for (int j = 0; j < N; j++) nv[j] = MEMBRANE(ve[j], gee[j], gie[j], 0);
 #pragma omp simd reduction(+ : n_se_step)
             for (int j = 0; j < N; j++) {
-                const double nr = floor((t - le[j] + 1e-3 * P->dt) / P->dt) >= P->ref_e;
+                const double nr = floor((t - le[j] + 1e-3 * dt) / dt) >= ref_e;
                 const double v = nr ? nv[j] : ve[j];
-                gee[j] *= P->decay_ge[0];
-                gie[j] = gie[j] * P->decay_gi[0] + P->w_inh_exc * (n_si - si[j]);
-                const int s = (v > v_fire[j]) && ((t - le[j]) > P->spike_gap) && nr;
-                gei[j] = gei[j] + P->w_exc_inh * (double)s;
+                gee[j] *= dge0;
+                gie[j] = gie[j] * dgi0 + w_inh_exc * (n_si - si[j]);
+                const int s = (v > v_fire[j]) && ((t - le[j]) > spike_gap) && nr;
+                gei[j] = gei[j] + w_exc_inh * (double)s;
                 le[j] = s ? t : le[j];
-                ve[j] = s ? P->v_reset[0] : v;
+                ve[j] = s ? v_reset0 : v;
                 cnt[j] += s;
                 n_se_step += s;
             }
@@ -123,7 +134,7 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
                     }
                 }
             }
-            const int presenting = (t - P->t_slot * floor(t / P->t_slot + 1e-6)) < P->t_present;
+            const int presenting = (t - t_slot * floor(t / t_slot + 1e-6)) < t_present;
             /* input spikes, each adding its weight row in input order */
             if (rp_ptr) {
                 int64_t p = rp_pos[b];
