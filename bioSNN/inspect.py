@@ -226,7 +226,8 @@ def _figure(path: Path, recs: dict, summary: dict, fields, neurons) -> None:
     if k:
         fig.axes[-1].set_xlabel("time (s)", fontsize=8)
     if ax0 is not None:
-        ax0.set_title(f"{summary['source']} ({summary['engine']}, {summary['items']} test items)", fontsize=8)
+        where = "/".join(Path(summary["source"]).parts[-3:])
+        ax0.set_title(f"{where} ({summary['engine']}, {summary['items']} test items)", fontsize=8)
     ax = fig.add_subplot(grid[k])
     rates = summary.get("rates_hz") or summary.get("spikes_per_neuron_per_step")
     ax.bar(list(rates), list(rates.values()), color="0.4")
