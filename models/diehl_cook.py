@@ -397,6 +397,7 @@ class _Fused:
         P.n_threads = max(1, min(B, threads or torch.get_num_threads()))
         self.last = np.full((2, B, cfg.n_exc), -10000.0)  # Brian2's lastspike before any spike (s)
         self.state = np.zeros((6, B, cfg.n_exc))
+        self.quiet = np.zeros((B, cfg.n_exc), np.int8)  # inhibitory neurons at rest (the kernel skips them)
         self.reset_state()
         self.replay = None
         if input_spikes is not None:
@@ -418,6 +419,7 @@ class _Fused:
 
     def reset_state(self):
         cfg = self.net.cfg
+        self.quiet[:] = 0
         self.state[:] = 0.0
         self.state[0] = cfg.exc.v_leak * MS
         self.state[1] = cfg.inh.v_leak * MS
@@ -435,7 +437,7 @@ class _Fused:
         while True:
             if self.record:  # a too small buffer re-runs the slot from a copy of the state
                 saved = (self.state.copy(), self.last.copy(), None if self.rng is None else self.rng.copy(),
-                         None if self.replay is None else self.rp_pos.copy())
+                         None if self.replay is None else self.rp_pos.copy(), self.quiet.copy())
                 n_in, n_ex = np.zeros(self.B, np.int64), np.zeros(self.B, np.int64)
                 buf_in = np.zeros((self.B, self.cap, 2), np.int64)
                 buf_ex = np.zeros((self.B, self.cap, 2), np.int64)
@@ -445,13 +447,13 @@ class _Fused:
             rp = (self.rp_ptr, self.rp_step, self.rp_idx, self.rp_pos) if self.replay else (None,) * 4
             self.fn(ctypes.byref(self.P), *(ptr(st[j]) for j in range(6)), ptr(la[0]), ptr(la[1]), ptr(self.w),
                     ptr(self.v_fire), ptr(lit_ptr), ptr(lit_idx), ptr(lit_p), ptr(self.rng), *(ptr(a) for a in rp),
-                    ptr(act), ptr(counts), *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4))
+                    ptr(act), ptr(self.quiet), ptr(counts), *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4))
             if not self.record:
                 return counts.astype(np.int64)
             if max(n_in.max(), n_ex.max()) <= self.cap:
                 break
             self.cap = int(2 * max(n_in.max(), n_ex.max()))
-            self.state[:], self.last[:] = saved[0], saved[1]
+            self.state[:], self.last[:], self.quiet[:] = saved[0], saved[1], saved[4]
             if saved[2] is not None:
                 self.rng[:] = saved[2]
             if saved[3] is not None:

@@ -62,7 +62,7 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
             double *last_e, double *last_i, const double *w, const double *v_fire,
             const int64_t *lit_ptr, const int64_t *lit_idx, const double *lit_p, uint64_t *rng,
             const int64_t *rp_ptr, const int64_t *rp_step, const int64_t *rp_idx, int64_t *rp_pos,
-            const int8_t *active, int32_t *counts, int64_t *rec_in_n, int64_t *rec_in, int64_t *rec_ex_n, int64_t *rec_ex) {
+            const int8_t *active, int8_t *inh_quiet, int32_t *counts, int64_t *rec_in_n, int64_t *rec_in, int64_t *rec_ex_n, int64_t *rec_ex) {
     const int64_t B = P->n_streams;
     const int N = (int)P->n_exc;
     const double dt = P->dt, t_slot = P->t_slot, t_present = P->t_present, spike_gap = P->spike_gap;
@@ -86,24 +86,39 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
         int32_t *cnt = counts + b * N;
         uint64_t *rs = rng ? rng + 4 * b : NULL;
         double si[N], nv[N]; /* nv: every neuron's membrane update, in a loop of its own (a vector exp) */
+        /* inhibitory neurons not at rest (see below); quiet (n_streams, n_exc) carries who is at rest between calls */
+        int act[N], fired_i[N], n_act = 0, n_fired_i = 0;
+        int8_t *quiet = inh_quiet + b * N;
+        for (int j = 0; j < N; j++) {
+            si[j] = 0.0;
+            if (!quiet[j]) act[n_act++] = j;
+        }
         for (int64_t k = 0; k < steps; k++) {
             const int64_t step = step0 + k;
             const double t = step * dt;
-            /* inhibitory group: state update, conductance decay, threshold, reset */
+            /* inhibitory group: state update, conductance decay, threshold, reset -- of the neurons not at rest.
+             * A neuron whose update left it unchanged with no conductance (v at the update's fixed point, not
+             * refractory) stays so until its excitatory partner fires: it leaves the list, which is exact. */
             double n_si = 0.0;
-#pragma omp simd
-            for (int j = 0; j < N; j++) nv[j] = MEMBRANE(vi[j], gei[j], gii[j], 1);
-#pragma omp simd reduction(+ : n_si)
-            for (int j = 0; j < N; j++) {
+            for (int q = 0; q < n_act; q++) {
+                const int j = act[q];
                 const double nr = floor((t - li[j] + 1e-3 * dt) / dt) >= ref_i;
-                const double v = nr ? nv[j] : vi[j]; /* frozen while refractory */
+                const double nvj = MEMBRANE(vi[j], gei[j], gii[j], 1);
+                const double v = nr ? nvj : vi[j]; /* frozen while refractory */
+                const double v_old = vi[j];
                 gei[j] *= dge1;
                 gii[j] *= dgi1;
-                const double s = (v > v_thresh_i) && nr;
+                const int s = (v > v_thresh_i) && nr;
                 li[j] = s ? t : li[j];
                 vi[j] = s ? v_reset1 : v;
-                si[j] = s;
-                n_si += s;
+                if (s) {
+                    si[j] = 1.0;
+                    fired_i[n_fired_i++] = j;
+                    n_si += 1.0;
+                } else if (nr && v == v_old && gei[j] == 0.0 && gii[j] == 0.0) {
+                    quiet[j] = 1; /* at rest: swap out of the list, look at the swapped-in neuron next */
+                    act[q--] = act[--n_act];
+                }
             }
             /* excitatory group: the same, then the inhibitory spikes (all but its partner) and its own spike to
              * its inhibitory partner, which both arrive after the decay of this step */
@@ -117,12 +132,21 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
                 gee[j] *= dge0;
                 gie[j] = gie[j] * dgi0 + w_inh_exc * (n_si - si[j]);
                 const int s = (v > v_fire[j]) && ((t - le[j]) > spike_gap) && nr;
-                gei[j] = gei[j] + w_exc_inh * (double)s;
+                gei[j] = gei[j] + w_exc_inh * (double)s; /* a quiet partner holds 0 here: 0 * decay = 0 */
                 le[j] = s ? t : le[j];
                 ve[j] = s ? v_reset0 : v;
                 cnt[j] += s;
                 n_se_step += s;
             }
+            if (n_se_step) { /* the partners of this step's spikes leave rest */
+                for (int j = 0; j < N; j++)
+                    if (le[j] == t && quiet[j]) {
+                        quiet[j] = 0;
+                        act[n_act++] = j;
+                    }
+            }
+            for (int q = 0; q < n_fired_i; q++) si[fired_i[q]] = 0.0;
+            n_fired_i = 0;
             if (n_se_step && rec_ex_n) {
                 for (int j = 0; j < N; j++) {
                     if (le[j] == t) {
