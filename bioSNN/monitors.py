@@ -53,6 +53,10 @@ class MonitorSpec:
         if self.keep_ms <= 0 or self.start_ms < 0:
             raise ValueError(f"the recording window needs keep_ms > 0 and start_ms >= 0, got {self.keep_ms}, "
                              f"{self.start_ms}")
+
+    def records_at(self, t_ms: float) -> bool:
+        """Whether simulated time ``t_ms`` lies in the recording window (what an engine records while running)."""
+        return self.start_ms - 1e-9 <= t_ms < self.start_ms + self.keep_ms - 1e-9
         if not self.variables and not self.spikes:
             raise ValueError(f"monitor of {self.population!r} records nothing: give variables or spikes=True")
 

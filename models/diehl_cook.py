@@ -331,8 +331,7 @@ class _Tensor:
         return _pairs(self.rec_in), _pairs(self.rec_ex)
 
     def _in_window(self, spec, step):
-        t_ms = step * self.net.cfg.dt
-        return spec.start_ms - 1e-9 <= t_ms < spec.start_ms + spec.keep_ms - 1e-9
+        return spec.records_at(step * self.net.cfg.dt)
 
     def _sample(self, step, state):
         for spec, m in self.monitors.items():

@@ -198,7 +198,7 @@ class _Recorder:
     def __call__(self, name: str, step: int, u: torch.Tensor, spikes: torch.Tensor) -> None:
         t_ms = step * self.step_ms
         for spec in self.specs:
-            if spec.population != name or not spec.start_ms - 1e-9 <= t_ms < spec.start_ms + spec.keep_ms - 1e-9:
+            if spec.population != name or not spec.records_at(t_ms):
                 continue
             d = self.data[spec]
             if spec.variables and step % round(spec.dt_ms / self.step_ms) == 0:
