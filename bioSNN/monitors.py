@@ -75,6 +75,15 @@ class Recording:
     spike_i: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     spike_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
+    @classmethod
+    def from_samples(cls, spec: MonitorSpec, t: list, samples: dict, spike_i: list, spike_t: list) -> "Recording":
+        """The recording of an engine that collected, step by step, sample times ``t`` (s), per variable a list of
+        ``(len(indices),)`` arrays, and spikes (indices, times in s)."""
+        rec = cls(spec)
+        state = {v: np.stack(x, 1) if x else np.zeros((len(spec.indices), 0)) for v, x in samples.items()}
+        rec.append(np.asarray(t), state, np.asarray(spike_i, np.int64), np.asarray(spike_t), 0.0)
+        return rec
+
     @property
     def window(self) -> tuple[float, float]:
         """The recording window in seconds, ``[start, end)``."""

@@ -359,13 +359,8 @@ class _Tensor:
     def recordings(self) -> dict:
         from bioSNN.monitors import Recording
 
-        out = {}
-        for spec, m in self.monitors.items():
-            rec = Recording(spec)
-            state = {v: np.stack(x, 1) if x else np.zeros((len(spec.indices), 0)) for v, x in m["state"].items()}
-            rec.append(np.asarray(m["t"]), state, np.asarray(m["i"], np.int64), np.asarray(m["st"]), 0.0)
-            out[spec] = rec
-        return out
+        return {spec: Recording.from_samples(spec, m["t"], m["state"], m["i"], m["st"])
+                for spec, m in self.monitors.items()}
 
 
 MONITORABLE = {"input": (), "exc": ("v", "ge", "gi", "theta"), "inh": ("v", "ge", "gi")}

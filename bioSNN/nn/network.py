@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -193,7 +192,7 @@ class _Recorder:
             if abs(every - round(every)) > 1e-9:
                 raise ValueError(f"monitor dt_ms={spec.dt_ms} is not a multiple of the step ({step_ms} ms)")
         self.specs, self.step_ms = tuple(specs), step_ms
-        self.data = {spec: {"t": [], "v": [], "i": [], "st": []} for spec in specs}
+        self.data = {spec: {"t": [], "state": {v: [] for v in spec.variables}, "i": [], "st": []} for spec in specs}
 
     def __call__(self, name: str, step: int, u: torch.Tensor, spikes: torch.Tensor) -> None:
         t_ms = step * self.step_ms
@@ -203,7 +202,7 @@ class _Recorder:
             d = self.data[spec]
             if spec.variables and step % round(spec.dt_ms / self.step_ms) == 0:
                 d["t"].append(t_ms * 1e-3)
-                d["v"].append(u[0].detach().reshape(-1)[list(spec.indices)].double().cpu().numpy())
+                d["state"]["v"].append(u[0].detach().reshape(-1)[list(spec.indices)].double().cpu().numpy())
             if spec.spikes:
                 fired = torch.nonzero(spikes[0].detach().reshape(-1)).flatten().cpu().numpy()
                 d["i"].extend(fired.tolist())
@@ -212,14 +211,8 @@ class _Recorder:
     def recordings(self) -> dict:
         from bioSNN.monitors import Recording
 
-        out = {}
-        for spec, d in self.data.items():
-            rec = Recording(spec)
-            state = {"v": np.stack(d["v"], 1) if d["v"] else np.zeros((len(spec.indices), 0))} if spec.variables \
-                else {}
-            rec.append(np.asarray(d["t"]), state, np.asarray(d["i"], np.int64), np.asarray(d["st"]), 0.0)
-            out[spec] = rec
-        return out
+        return {spec: Recording.from_samples(spec, d["t"], d["state"], d["i"], d["st"])
+                for spec, d in self.data.items()}
 
 
 class SpikingNet(nn.Module):
