@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load", "Params", "SOURCE"]
+__all__ = ["load", "Params", "Ens", "Cross", "MAX_ENS", "MAX_CROSS", "SOURCE"]
 
 SOURCE = Path(__file__).with_name("diehl_cook_kernel.c")
 FLAGS = ["-O3", "-ffast-math", "-fno-finite-math-only", "-march=native", "-ffp-contract=off", "-fopenmp", "-std=c11",
@@ -35,16 +35,32 @@ LIBS = ["-lmvec", "-lm"] if platform.system() == "Linux" else ["-lm"]
 _I, _D = ctypes.c_int64, ctypes.c_double
 
 
+MAX_ENS, MAX_CROSS = 4, 12  # as the kernel's #defines
+
+
+class Ens(ctypes.Structure):
+    """The kernel's ``Ens`` struct (one ensemble; same field order)."""
+
+    _fields_ = [(n, _I) for n in ("n_exc", "n_input", "off", "in_off", "w_off", "ref_e", "ref_i", "n_sources")] + \
+        [("sources", _I * (MAX_CROSS + 1)), ("spike_gap", _D)] + \
+        [(n, _D * 2) for n in ("tau", "e_exc", "e_inh", "v_leak", "ge_mean", "gi_mean", "v_reset", "decay_ge",
+                               "decay_gi")] + \
+        [(n, _D) for n in ("v_thresh_i", "w_exc_inh", "w_inh_exc")]
+
+
+class Cross(ctypes.Structure):
+    """The kernel's ``Cross`` struct (one cross-modal projection)."""
+
+    _fields_ = [(n, _I) for n in ("src", "dst", "w_off")]
+
+
 class Params(ctypes.Structure):
     """The kernel's ``Params`` struct (same field order)."""
 
-    _fields_ = [(n, _I) for n in ("n_streams", "n_exc", "n_input", "steps", "step0")] + \
-        [(n, _D) for n in ("dt", "t_slot", "t_present", "spike_gap")] + \
-        [(n, _I) for n in ("ref_e", "ref_i")] + \
-        [(n, _D * 2) for n in ("tau", "e_exc", "e_inh", "v_leak", "ge_mean", "gi_mean", "v_reset", "decay_ge",
-                               "decay_gi")] + \
-        [(n, _D) for n in ("v_thresh_i", "w_exc_inh", "w_inh_exc")] + \
-        [(n, _I) for n in ("rec_in_cap", "rec_ex_cap", "n_threads")]
+    _fields_ = [(n, _I) for n in ("n_streams", "n_ens", "n_cross", "n_total", "steps", "step0")] + \
+        [(n, _D) for n in ("dt", "t_slot", "t_present")] + \
+        [(n, _I) for n in ("rec_in_cap", "rec_ex_cap", "n_threads")] + \
+        [("ens", Ens * MAX_ENS), ("cross", Cross * MAX_CROSS)]
 
 
 _loaded: dict = {}

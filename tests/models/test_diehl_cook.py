@@ -149,3 +149,100 @@ def test_one_monitor_spec_records_the_same_in_both_engines(digits):
     assert exc.t[0] == pytest.approx(0.05) and exc.t[-1] < 0.45 and exc.state["v"].std() > 1e-4  # v moved
     with pytest.raises(ValueError, match="no variable"):
         net.present(digits, np.arange(1), monitors=(MonitorSpec("inh", ("theta",)),))
+
+
+def _coupled(digits, n_exc=(12, 10), seed=11, theta_shift=0.0):
+    """An image ensemble (the digits) and a second one on generated 'audio' features, joined both ways."""
+    rng = np.random.default_rng(seed)
+    audio = rng.integers(0, 256, (len(digits), 40)).astype(np.uint8)
+    audio[audio < 150] = 0  # sparse, like the ON/OFF coded spectrograms
+    common = dict(max_rate=255.0, t_present=100.0, t_rest=50.0, chunk=60)
+    cfgs = {"image": DiehlCookConfig(n_input=64, n_exc=n_exc[0], w_sum=12.8, **common),
+            "audio": DiehlCookConfig(n_input=40, n_exc=n_exc[1], w_sum=9.0, **common)}
+    ens = {}
+    for (name, c), stim in zip(cfgs.items(), (digits, audio)):
+        w = rng.uniform(0, 0.3, (c.n_input, c.n_exc))
+        w *= c.w_sum / w.sum(0)
+        ens[name] = (c, w, rng.uniform(18, 25, c.n_exc) + theta_shift)
+    cross = {"image_to_audio": rng.uniform(0, 1.5, (n_exc[0], n_exc[1])),
+             "audio_to_image": rng.uniform(0, 1.5, (n_exc[1], n_exc[0]))}
+    return ens, cross, {"image": digits, "audio": audio}
+
+
+def _brian_coupled(ens, cross, gain, stimuli, replay, n, be):
+    from bioSNN.brian.network import CrossConfig, EnsembleNetwork
+
+    specs = tuple(MonitorSpec(f"{name}_exc", spikes=True, keep_ms=1e9) for name in ens)
+    with backend(be):
+        net = EnsembleNetwork({k: (c, stimuli[k]) for k, (c, _, _) in ens.items()}, be, monitors=specs,
+                              cross=CrossConfig(gain=gain), replay=replay)
+        for k, (_, w, theta) in ens.items():
+            net.state[k]["w"], net.state[k]["theta"] = w.copy(), theta.copy()
+        for key, w in cross.items():
+            net.cross_state[key]["w"] = w.copy()
+        p = net.present({k: np.arange(n) for k in ens}, plastic=False, progress=False)
+        spikes = {}
+        for spec, rec in net.recordings.items():
+            steps = np.rint(rec.spike_t / 5e-4).astype(np.int64)
+            spikes[spec.population.split("_")[0]] = set(zip(steps.tolist(), rec.spike_i.tolist()))
+    return p, spikes
+
+
+@pytest.mark.parametrize("name,gain", [("numpy", 1.0), ("cpp_standalone", 0.6)])
+def test_coupled_ensembles_spike_as_in_brian2(digits, tmp_path, name, gain):
+    """The multimodal network: two ensembles joined by cross-modal projections, replayed input: every excitatory
+    spike of both ensembles equal to Brian2's."""
+    ens, cross, stimuli = _coupled(digits, theta_shift=3.0)
+    net = FrozenDiehlCook.coupled(ens, cross, cross_gain=gain)
+    n = 6
+    ids = {k: np.arange(n) for k in ens}
+    r = net.present(stimuli, ids, generator=torch.Generator().manual_seed(4), record=True)
+    be = Backend(name, directory=str(tmp_path / "p")) if name == "cpp_standalone" else Backend(name)
+    p, brian = _brian_coupled(ens, cross, gain, stimuli, {k: r.input_spikes[k][0] for k in ens}, n, be)
+    for k in ens:
+        mine = set(zip(r.exc_spikes[k][0][0].tolist(), r.exc_spikes[k][0][1].tolist()))
+        assert len(mine) > 15 and mine == brian[k]
+        np.testing.assert_array_equal(p.counts[k], r.counts[k])
+    np.testing.assert_array_equal(p.repeats, r.repeats)
+    tensor = net.present(stimuli, ids, input_spikes=r.input_spikes, kernel="tensor")
+    for k in ens:
+        np.testing.assert_array_equal(tensor.counts[k], r.counts[k])
+    # the cross projections matter: without them the same input gives other spikes
+    off = FrozenDiehlCook.coupled(ens, cross, cross_gain=0.0).present(stimuli, ids, input_spikes=r.input_spikes)
+    assert any(not np.array_equal(off.counts[k], r.counts[k]) for k in ens)
+
+
+def test_coupled_fused_and_tensor_kernels_agree_over_streams_and_threads(digits):
+    ens, cross, stimuli = _coupled(digits, n_exc=(16, 14), seed=3, theta_shift=8.0)
+    net = FrozenDiehlCook.coupled(ens, cross, cross_gain=0.7)
+    ids = {"image": np.arange(9), "audio": np.arange(20, 29)}
+    fused = net.present(stimuli, ids, streams=3, generator=torch.Generator().manual_seed(1), record=True,
+                        kernel="fused", threads=2)
+    assert fused.repeats.sum() > 0 and all(fused.counts[k].sum() > 30 for k in ens)
+    tensor = net.present(stimuli, ids, streams=3, input_spikes=fused.input_spikes, record=True, kernel="tensor")
+    one = net.present(stimuli, ids, streams=3, generator=torch.Generator().manual_seed(1), kernel="fused", threads=1)
+    for k in ens:
+        np.testing.assert_array_equal(fused.counts[k], tensor.counts[k])
+        np.testing.assert_array_equal(fused.counts[k], one.counts[k])
+    np.testing.assert_array_equal(fused.repeats, tensor.repeats)
+
+
+def test_a_multimodal_bundle_alone_rebuilds_the_coupled_network(tmp_path, digits):
+    from bioSNN.brian.network import CrossConfig
+
+    ens, cross, stimuli = _coupled(digits)
+    path = bundles.write(tmp_path / "mm.npz", brian_bundle.to_bundle(
+        {k: c for k, (c, _, _) in ens.items()}, {k: {"w": w, "alive": w > 0, "theta": th} for k, (_, w, th) in ens.items()},
+        {k: {"w": w, "alive": w > 0} for k, w in cross.items()}, CrossConfig(gain=0.5)))
+    net = FrozenDiehlCook.from_bundle(bundles.read(path))
+    assert net.names == ["image", "audio"] and net.cross_gain == 0.5
+    direct = FrozenDiehlCook.coupled(ens, cross, cross_gain=0.5)
+    ids = {k: np.arange(4) for k in ens}
+    a = net.present(stimuli, ids, generator=torch.Generator().manual_seed(2))
+    b = direct.present(stimuli, ids, generator=torch.Generator().manual_seed(2))
+    for k in ens:
+        np.testing.assert_array_equal(a.counts[k], b.counts[k])
+    with pytest.raises(ValueError, match="per ensemble"):
+        net.present(stimuli["image"])
+    with pytest.raises(ValueError, match="image_to_audio"):
+        FrozenDiehlCook.coupled(ens, {"image_to_audio": np.ones((3, 3))})
