@@ -7,6 +7,10 @@ variables (``population``, ``variables``, ``neurons``). The same specs run in ei
 - a Diehl & Cook network (compression runs): ``torch`` (:class:`~bioSNN.models.diehl_cook.FrozenDiehlCook`) or
   ``brian2`` (:class:`~bioSNN.brian.network.DiehlCookNetwork`, runtime backend); populations ``input``, ``exc``
   (``v``, ``ge``, ``gi``, ``theta``), ``inh`` (``v``, ``ge``, ``gi``);
+- a multimodal network (multimodal runs; the run folder's ``config.json`` gives the audio coding): either engine
+  (:meth:`~bioSNN.models.diehl_cook.FrozenDiehlCook.coupled`, or
+  :class:`~bioSNN.brian.network.EnsembleNetwork` on the runtime backend) on the first clean test pairs;
+  populations ``image_exc``, ``audio_inh``, ... as Brian2 names them;
 - a PyTorch SpikingNet (demo, hybrid, DIET runs): ``torch``; populations are the activations (``act1``, ...),
   variable ``v``. (Its Brian2 path, :mod:`bioSNN.interop.nir_brian`, records spikes only.)
 
@@ -40,7 +44,8 @@ def resolve(source: str | Path, variant: str | None = None) -> Path:
         have = sorted(p.parent.name for p in (src / "variants").glob("*/network.npz"))
         if not have:
             raise ConfigError(f"{src}: no finished variant (variants/*/network.npz)")
-        name = (variant or have[0]).replace("+", "_")
+        # a multimodal run's main network is its multimodal variant
+        name = (variant or ("multimodal" if "multimodal" in have else have[0])).replace("+", "_")
         if name not in have:
             raise ConfigError(f"{src}: no variant {variant!r}; finished: {have}")
         return src / "variants" / name / "network.npz"
@@ -63,16 +68,18 @@ def inspect(source, engine: str = "torch", population: str | None = None, variab
         raise ConfigError(f"--items: at least 1, got {items}")
     path = resolve(source, variant)
     b = bundles.read(path)
+    multimodal = b.engine == "brian2" and set(b.extra.get("network", {})) != {""}
     dataset = b.provenance.get("dataset")
-    if not dataset:
+    if multimodal:
+        run_cfg = _multimodal_config(path)
+        dataset = f"{run_cfg.image_dataset}+{run_cfg.audio_dataset}"
+    elif not dataset:
         raise ConfigError(f"{path}: the bundle names no dataset (provenance.dataset); cannot pick test items")
     out = Path(out) if out else (path.parent if path.parent.name != "variants" else path.parent.parent) / \
         f"inspect-{engine}"
-    if b.engine == "brian2":
-        net = b.extra.get("network", {})
-        if set(net) != {""}:
-            raise ConfigError(f"{path}: a multimodal network ({sorted(net)}); inspect runs single-ensemble "
-                              "Diehl & Cook networks and SpikingNets")
+    if multimodal:
+        result = _multimodal(b, run_cfg, engine, population, variables, neurons, items)
+    elif b.engine == "brian2":
         result = _diehl_cook(b, dataset, engine, population or "exc", variables, neurons, items)
     else:
         if engine == "brian2":
@@ -137,7 +144,7 @@ def _diehl_cook(b, dataset, engine, population, variables, neurons, items):
 
         state = brian_bundle.state_from_bundle(b, {"": cfg})[0][""]
         with backend(Backend("numpy")):
-            bn = DiehlCookNetwork(cfg, x, Backend("numpy"), monitors=tuple(specs.values()))
+            bn = DiehlCookNetwork(_short(cfg, items), x, Backend("numpy"), monitors=tuple(specs.values()))
             bn.w, bn.alive, bn.theta = state["w"], state["alive"], state["theta"]
             p = bn.present(np.arange(items), plastic=False, progress=False)
         counts, repeats, recs = p.counts, p.repeats, {s: bn.recordings[s] for s in specs.values()}
@@ -150,6 +157,93 @@ def _diehl_cook(b, dataset, engine, population, variables, neurons, items):
     summary = {"network": "diehl_cook", "n_exc": cfg.n_exc, "population": population, "variables": list(variables),
                "neurons": list(neurons), "rates_hz": rates, "exc_spikes_per_item": counts.sum(1).tolist(),
                "simulated_ms": t_end}
+    return recs, summary, fields
+
+
+def _short(cfg, items: int):
+    """``cfg`` with chunks no longer than ``items`` items can take (each at most ``max_repeats + 1`` slots): a
+    Brian2 chunk simulates all its slots, and a run's chunk (1,000 slots at full scale) would run ~8 minutes of
+    numpy for one test item."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, chunk=min(cfg.chunk, items * (cfg.max_repeats + 1) + 1))
+
+
+def _multimodal_config(path: Path):
+    """The multimodal run config of the run folder holding bundle ``path`` (``RUN/variants/<v>/network.npz``): its
+    audio coding (mel bands, frames, dB range, ON/OFF statistics of the training set) decides the test inputs."""
+    from .cli import read_run_config
+    from .config import apply_overrides
+    from .experiments import multimodal
+
+    run_dir = path.resolve().parent.parent.parent
+    try:
+        saved = read_run_config(run_dir, "multimodal")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: a multimodal network is inspected from its run folder (RUN/variants/<variant>/"
+                          "network.npz beside RUN/config.json), whose audio coding gives the test inputs") from None
+    return apply_overrides(multimodal.Config(), saved["config"])
+
+
+def _multimodal(b, run_cfg, engine, population, variables, neurons, items):
+    from .brian import bundle as brian_bundle
+    from .experiments import multimodal
+    from .models.diehl_cook import FrozenDiehlCook
+    from .monitors import MonitorSpec
+
+    frozen = FrozenDiehlCook.from_bundle(b)
+    names = frozen.names
+    population = population or f"{names[0]}_exc"
+    allowed = frozen.monitorable
+    variables = _state_spec(population, variables, allowed)
+    if population.endswith("input") and variables:
+        raise ConfigError("--vars: an input population has spikes only")
+    x = next(x for x in frozen.ens if population.startswith(x.prefix))
+    size = x.cfg.n_input if population.endswith("input") else x.cfg.n_exc
+    if max(neurons) >= size or min(neurons) < 0:
+        raise ConfigError(f"--neurons: indices must lie in [0, {size})")
+    d = multimodal.prepare(run_cfg)
+    img_ids, aud_ids = d["conditions"]["clean"]
+    if items > len(img_ids):
+        raise ConfigError(f"--items: at most {len(img_ids)} test pairs")
+    ids = {k: v[:items] for k, v in (("image", img_ids), ("audio", aud_ids)) if k in names}
+    stimuli = {k: v for k, v in (("image", d["images"]), ("audio", d["audio"])) if k in names}
+    cfg = frozen.cfg
+    window = items * (cfg.max_repeats + 1) * cfg.t_slot
+    specs = {p: MonitorSpec(p, variables if p == population else (), tuple(neurons) if p == population else (0,),
+                            dt_ms=cfg.dt, spikes=True, keep_ms=window) for p in allowed}
+    if engine == "torch":
+        import torch
+
+        r = frozen.present(stimuli, ids, monitors=tuple(specs.values()), generator=torch.Generator().manual_seed(0))
+        counts, repeats, recs = r.counts, r.repeats, {s: r.recordings[s] for s in specs.values()}
+    else:
+        from .brian.backend import Backend, backend
+        from .brian.network import CrossConfig, EnsembleNetwork
+
+        configs = {x.name: _short(x.cfg, items) for x in frozen.ens}
+        state, cross_state, _ = brian_bundle.state_from_bundle(b, configs)
+        cross = CrossConfig(gain=frozen.cross_gain) if cross_state else None
+        with backend(Backend("numpy")):
+            bn = EnsembleNetwork({n: (configs[n], stimuli[n][ids[n]]) for n in names}, Backend("numpy"),
+                                 monitors=tuple(specs.values()), cross=cross)
+            for n in names:
+                bn.state[n].update(state[n])
+            for k, v in cross_state.items():
+                bn.cross_state[k].update(v)
+            p = bn.present({n: np.arange(items) for n in names}, plastic=False, progress=False)
+        counts, repeats, recs = p.counts, p.repeats, {s: bn.recordings[s] for s in specs.values()}
+    t_end = (items + int(repeats.sum())) * cfg.t_slot
+    sizes = {f"{x.prefix}{pop}": (x.cfg.n_input if pop == "input" else x.cfg.n_exc) for x in frozen.ens
+             for pop in ("input", "exc", "inh")}
+    rates = {s.population: len(recs[s].spike_t) / sizes[s.population] / (t_end * 1e-3) for s in specs.values()}
+    side = int(round(math.sqrt(x.cfg.n_input)))
+    fields = x.w.cpu().numpy()[:, list(neurons)].T.reshape(len(neurons), side, side) \
+        if population == f"{x.prefix}exc" and side * side == x.cfg.n_input else None
+    summary = {"network": "diehl_cook", "ensembles": names, "cross_gain": frozen.cross_gain,
+               "population": population, "variables": list(variables), "neurons": list(neurons), "rates_hz": rates,
+               "exc_spikes_per_item": {n: counts[n].sum(1).tolist() for n in names},
+               "labels": np.asarray(d["test_labels"][:items]).tolist(), "simulated_ms": t_end}
     return recs, summary, fields
 
 

@@ -27,11 +27,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from bioSNN import bundles, data, noise, viz
 from bioSNN.atomic import write_json
@@ -43,6 +46,7 @@ from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
 from bioSNN.brian.training import STDPTraining, previous_result
 from bioSNN.data.pairing import pair_by_label
 from bioSNN.encoding import AudioCode, audio_inputs, code_audio, onoff_stats, utterance_features
+from bioSNN.models.diehl_cook import FrozenDiehlCook
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +96,20 @@ class Config:
     # compression experiment's error_feedback: sub-level STDP changes add up instead of being snapped back
     error_feedback: bool = True
     backend: BackendName = "cpp_standalone"
+    # the engine that labels and tests the trained networks (every noise condition and test gain): 'torch'
+    # (bioSNN.models.diehl_cook, the same equations and time step, many pairs side by side) or 'brian2' (the
+    # training backend, one pair after another)
+    test_engine: Literal["torch", "brian2"] = "torch"
+    # torch: pairs presented side by side in independent runs from the initial state (0: one run per chunk pairs,
+    # as many fresh starts as the Brian2 engine makes)
+    test_streams: int = 0
     seed: int = 0
 
     RULES: ClassVar[dict] = {
         "n_pairs": ">=1", "n_label": ">=1", "test_repeats": ">=1", "n_mels": ">=1", "n_frames": ">=1", "db_range": ">0",
         "onoff_z": ">0", "audio_denoise": "[0,100)", "image_noise": ">=0",
         "test_gains": ">=0", "eta_end": "(0,1]", "prune_threshold": ">=0", "interval": ">=1", "start": ">=0",
-        "seed": ">=0"}
+        "seed": ">=0", "test_streams": ">=0"}
 
     def cross_check(self) -> None:
         if not self.variants or len(set(self.variants)) != len(self.variants):
@@ -214,15 +225,17 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
         net = EnsembleNetwork({n: (configs[n], stimuli[n]) for n in names}, be, cross=cross)
         training = STDPTraining(net, comp, out / "checkpoint.npz", cfg.eta_end)
         training.train([{n: train_ids[n] for n in names}], progress=progress, desc=f"{variant} training")
-        tested = _label_and_test(net, names, d, cfg, train_ids, out / "test_counts.npz", progress, variant)
+        present = _presenter(cfg, net, names, stimuli, progress)
+        tested = _label_and_test(present, names, d, cfg, train_ids, out / "test_counts.npz", f"{variant}")
         bundles.write(out / "network.npz", training.bundle(tested.pop("assign")))
         by_gain = {}
         for g in (cfg.test_gains if cross is not None else ()):
             # the same trained network with its cross-modal transmission at another gain (0: switched off);
             # neurons are labelled again under that gain, as the network then runs
             net.cross_gain = g
-            by_gain[f"{g:g}"] = _label_and_test(net, names, d, cfg, train_ids, out / f"test_counts_gain{g:g}.npz",
-                                                progress, f"{variant} gain {g:g}")
+            present = _presenter(cfg, net, names, stimuli, progress)
+            by_gain[f"{g:g}"] = _label_and_test(present, names, d, cfg, train_ids,
+                                                out / f"test_counts_gain{g:g}.npz", f"{variant} gain {g:g}")
             by_gain[f"{g:g}"].pop("assign")
     kept = {n: float(net.state[n]["alive"].mean()) for n in names}
     kept.update({k: float(v["alive"].mean()) for k, v in net.cross_state.items()})
@@ -235,35 +248,60 @@ def train_variant(cfg: Config, variant: str, d: dict, out: Path, progress: bool)
     return result
 
 
-def _label_and_test(net: EnsembleNetwork, names: tuple[str, ...], d: dict, cfg: Config, train_ids: dict,
-                    counts_path: Path, progress: bool, desc: str) -> dict:
-    """Label the neurons on the last ``n_label`` training pairs and test every condition, weights frozen, at the
-    network's current cross gain; writes the test responses to ``counts_path`` (plain arrays, no pickle) for
-    other read-outs without simulating again. Returns ``by_condition``, ``by_ensemble`` (each ensemble's own
-    vote, with both inputs and any cross synapses on), ``test_spikes_per_pair`` and ``assign``."""
+def _presenter(cfg: Config, net: EnsembleNetwork, names: tuple[str, ...], stimuli: dict, progress: bool):
+    """``present(ids, phase, desc)`` → spike counts per ensemble of the trained network (weights frozen, at its
+    current cross gain) in ``cfg.test_engine``. The torch engine draws phase ``phase``'s input spikes from a
+    generator seeded by ``cfg.seed`` and the phase: a rerun, or the same network at another cross gain, sees the
+    same input spike trains."""
+    if cfg.test_engine == "brian2":
+        return lambda ids, phase, desc: net.present(ids, plastic=False, progress=progress, desc=desc).counts
+    frozen = FrozenDiehlCook.coupled({n: (net.configs[n], net.state[n]["w"], net.state[n]["theta"]) for n in names},
+                                     {k: v["w"] for k, v in net.cross_state.items()}, net.cross_gain)
+    chunk = net.configs[names[0]].chunk
+
+    def present(ids, phase, desc):
+        n = len(next(iter(ids.values())))
+        r = frozen.present({k: stimuli[k] for k in names}, ids, streams=cfg.test_streams or -(-n // chunk),
+                           generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + phase),
+                           threads=os.cpu_count() or 1)
+        return r.counts
+
+    return present
+
+
+def _label_and_test(present, names: tuple[str, ...], d: dict, cfg: Config, train_ids: dict,
+                    counts_path: Path, desc: str) -> dict:
+    """Label the neurons on the last ``n_label`` training pairs and test every condition through ``present``
+    (:func:`_presenter`); writes the test responses to ``counts_path`` (plain arrays, no pickle) for other
+    read-outs without simulating again. Returns ``by_condition``, ``by_ensemble`` (each ensemble's own vote, with
+    both inputs and any cross synapses on), ``test_spikes_per_pair``, ``seconds`` (labelling and testing) and
+    ``assign``."""
+    start = time.perf_counter()
     n_pairs = len(train_ids["image"])
     lab_ids = {n: train_ids[n][n_pairs - cfg.n_label:] for n in names}
-    lab = net.present(lab_ids, plastic=False, progress=progress, desc=f"{desc} labelling")
+    lab_counts = present(lab_ids, 0, f"{desc} labelling")
     y_lab = d["train_labels"][n_pairs - cfg.n_label:]
-    assign = {n: readout.assign_labels(lab.counts[n], y_lab, d["n_classes"]) for n in names}
+    assign = {n: readout.assign_labels(lab_counts[n], y_lab, d["n_classes"]) for n in names}
     accuracy, spikes, responses, by_ensemble = {}, {}, {}, {}
     same = same_test(d["conditions"], names)
-    for cond, (img_ids, aud_ids) in d["conditions"].items():
+    for phase, (cond, (img_ids, aud_ids)) in enumerate(d["conditions"].items(), start=1):
         if same[cond] != cond:  # noise on the modality this variant does not see: the earlier test, exactly
             accuracy[cond], spikes[cond] = accuracy[same[cond]], spikes[same[cond]]
             continue
         ids = {"image": img_ids, "audio": aud_ids}
-        p = net.present({n: ids[n] for n in names}, plastic=False, progress=False)
-        scores = [readout.class_scores(p.counts[n], assign[n], d["n_classes"]) for n in names]
+        counts = present({n: ids[n] for n in names}, phase, f"{desc} test {cond}")
+        scores = [readout.class_scores(counts[n], assign[n], d["n_classes"]) for n in names]
         pred = readout.combined_scores(scores).argmax(1)
         accuracy[cond] = float((pred == d["test_labels"]).mean())
         if len(names) > 1:
             by_ensemble[cond] = {n: float((s.argmax(1) == d["test_labels"]).mean()) for n, s in zip(names, scores)}
-        spikes[cond] = {n: float(p.counts[n].sum(1).mean()) for n in names}
-        responses.update({f"{cond}/{n}": p.counts[n].astype(np.int16) for n in names})
+        spikes[cond] = {n: float(counts[n].sum(1).mean()) for n in names}
+        responses.update({f"{cond}/{n}": counts[n].astype(np.int16) for n in names})
+    seconds = time.perf_counter() - start
     np.savez_compressed(counts_path, labels=d["test_labels"], **responses,
                         **{f"assignment/{n}": assign[n] for n in names})
-    return {"by_condition": accuracy, "by_ensemble": by_ensemble, "test_spikes_per_pair": spikes, "assign": assign}
+    return {"by_condition": accuracy, "by_ensemble": by_ensemble, "test_spikes_per_pair": spikes,
+            "test_engine": cfg.test_engine, "label_and_test_seconds": seconds, "assign": assign}
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:

@@ -5,6 +5,7 @@ does not see is its clean test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -34,7 +35,11 @@ def run(data_dir, tmp_path_factory):
         "variants": ("multimodal",), "image_noise": (0.8,), "audio_snr_db": (-5.0,),
         "image": {**ENSEMBLE, "n_input": 64}, "audio": {**ENSEMBLE, "n_input": 128}, "cross": {"w_sum": 1.0},
         "compress": "pruned+q2", "error_feedback": True, "interval": 250, "start": 500, "test_gains": (0.0,)})
-    return exp.run(cfg, out, progress=False), out, out / "variants" / "multimodal"
+    metrics = exp.run(cfg, out, progress=False)
+    # what `biosnn run` records beside the results (inspect reads the audio coding from it)
+    (out / "config.json").write_text(json.dumps({"schema": 1, "experiment": "multimodal", "preset": None,
+                                                 "command": [], "config": dataclasses.asdict(cfg)}))
+    return metrics, out, out / "variants" / "multimodal"
 
 
 def test_tiny_compressed_multimodal_network_learns_above_chance(run):
@@ -100,11 +105,12 @@ def test_paired_comparison_reads_both_variants_saved_responses(run, tmp_path):
 
 
 def test_the_network_tested_with_its_cross_synapses_off(run):
-    # test_gains=0 is a run argument of the one binary (test_cross_modal.py checks that the value reaches it);
-    # its accuracies and the paired on/off comparison come from its own saved responses
+    # labelled and tested in the PyTorch engine (the default) with the trained cross weights at gain 0; its
+    # accuracies and the paired on/off comparison come from its own saved responses
     m, _, v = run
     mm = m["variants"]["multimodal"]
     off = mm["by_test_gain"]["0"]
+    assert mm["test_engine"] == off["test_engine"] == "torch" and 0 < mm["label_and_test_seconds"] < 300
     assert set(off["by_condition"]) == set(mm["by_condition"]) and set(off["by_ensemble"]) == set(mm["by_ensemble"])
     with np.load(v / "test_counts_gain0.npz", allow_pickle=False) as z:
         scores = [readout.class_scores(z[f"clean/{n}"], z[f"assignment/{n}"], 10) for n in ("image", "audio")]
@@ -142,3 +148,22 @@ def test_unimodal_accuracies_come_from_the_independent_ensembles_when_not_traine
     cfg = exp.Config(image_noise=(0.8,), audio_snr_db=(-5.0,))
     exp._figure(tmp_path / "noise.png", {"independent": ind, "multimodal": mm}, cfg.image_noise, cfg.audio_snr_db)
     assert (tmp_path / "noise.png").stat().st_size > 10_000
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("engine", ["torch", "brian2"])
+def test_inspect_the_multimodal_run(run, engine):
+    """`biosnn inspect RUN` on a multimodal run folder: its multimodal variant on the first clean test pair,
+    monitors on both ensembles' populations, audio coded as the run coded it."""
+    from bioSNN.inspect import inspect
+
+    _, out, v = run
+    where = inspect(out, engine, "audio_exc", ("v", "ge"), (0, 7), items=1)
+    assert where == v / f"inspect-{engine}"
+    summary = json.loads((where / "inspect.json").read_text())
+    assert summary["ensembles"] == ["image", "audio"] and summary["cross_gain"] == 1.0
+    z = np.load(where / "recording.npz", allow_pickle=False)
+    assert z["audio_exc/v"].shape == (2, len(z["audio_exc/t"])) and z["audio_exc/v"].std() > 1e-3
+    assert summary["rates_hz"]["image_input"] > 10 and summary["rates_hz"]["audio_input"] > 1
+    assert len(z["image_exc/spike_t"]) + len(z["audio_exc/spike_t"]) > 0
+    assert max(z["audio_input/spike_i"]) < 128 and max(z["image_input/spike_i"]) < 64
