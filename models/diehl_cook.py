@@ -616,6 +616,7 @@ class _Fused:
         self.rec_in = [[] for _ in range(B)] if record else None
         self.rec_ex = [[] for _ in range(B)] if record else None
         self.cap = 4096
+        self._fixed = None
 
     def reset_state(self):
         self.quiet[:] = 0
@@ -652,12 +653,15 @@ class _Fused:
                 buf_ex = np.zeros((self.B, self.cap, 2), np.int64)
                 self.P.rec_in_cap = self.P.rec_ex_cap = self.cap
             counts = np.zeros((self.B, self.NT), np.int32)
-            st, la = self.state, self.last
-            rp = (self.rp_ptr, self.rp_step, self.rp_idx, self.rp_pos) if self.replay else (None,) * 4
-            self.fn(ctypes.byref(self.P), *(ptr(st[j]) for j in range(6)), ptr(la[0]), ptr(la[1]), ptr(self.w),
-                    ptr(self.cw), ptr(self.v_fire), ptr(lit_ptr), ptr(lit_idx), ptr(lit_p), ptr(self.rng),
-                    *(ptr(a) for a in rp), ptr(act), ptr(self.quiet), ptr(counts),
-                    *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4))
+            if self._fixed is None:  # addresses of the arrays that live as long as the simulation (updated in place)
+                st, la = self.state, self.last
+                rp = (self.rp_ptr, self.rp_step, self.rp_idx, self.rp_pos) if self.replay else (None,) * 4
+                self._fixed = ([ptr(st[j]) for j in range(6)] + [ptr(la[0]), ptr(la[1]), ptr(self.w), ptr(self.cw),
+                                                                 ptr(self.v_fire)],
+                               [ptr(self.rng)] + [ptr(a) for a in rp], ptr(self.quiet))
+            head, rng_rp, quiet = self._fixed
+            self.fn(ctypes.byref(self.P), *head, ptr(lit_ptr), ptr(lit_idx), ptr(lit_p), *rng_rp, ptr(act), quiet,
+                    ptr(counts), *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4))
             if not self.record:
                 break
             if max(n_in.max(), n_ex.max()) <= self.cap:
