@@ -246,3 +246,19 @@ def test_a_multimodal_bundle_alone_rebuilds_the_coupled_network(tmp_path, digits
         net.present(stimuli["image"])
     with pytest.raises(ValueError, match="image_to_audio"):
         FrozenDiehlCook.coupled(ens, {"image_to_audio": np.ones((3, 3))})
+
+
+def test_a_long_presentation_records_only_its_window(digits):
+    """Memory bounded while recording: 24 items (>= 3.6 s simulated) with a 100 ms window hold the window's samples
+    and spikes only, however long the run."""
+    cfg = DiehlCookConfig(n_input=64, n_exc=10, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0)
+    w, theta = _trained_looking(n_exc=10, seed=4)
+    net = FrozenDiehlCook(cfg, w, theta)
+    spec = MonitorSpec("exc", ("v", "ge"), tuple(range(10)), dt_ms=0.5, spikes=True, start_ms=2000.0, keep_ms=100.0)
+    inp = MonitorSpec("input", spikes=True, start_ms=2000.0, keep_ms=100.0)
+    r = net.present(digits, np.arange(24), generator=torch.Generator().manual_seed(0), monitors=(spec, inp))
+    assert r.slots >= 24
+    rec = r.recordings[spec]
+    assert rec.state["v"].shape == (10, 200) and rec.t[0] == pytest.approx(2.0) and rec.t[-1] < 2.1
+    spikes = r.recordings[inp].spike_t
+    assert len(spikes) > 0 and spikes.min() >= 2.0 and spikes.max() < 2.1
