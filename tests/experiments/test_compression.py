@@ -97,7 +97,7 @@ def test_label_and_test_in_both_engines(tmp_path):
     theta = np.full(20, 15.0)
     net_cfg = exp.DiehlCookConfig(n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0, t_present=150.0, t_rest=50.0,
                                   chunk=60)
-    lab_ids, test_ids = np.arange(600, 720), np.arange(720, 840)
+    lab_ids, test_ids = np.arange(600, 690), np.arange(690, 780)
     accs = {}
     for engine in ("torch", "brian2"):
         cfg = apply_overrides(exp.Config(), {"test_engine": engine, "workers": 1, "variants": ("full",)})
@@ -106,13 +106,13 @@ def test_label_and_test_in_both_engines(tmp_path):
             if brian_net is not None:
                 brian_net.w, brian_net.theta = w, theta
             lab, test = exp.label_and_test(cfg, net_cfg, w, theta, x, lab_ids, test_ids, brian_net)
-        assert lab.counts.shape == (120, 20) and test.counts.shape == (120, 20) and test.seconds > 0
+        assert lab.counts.shape == (90, 20) and test.counts.shape == (90, 20) and test.seconds > 0
         assign = exp.readout.assign_labels(lab.counts, y[lab_ids], 10)
         accs[engine] = (exp.readout.predict(test.counts, assign, 10) == y[test_ids]).mean()
         if engine == "torch":  # seeded from the config: a rerun gives the same responses
             again = exp.label_and_test(cfg, net_cfg, w, theta, x, lab_ids, test_ids)
             np.testing.assert_array_equal(again[1].counts, test.counts)
-    # both engines read the template network (chance: 0.1; measured 0.53 and 0.45); their Poisson draws differ
+    # both engines read the template network (chance: 0.1; measured 0.47 and 0.40 on 90 test digits); their Poisson draws differ
     assert min(accs.values()) > 0.3 and abs(accs["torch"] - accs["brian2"]) < 0.2, accs
     with pytest.raises(exp.ConfigError, match="test_engine"):
         apply_overrides(exp.Config(), {"test_engine": "nest"})
