@@ -36,13 +36,13 @@ def test_small_network_learns_above_chance(digits, tmp_path_factory):
         w0 = net.w.copy()
         train = net.present(np.arange(n_tr), plastic=True, progress=False)
         theta_after = net.theta.copy()
-        lab = net.present(np.arange(n_tr), plastic=False, progress=False)
+        lab = net.present(np.arange(n_tr - 400, n_tr), plastic=False, progress=False)  # labels from the last 400
         test = net.present(np.arange(n_tr, n_tr + 450), plastic=False, progress=False)
-        assert net.build_seconds > 0 and net.chunks_run >= 7 + 7 + 3  # one build, many runs of the binary
+        assert net.build_seconds > 0 and net.chunks_run >= 7 + 2 + 3  # one build, many runs of the binary
     assert (train.counts.sum(1) >= cfg.min_spikes).mean() > 0.9  # accepted presentations evoked >= 5 spikes
     assert not np.allclose(net.w, w0) and (theta_after > cfg.exc.theta_init + 1).sum() >= cfg.n_exc // 2
     np.testing.assert_allclose(net.theta, theta_after)  # frozen while labelling and testing
-    assign = readout.assign_labels(lab.counts, d.y_train, 10)
+    assign = readout.assign_labels(lab.counts, d.y_train[n_tr - 400:], 10)
     acc = (readout.predict(test.counts, assign, 10) == d.y_test).mean()
     assert acc > 0.3, acc  # chance is 0.1
 

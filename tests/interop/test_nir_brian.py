@@ -22,13 +22,16 @@ pytestmark = [pytest.mark.torch, pytest.mark.brian2]
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    """The T = 5 networks of ``biosnn run diet|hybrid --preset quick``, as NIR graphs read back from files."""
+    """The T = 5 networks of ``biosnn run diet|hybrid --preset quick``, as NIR graphs read back from files (the
+    runs limited to what makes those networks: no T = 2 DIET, no device QAT, one conversion)."""
     from bioSNN.cli import main
 
     out = tmp_path_factory.mktemp("runs")
     nets = {}
+    only_t5 = {"diet": ["--set", "diet_steps=5", "--set", "device_bits=", "--set", "hybrid_epochs=1"],
+               "hybrid": ["--set", "convert_steps=10", "--set", "hybrid_steps=5"]}
     for exp in ("diet", "hybrid"):
-        assert main(["run", exp, "--preset", "quick", "--out", str(out / exp), "--no-progress"]) == 0
+        assert main(["run", exp, "--preset", "quick", *only_t5[exp], "--out", str(out / exp), "--no-progress"]) == 0
         (run,) = (out / exp).iterdir()
         bundle = run / f"{exp}_T5.npz"
         export_bundle(bundle, run / "net.nir")

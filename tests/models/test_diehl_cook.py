@@ -4,6 +4,8 @@ independent runs from the initial state; a bundle alone rebuilds the network."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -169,12 +171,14 @@ def _coupled(digits, n_exc=(12, 10), seed=11, theta_shift=0.0):
     return ens, cross, {"image": digits, "audio": audio}
 
 
-def _brian_coupled(ens, cross, gain, stimuli, replay, n, be):
+def _brian_coupled(ens, cross, gain, stimuli, replay, n, be, chunk):
     from bioSNN.brian.network import CrossConfig, EnsembleNetwork
 
     specs = tuple(MonitorSpec(f"{name}_exc", spikes=True, keep_ms=1e9) for name in ens)
     with backend(be):
-        net = EnsembleNetwork({k: (c, stimuli[k]) for k, (c, _, _) in ens.items()}, be, monitors=specs,
+        # Brian2 simulates every slot of a chunk: make it as long as the torch run took (`chunk` slots)
+        net = EnsembleNetwork({k: (dataclasses.replace(c, chunk=chunk), stimuli[k]) for k, (c, _, _) in ens.items()},
+                              be, monitors=specs,
                               cross=CrossConfig(gain=gain), replay=replay)
         for k, (_, w, theta) in ens.items():
             net.state[k]["w"], net.state[k]["theta"] = w.copy(), theta.copy()
@@ -194,14 +198,15 @@ def test_coupled_ensembles_spike_as_in_brian2(digits, tmp_path, name, gain):
     spike of both ensembles equal to Brian2's."""
     ens, cross, stimuli = _coupled(digits, theta_shift=3.0)
     net = FrozenDiehlCook.coupled(ens, cross, cross_gain=gain)
-    n = 6
+    n = 4
     ids = {k: np.arange(n) for k in ens}
     r = net.present(stimuli, ids, generator=torch.Generator().manual_seed(4), record=True)
+    assert r.repeats.sum() > 0  # the shared repeat rule ran
     be = Backend(name, directory=str(tmp_path / "p")) if name == "cpp_standalone" else Backend(name)
-    p, brian = _brian_coupled(ens, cross, gain, stimuli, {k: r.input_spikes[k][0] for k in ens}, n, be)
+    p, brian = _brian_coupled(ens, cross, gain, stimuli, {k: r.input_spikes[k][0] for k in ens}, n, be, r.slots + 1)
     for k in ens:
         mine = set(zip(r.exc_spikes[k][0][0].tolist(), r.exc_spikes[k][0][1].tolist()))
-        assert len(mine) > 15 and mine == brian[k]
+        assert len(mine) > 10 and mine == brian[k]
         np.testing.assert_array_equal(p.counts[k], r.counts[k])
     np.testing.assert_array_equal(p.repeats, r.repeats)
     tensor = net.present(stimuli, ids, input_spikes=r.input_spikes, kernel="tensor")
@@ -213,14 +218,14 @@ def test_coupled_ensembles_spike_as_in_brian2(digits, tmp_path, name, gain):
 
 
 def test_coupled_fused_and_tensor_kernels_agree_over_streams_and_threads(digits):
-    ens, cross, stimuli = _coupled(digits, n_exc=(16, 14), seed=3, theta_shift=8.0)
+    ens, cross, stimuli = _coupled(digits, n_exc=(16, 14), seed=3, theta_shift=5.0)
     net = FrozenDiehlCook.coupled(ens, cross, cross_gain=0.7)
-    ids = {"image": np.arange(9), "audio": np.arange(20, 29)}
-    fused = net.present(stimuli, ids, streams=3, generator=torch.Generator().manual_seed(1), record=True,
+    ids = {"image": np.arange(5), "audio": np.arange(20, 25)}
+    fused = net.present(stimuli, ids, streams=2, generator=torch.Generator().manual_seed(1), record=True,
                         kernel="fused", threads=2)
-    assert fused.repeats.sum() > 0 and all(fused.counts[k].sum() > 30 for k in ens)
-    tensor = net.present(stimuli, ids, streams=3, input_spikes=fused.input_spikes, record=True, kernel="tensor")
-    one = net.present(stimuli, ids, streams=3, generator=torch.Generator().manual_seed(1), kernel="fused", threads=1)
+    assert fused.repeats.sum() > 0 and all(fused.counts[k].sum() > 20 for k in ens)
+    tensor = net.present(stimuli, ids, streams=2, input_spikes=fused.input_spikes, record=True, kernel="tensor")
+    one = net.present(stimuli, ids, streams=2, generator=torch.Generator().manual_seed(1), kernel="fused", threads=1)
     for k in ens:
         np.testing.assert_array_equal(fused.counts[k], tensor.counts[k])
         np.testing.assert_array_equal(fused.counts[k], one.counts[k])
