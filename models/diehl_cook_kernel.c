@@ -170,7 +170,10 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
         double *gei = ge_i + b * NT, *gii = gi_i + b * NT, *le = last_e + b * NT, *li = last_i + b * NT;
         int32_t *cnt = counts + b * NT;
         int8_t *quiet = inh_quiet + b * NT;
-        uint64_t *rs = rng ? rng + 4 * b : NULL;
+        /* the stream's generator state in a local copy: in the shared (n_streams, 4) array two streams share a
+         * cache line, and every draw of one thread would evict the other's */
+        uint64_t rs_local[4] = {0, 0, 0, 0}, *rs = rs_local;
+        if (rng) memcpy(rs_local, rng + 4 * b, sizeof rs_local);
         double si[NT], nv[NT]; /* nv: every neuron's membrane update, in a loop of its own (a vector exp) */
         /* per ensemble, its inhibitory neurons not at rest (act at the ensemble's offset); quiet (n_streams,
          * n_total) carries who is at rest between calls */
@@ -256,6 +259,7 @@ int dc_slot(const Params *P, double *v_e, double *v_i, double *ge_e, double *gi_
                 }
             }
         }
+        if (rng) memcpy(rng + 4 * b, rs_local, sizeof rs_local);
         _mm_setcsr(csr);
     }
     return 0;
