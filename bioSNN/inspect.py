@@ -115,48 +115,72 @@ def _state_spec(population, variables, allowed):
 
 def _diehl_cook(b, dataset, engine, population, variables, neurons, items):
     from . import data
-    from .brian import bundle as brian_bundle
-    from .models.diehl_cook import MONITORABLE, FrozenDiehlCook
-    from .monitors import MonitorSpec
+    from .models.diehl_cook import FrozenDiehlCook
 
     frozen = FrozenDiehlCook.from_bundle(b)
     cfg = frozen.cfg
-    variables = _state_spec(population, variables, MONITORABLE)
-    if population == "input" and variables:
-        raise ConfigError("--vars: the input population has spikes only")
-    if max(neurons) >= (cfg.n_input if population == "input" else cfg.n_exc) or min(neurons) < 0:
-        raise ConfigError(f"--neurons: indices must lie in [0, {cfg.n_exc})")
     ds = data.load(dataset)
     x = np.asarray(ds.x_test[:items]).reshape(items, -1)
     if x.shape[1] != cfg.n_input or x.dtype != np.uint8:
         raise ConfigError(f"{dataset} test images ({x.shape[1]} pixels) do not fit the network ({cfg.n_input} inputs)")
+    return _stdp(b, frozen, {"": x}, engine, population, variables, neurons, items)
+
+
+def _stdp(b, frozen, stimuli: dict, engine, population, variables, neurons, items):
+    """Monitors on every population of a saved STDP network (one unnamed ensemble, or named ensembles joined by
+    cross-modal synapses), ``stimuli[name][:items]`` shown in ``engine``: ``(recordings, summary, fields)``."""
+    from .brian import bundle as brian_bundle
+    from .monitors import MonitorSpec
+
+    names, allowed, cfg = frozen.names, frozen.monitorable, frozen.cfg
+    variables = _state_spec(population, variables, allowed)
+    if population.endswith("input") and variables:
+        raise ConfigError("--vars: an input population has spikes only")
+    ens = next(x for x in frozen.ens if population.startswith(x.prefix))
+    size = ens.cfg.n_input if population.endswith("input") else ens.cfg.n_exc
+    if max(neurons) >= size or min(neurons) < 0:
+        raise ConfigError(f"--neurons: indices must lie in [0, {size})")
     window = items * (cfg.max_repeats + 1) * cfg.t_slot
     specs = {p: MonitorSpec(p, variables if p == population else (), tuple(neurons) if p == population else (0,),
-                            dt_ms=cfg.dt, spikes=True, keep_ms=window) for p in ("input", "exc", "inh")}
+                            dt_ms=cfg.dt, spikes=True, keep_ms=window) for p in allowed}
+    shown = {n: stimuli[n][:items] for n in names}
     if engine == "torch":
         import torch
 
-        r = frozen.present(x, monitors=tuple(specs.values()), generator=torch.Generator().manual_seed(0))
-        counts, repeats, recs = r.counts, r.repeats, {s: r.recordings[s] for s in specs.values()}
+        r = frozen.present(shown if frozen.coupled_net else shown[""], monitors=tuple(specs.values()),
+                           generator=torch.Generator().manual_seed(0))
+        counts = r.counts if frozen.coupled_net else {"": r.counts}
+        repeats, recs = r.repeats, {s: r.recordings[s] for s in specs.values()}
     else:
         from .brian.backend import Backend, backend
-        from .brian.network import DiehlCookNetwork
+        from .brian.network import CrossConfig, EnsembleNetwork
 
-        state = brian_bundle.state_from_bundle(b, {"": cfg})[0][""]
+        configs = {x.name: _short(x.cfg, items) for x in frozen.ens}
+        state, cross_state, _ = brian_bundle.state_from_bundle(b, configs)
         with backend(Backend("numpy")):
-            bn = DiehlCookNetwork(_short(cfg, items), x, Backend("numpy"), monitors=tuple(specs.values()))
-            bn.w, bn.alive, bn.theta = state["w"], state["alive"], state["theta"]
-            p = bn.present(np.arange(items), plastic=False, progress=False)
+            bn = EnsembleNetwork({n: (configs[n], shown[n]) for n in names}, Backend("numpy"),
+                                 monitors=tuple(specs.values()),
+                                 cross=CrossConfig(gain=frozen.cross_gain) if cross_state else None)
+            for n in names:
+                bn.state[n].update(state[n])
+            for k, v in cross_state.items():
+                bn.cross_state[k].update(v)
+            p = bn.present({n: np.arange(items) for n in names}, plastic=False, progress=False)
         counts, repeats, recs = p.counts, p.repeats, {s: bn.recordings[s] for s in specs.values()}
     t_end = (items + int(repeats.sum())) * cfg.t_slot  # the slots the items took
-    sizes = {"input": cfg.n_input, "exc": cfg.n_exc, "inh": cfg.n_exc}
+    sizes = {f"{x.prefix}{pop}": (x.cfg.n_input if pop == "input" else x.cfg.n_exc) for x in frozen.ens
+             for pop in ("input", "exc", "inh")}
     rates = {s.population: len(recs[s].spike_t) / sizes[s.population] / (t_end * 1e-3) for s in specs.values()}
-    side = int(round(math.sqrt(cfg.n_input)))
-    fields = frozen.w.cpu().numpy()[:, list(neurons)].T.reshape(len(neurons), side, side) \
-        if population == "exc" and side * side == cfg.n_input else None
-    summary = {"network": "diehl_cook", "n_exc": cfg.n_exc, "population": population, "variables": list(variables),
-               "neurons": list(neurons), "rates_hz": rates, "exc_spikes_per_item": counts.sum(1).tolist(),
-               "simulated_ms": t_end}
+    side = int(round(math.sqrt(ens.cfg.n_input)))
+    fields = ens.w.cpu().numpy()[:, list(neurons)].T.reshape(len(neurons), side, side) \
+        if population == f"{ens.prefix}exc" and side * side == ens.cfg.n_input else None
+    summary = {"network": "diehl_cook", "population": population, "variables": list(variables),
+               "neurons": list(neurons), "rates_hz": rates, "simulated_ms": t_end}
+    if frozen.coupled_net:
+        summary.update(ensembles=names, cross_gain=frozen.cross_gain,
+                       exc_spikes_per_item={n: counts[n].sum(1).tolist() for n in names})
+    else:
+        summary.update(n_exc=cfg.n_exc, exc_spikes_per_item=counts[""].sum(1).tolist())
     return recs, summary, fields
 
 
@@ -186,64 +210,18 @@ def _multimodal_config(path: Path):
 
 
 def _multimodal(b, run_cfg, engine, population, variables, neurons, items):
-    from .brian import bundle as brian_bundle
     from .experiments import multimodal
     from .models.diehl_cook import FrozenDiehlCook
-    from .monitors import MonitorSpec
 
     frozen = FrozenDiehlCook.from_bundle(b)
-    names = frozen.names
-    population = population or f"{names[0]}_exc"
-    allowed = frozen.monitorable
-    variables = _state_spec(population, variables, allowed)
-    if population.endswith("input") and variables:
-        raise ConfigError("--vars: an input population has spikes only")
-    x = next(x for x in frozen.ens if population.startswith(x.prefix))
-    size = x.cfg.n_input if population.endswith("input") else x.cfg.n_exc
-    if max(neurons) >= size or min(neurons) < 0:
-        raise ConfigError(f"--neurons: indices must lie in [0, {size})")
     d = multimodal.prepare(run_cfg)
     img_ids, aud_ids = d["conditions"]["clean"]
     if items > len(img_ids):
         raise ConfigError(f"--items: at most {len(img_ids)} test pairs")
-    ids = {k: v[:items] for k, v in (("image", img_ids), ("audio", aud_ids)) if k in names}
-    stimuli = {k: v for k, v in (("image", d["images"]), ("audio", d["audio"])) if k in names}
-    cfg = frozen.cfg
-    window = items * (cfg.max_repeats + 1) * cfg.t_slot
-    specs = {p: MonitorSpec(p, variables if p == population else (), tuple(neurons) if p == population else (0,),
-                            dt_ms=cfg.dt, spikes=True, keep_ms=window) for p in allowed}
-    if engine == "torch":
-        import torch
-
-        r = frozen.present(stimuli, ids, monitors=tuple(specs.values()), generator=torch.Generator().manual_seed(0))
-        counts, repeats, recs = r.counts, r.repeats, {s: r.recordings[s] for s in specs.values()}
-    else:
-        from .brian.backend import Backend, backend
-        from .brian.network import CrossConfig, EnsembleNetwork
-
-        configs = {x.name: _short(x.cfg, items) for x in frozen.ens}
-        state, cross_state, _ = brian_bundle.state_from_bundle(b, configs)
-        cross = CrossConfig(gain=frozen.cross_gain) if cross_state else None
-        with backend(Backend("numpy")):
-            bn = EnsembleNetwork({n: (configs[n], stimuli[n][ids[n]]) for n in names}, Backend("numpy"),
-                                 monitors=tuple(specs.values()), cross=cross)
-            for n in names:
-                bn.state[n].update(state[n])
-            for k, v in cross_state.items():
-                bn.cross_state[k].update(v)
-            p = bn.present({n: np.arange(items) for n in names}, plastic=False, progress=False)
-        counts, repeats, recs = p.counts, p.repeats, {s: bn.recordings[s] for s in specs.values()}
-    t_end = (items + int(repeats.sum())) * cfg.t_slot
-    sizes = {f"{x.prefix}{pop}": (x.cfg.n_input if pop == "input" else x.cfg.n_exc) for x in frozen.ens
-             for pop in ("input", "exc", "inh")}
-    rates = {s.population: len(recs[s].spike_t) / sizes[s.population] / (t_end * 1e-3) for s in specs.values()}
-    side = int(round(math.sqrt(x.cfg.n_input)))
-    fields = x.w.cpu().numpy()[:, list(neurons)].T.reshape(len(neurons), side, side) \
-        if population == f"{x.prefix}exc" and side * side == x.cfg.n_input else None
-    summary = {"network": "diehl_cook", "ensembles": names, "cross_gain": frozen.cross_gain,
-               "population": population, "variables": list(variables), "neurons": list(neurons), "rates_hz": rates,
-               "exc_spikes_per_item": {n: counts[n].sum(1).tolist() for n in names},
-               "labels": np.asarray(d["test_labels"][:items]).tolist(), "simulated_ms": t_end}
+    stimuli = {"image": d["images"][img_ids[:items]], "audio": d["audio"][aud_ids[:items]]}
+    recs, summary, fields = _stdp(b, frozen, {n: stimuli[n] for n in frozen.names}, engine,
+                                  population or f"{frozen.names[0]}_exc", variables, neurons, items)
+    summary["labels"] = np.asarray(d["test_labels"][:items]).tolist()
     return recs, summary, fields
 
 
