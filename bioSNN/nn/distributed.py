@@ -14,7 +14,7 @@ import os
 import torch
 import torch.distributed as tdist
 
-__all__ = ["setup", "rank_world", "is_main", "wrap", "barrier"]
+__all__ = ["setup", "rank_world", "is_main", "wrap", "barrier", "teardown"]
 
 
 def setup(timeout_hours: float = 6.0) -> tuple[int, int]:
@@ -49,3 +49,10 @@ def wrap(module: torch.nn.Module) -> torch.nn.Module:
 def barrier() -> None:
     if rank_world()[1] > 1:
         tdist.barrier()
+
+
+def teardown() -> None:
+    """Leave the process group (a no-op outside one). A process that exits while gloo's threads still run can
+    abort in its C++ runtime ("terminate called without an active exception"); leave before exiting."""
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.destroy_process_group()
