@@ -33,6 +33,7 @@ EXPERIMENTS = {
     "hybrid": "bioSNN.experiments.hybrid",
     "diet": "bioSNN.experiments.diet",
     "multimodal": "bioSNN.experiments.multimodal",
+    "lite": "bioSNN.experiments.lite",
     "demo": "bioSNN.experiments.demo",
 }
 

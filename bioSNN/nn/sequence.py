@@ -1,0 +1,257 @@
+"""Training, evaluation and checkpoints of the sequence models (LITE-SNN and its baselines).
+
+Token data live in memory as one right-padded id matrix plus lengths (:class:`TokenData`). Mini-batches are
+length-bucketed — the shuffled data is cut into pools of 50 batches, each pool sorted by length, and the batch
+order shuffled again — so padded steps are few; a batch is trimmed to its longest sequence. Everything random
+derives from the run's seed and the epoch (batch order) or the saved global torch RNG (dropout), so a run
+resumed from its checkpoint, even one taken inside an epoch, ends bit-identical to an uninterrupted one.
+
+The checkpoint is a bioSNN bundle (no pickle): the model's state, the optimizer's, the torch RNG, the epoch,
+the history and the state of the model with the best score on the selection split so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bioSNN import bundles
+
+from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
+from .neurons import LIF
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TokenData", "length_batches", "evaluate_tokens", "SeqCheckpoint", "fit_tokens", "text_bundle",
+           "load_module_state", "count_parameters"]
+
+STATE, BEST = "state.", "best."
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """``tokens`` (n, L) int64 right-padded ids, ``lengths`` (n,), ``labels`` (n,) int64."""
+
+    tokens: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+
+    def __post_init__(self):
+        n = len(self.lengths)
+        if self.tokens.ndim != 2 or len(self.tokens) != n or len(self.labels) != n:
+            raise ValueError(f"token data: {len(self.tokens)} rows, {n} lengths and {len(self.labels)} labels")
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        lens = self.lengths[idx]
+        tok = self.tokens[idx, :int(lens.max())]
+        return torch.from_numpy(tok), torch.from_numpy(lens), torch.from_numpy(self.labels[idx])
+
+    def subset(self, idx: np.ndarray) -> "TokenData":
+        return TokenData(self.tokens[idx], self.lengths[idx], self.labels[idx])
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, seed: int, shuffle: bool = True,
+                   pool: int = 50) -> list[np.ndarray]:
+    """Index batches: shuffled (``seed``), sorted by length within pools of ``pool`` batches, batch order shuffled;
+    without ``shuffle``, sorted by length overall (evaluation)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n = len(lengths)
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    out = []
+    step = batch_size * pool
+    for i in range(0, n, step):
+        chunk = perm[i:i + step]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        out += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    return [out[k] for k in rng.permutation(len(out))]
+
+
+def count_parameters(model: nn.Module, embedding: bool = True) -> int:
+    """Trainable-or-not parameter count; ``embedding=False`` leaves out ``nn.Embedding`` tables."""
+    skip = set()
+    if not embedding:
+        for m in model.modules():
+            if isinstance(m, nn.Embedding):
+                skip |= {id(p) for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
+
+
+@torch.no_grad()
+def evaluate_tokens(model: nn.Module, data: TokenData, batch_size: int = 256) -> dict:
+    """Accuracy, per-sample predictions, and the model's operation/spike summary on ``data``."""
+    model.eval()
+    preds = np.zeros(len(data), np.int64)
+    stats = None
+    for idx in length_batches(data.lengths, batch_size, 0, shuffle=False):
+        tok, lens, _ = data.batch(idx)
+        out = model(tok, lens, count=True)
+        preds[idx] = out.logits.argmax(1).numpy()
+        stats = out.stats if stats is None else stats.merge(out.stats)
+    acc = float((preds == data.labels).mean()) if len(data) else 0.0
+    return {"accuracy": acc, "predictions": preds, **(stats.summary() if stats is not None else {})}
+
+
+def _lif_params(model: nn.Module) -> dict:
+    return {name: {"leak": float(m.leak.detach()), "threshold": float(m.threshold.detach())}
+            for name, m in model.named_modules() if isinstance(m, LIF)}
+
+
+def text_bundle(model: nn.Module, spec: dict, provenance: dict | None = None, extra: dict | None = None,
+                best: dict | None = None) -> bundles.Bundle:
+    """A sequence model as a bundle: its state under ``state.``; populations for the token input, every LIF layer
+    (leak, threshold, reset, steps per token) and the output; projections for its dense layers where their ends
+    are populations (the rest — embedding, recurrent cells, attention — lives in the state arrays and
+    ``extra["model"]``, the factory arguments that rebuild the module). ``best``: a second state (``best.``)."""
+    arrays = {STATE + k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    if best:
+        arrays.update({BEST + k: np.asarray(v) for k, v in best.items()})
+    emb = next((m for m in model.modules() if isinstance(m, nn.Embedding)), None)
+    pops = [bundles.Population("tokens", emb.num_embeddings if emb is not None else 1, "token_ids")]
+    projs = []
+    lifs = [(n, m) for n, m in model.named_modules() if isinstance(m, LIF)]
+    layers = getattr(model, "layers", None)  # SpikingTextClassifier: layers[i] drives acts[i]
+    steps = getattr(model, "steps_per_token", getattr(model, "time_steps", 1))
+    for name, m in lifs:
+        pops.append(bundles.Population(name, getattr(model, "readout").in_features, "lif_discrete", {
+            "leak": {"value": float(m.leak.detach()), "unit": "1"},
+            "v_threshold": {"value": float(m.threshold.detach()), "unit": "1"},
+            "reset": {"value": m.reset, "unit": ""}, "steps_per_token": {"value": int(steps), "unit": "1"}}))
+    out = model.readout
+    pops.append(bundles.Population("output", out.out_features, "integrator"))
+    if layers is not None:
+        names = [n for n, _ in lifs]
+        for i, lay in enumerate(layers):
+            if i:
+                projs.append(bundles.Projection(f"layers.{i}", names[i - 1], names[i], f"{STATE}layers.{i}.weight"))
+        projs.append(bundles.Projection("readout", names[-1], "output", f"{STATE}readout.weight"))
+    return bundles.Bundle(pops, projs, arrays, engine="torch", name=type(model).__name__,
+                          provenance=provenance or {}, extra={"model": spec, **(extra or {})})
+
+
+def load_module_state(model: nn.Module, b: bundles.Bundle, prefix: str = STATE) -> None:
+    """Copy a bundle's ``prefix`` state into ``model`` (same architecture; a clear error otherwise)."""
+    own = model.state_dict()
+    stored = {k[len(prefix):]: v for k, v in b.arrays.items() if k.startswith(prefix)}
+    if set(own) != set(stored):
+        raise ValueError(f"bundle does not match the model: missing {sorted(set(own) - set(stored))[:5]}, "
+                         f"unexpected {sorted(set(stored) - set(own))[:5]}")
+    for k, v in stored.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"bundle array {prefix}{k} has shape {tuple(v.shape)}, the model expects "
+                             f"{tuple(own[k].shape)}")
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in stored.items()})
+
+
+class SeqCheckpoint:
+    """One atomic bundle per trained model: state, optimizer, RNG, epoch, history, best state (no pickle)."""
+
+    RNG = "training.torch_rng_state"
+
+    def __init__(self, path, spec: dict, provenance: dict | None = None):
+        self.path, self.spec, self.provenance = Path(path), spec, provenance or {}
+
+    def save(self, model, opt, epoch: int, history: dict, best: dict, partial: dict | None = None) -> None:
+        arrays, meta = optimizer_to_arrays(opt)
+        arrays[self.RNG] = torch.get_rng_state().numpy()
+        b = text_bundle(model, self.spec, self.provenance, best=best["state"])
+        extra = {**b.extra, "epoch": epoch, "history": history, "optimizer": meta,
+                 "best": {k: v for k, v in best.items() if k != "state"}}
+        if partial is not None:
+            extra["partial"] = dict(partial)
+        bundles.write(self.path, bundles.Bundle(b.populations, b.projections, {**b.arrays, **arrays},
+                                                engine="torch", name=b.name, provenance=b.provenance, extra=extra))
+
+    def load(self, model, opt) -> tuple[int, dict, dict, dict | None]:
+        """``(epochs done, history, best, partial)``; a fresh start when there is no checkpoint."""
+        fresh = {"epoch": [], "train_loss": [], "train_accuracy": [], "select_accuracy": [], "seconds": []}
+        if not self.path.exists():
+            return 0, fresh, {"score": -1.0, "epoch": 0, "state": None}, None
+        b = bundles.read(self.path)
+        load_module_state(model, b)
+        optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
+        torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(b.arrays[self.RNG], np.uint8)))
+        best = dict(b.extra["best"])
+        best["state"] = {k[len(BEST):]: np.array(v) for k, v in b.arrays.items() if k.startswith(BEST)} or None
+        log.info("resumed %s after %d epochs%s", self.path.name, b.extra["epoch"],
+                 f" and {b.extra['partial']['batches']} batches" if b.extra.get("partial") else "")
+        return int(b.extra["epoch"]), b.extra["history"], best, b.extra.get("partial")
+
+
+def fit_tokens(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, train: TokenData,
+               select: TokenData, epochs: int, batch_size: int = 64, seed: int = 0, clip: float = 5.0,
+               label: str = "", progress: bool = True, checkpoint_seconds: float = 600.0,
+               scheduler=None) -> tuple[dict, dict]:
+    """Train ``epochs`` (resuming from ``ckpt``) with cross-entropy, gradient-norm clipping at ``clip`` (0: none)
+    and the model's ``clamp_`` (trained leaks and thresholds) after every step; score on ``select`` after each
+    epoch and keep the best state. Checkpoints after every epoch and every ``checkpoint_seconds`` inside one.
+    Leaves the best state in ``model``; returns ``(history, best)`` (best: score, epoch)."""
+    from tqdm.auto import tqdm
+
+    start, history, best, partial = ckpt.load(model, opt)
+    if scheduler is not None:
+        for _ in range(start):
+            scheduler.step()
+    clamp = getattr(model, "clamp_", None)
+    for epoch in range(start, epochs):
+        t0 = time.perf_counter()
+        model.train()
+        tot = {"batches": 0, "samples": 0, "correct": 0, "loss_sum": 0.0, "seconds": 0.0, **(partial or {})}
+        skip = tot["batches"]
+        last = time.monotonic()
+        order = length_batches(train.lengths, batch_size, seed * 1000 + epoch)
+        with tqdm(total=len(train), initial=tot["samples"], unit="seq", leave=False, disable=not progress,
+                  desc=f"{label} epoch {epoch + 1}/{epochs}") as bar:
+            for idx in order[skip:]:
+                tok, lens, y = train.batch(idx)
+                logits = model(tok, lens)
+                loss = F.cross_entropy(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip)
+                opt.step()
+                if clamp is not None:
+                    clamp()
+                tot["batches"] += 1
+                tot["samples"] += len(y)
+                tot["correct"] += int((logits.argmax(1) == y).sum())
+                tot["loss_sum"] += float(loss.detach()) * len(y)
+                bar.update(len(y))
+                if time.monotonic() - last >= checkpoint_seconds and tot["batches"] < len(order):
+                    ckpt.save(model, opt, epoch, history, best,
+                              partial={**tot, "seconds": tot["seconds"] + time.perf_counter() - t0})
+                    last = time.monotonic()
+        partial = None
+        if scheduler is not None:
+            scheduler.step()
+        score = evaluate_tokens(model, select)["accuracy"]
+        seconds = tot["seconds"] + time.perf_counter() - t0
+        for k, v in (("epoch", epoch + 1), ("train_loss", tot["loss_sum"] / max(tot["samples"], 1)),
+                     ("train_accuracy", tot["correct"] / max(tot["samples"], 1)), ("select_accuracy", score),
+                     ("seconds", seconds)):
+            history[k].append(v)
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch + 1,
+                    "state": {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}}
+        ckpt.save(model, opt, epoch + 1, history, best)
+        log.info("%s epoch %d/%d: loss %.4f  train %.4f  select %.4f  (%.0f s)", label, epoch + 1, epochs,
+                 history["train_loss"][-1], history["train_accuracy"][-1], score, seconds)
+    if best["state"] is not None:
+        model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in best["state"].items()})
+    return history, {"score": best["score"], "epoch": best["epoch"], "neurons": _lif_params(model)}
