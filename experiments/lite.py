@@ -46,7 +46,7 @@ TextModel = Literal["lite", "lite_last", "conv_attention", "conv_relu", "lstm", 
 @dataclass(frozen=True)
 class Config:
     task: Literal["sst2"] = "sst2"
-    models: tuple[TextModel, ...] = ("lite", "lstm", "gru", "cnn", "conv_attention")
+    models: tuple[TextModel, ...] = ("lite", "lite_last", "lstm", "gru", "cnn", "conv_attention")
     embed: int = 128  # embedding width (trained from scratch: no pretrained vectors offline)
     hidden: int = 128  # LIF / LSTM / GRU width
     depth: int = 2  # LIF layers (lite) or convolution blocks (conv_*)
@@ -55,8 +55,8 @@ class Config:
     dropout: float = 0.3
     min_freq: int = 1  # words seen fewer times in the training texts map to <unk>
     max_len: int = 64  # tokens per sentence kept (SST-2's longest has 56)
-    epochs: int = 8
-    lr: float = 1e-3  # Adam
+    epochs: int = 6
+    lr: float = 2e-3  # Adam
     weight_decay: float = 0.0
     batch_size: int = 64
     clip: float = 5.0  # gradient-norm clipping (0: none)
@@ -87,7 +87,7 @@ class Config:
 RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "epochs", "gradient_sentences")
 
 PRESETS = {
-    "quick": {"train_limit": 8000, "epochs": 2, "embed": 64, "hidden": 64, "gradient_sentences": 100,
+    "quick": {"train_limit": 8000, "epochs": 3, "lr": 5e-3, "embed": 64, "hidden": 64, "gradient_sentences": 100,
               "models": ("lite", "lite_last", "lstm", "cnn", "conv_attention")},
     "full": {},
 }
