@@ -34,6 +34,7 @@ EXPERIMENTS = {
     "diet": "bioSNN.experiments.diet",
     "multimodal": "bioSNN.experiments.multimodal",
     "lite": "bioSNN.experiments.lite",
+    "lite_nmnist": "bioSNN.experiments.lite_nmnist",
     "demo": "bioSNN.experiments.demo",
 }
 

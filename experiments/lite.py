@@ -136,7 +136,7 @@ def accuracy_by_length(pred: np.ndarray, data: TokenData) -> dict:
 
 def gradient_study(model: torch.nn.Module, data: TokenData, n: int) -> dict:
     """Per test sentence (the first ``n``, one at a time, dropout off): ‖∂loss/∂e_i‖ for the embedding e_i of
-    its first and last token; means per length bin, and the mean profile over relative position (10 bins)."""
+    its first and last token; means per length bin and their ratio, and the mean profile over relative position (10 bins)."""
     model.eval()
     emb = model.embedding
     rows = []
@@ -162,10 +162,9 @@ def gradient_study(model: torch.nn.Module, data: TokenData, n: int) -> dict:
     for lo, hi in zip(LENGTH_BINS[:-1], LENGTH_BINS[1:]):
         sel = [g for L, g in rows if lo <= L < hi]
         if sel:
-            out["bins"][f"{lo}-{hi - 1}"] = {"n": len(sel), "first_token": float(np.mean([g[0] for g in sel])),
-                                             "last_token": float(np.mean([g[-1] for g in sel])),
-                                             "first_over_last": float(np.mean([g[0] / max(g[-1], 1e-30)
-                                                                               for g in sel]))}
+            first, last = float(np.mean([g[0] for g in sel])), float(np.mean([g[-1] for g in sel]))
+            out["bins"][f"{lo}-{hi - 1}"] = {"n": len(sel), "first_token": first, "last_token": last,
+                                             "first_over_last": first / last if last > 0 else float("inf")}
     prof = np.zeros(10)
     cnt = np.zeros(10)
     for L, g in rows:

@@ -20,7 +20,8 @@ What NIR cannot say is carried in ``metadata`` and stated here:
 - the exact per-step leak λ (``metadata["leak_per_step"]``), since ``1 − dt/(dt/(1 − λ))`` may differ from λ in
   the last bit;
 - graph metadata: ``dt`` (s), ``time_steps``, the input ``encoder`` (``direct``: the analog frame every step;
-  ``poisson``: signed Bernoulli spikes with p = |x|), ``integration`` (forward Euler at dt), and the device
+  ``poisson``: signed Bernoulli spikes with p = |x|; ``frames``: the input is already a sequence of event frames,
+  frame t at step t), ``integration`` (forward Euler at dt), and the device
   quantization of the weights when there is one.
 
 Dropout is removed at export (inference). Residual blocks become graph edges: the second convolution and the

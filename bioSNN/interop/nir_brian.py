@@ -476,8 +476,8 @@ class NIRBrianNetwork:
     # ---- running ----
     def frames_for(self, x: np.ndarray, encoder: str | None = None, generator=None) -> np.ndarray:
         """Per-step input frames ``(images, T, *input_shape)`` for analog images ``x``: the image at every step
-        (``direct``) or bioSNN's signed Poisson spikes (``poisson``, drawn as the PyTorch engine draws them for the
-        same ``generator``)."""
+        (``direct``), bioSNN's signed Poisson spikes (``poisson``, drawn as the PyTorch engine draws them for the
+        same ``generator``) or ``x`` itself when it is already a sequence of event frames (``frames``)."""
         import torch
 
         from ..encoding import poisson_encode
@@ -489,7 +489,9 @@ class NIRBrianNetwork:
         if encoder == "poisson":
             xt = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
             return poisson_encode(xt, T, generator).transpose(0, 1).numpy()
-        raise NIRError(f"input encoder {encoder!r}: bioSNN codes 'direct' or 'poisson'")
+        if encoder == "frames":  # already per step: (images, T, *input_shape)
+            return np.asarray(x)
+        raise NIRError(f"input encoder {encoder!r}: bioSNN codes 'direct', 'poisson' or 'frames'")
 
     def run(self, frames: np.ndarray) -> BrianResult:
         """Simulate the batch of per-step input ``frames`` ``(images, T, *input_shape)`` (see :meth:`frames_for`)."""

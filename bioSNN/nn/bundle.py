@@ -29,8 +29,8 @@ def run_settings(time_steps: int, encoder: str, dt: float = 1e-3) -> dict:
     """What a bundle's ``extra["run"]`` records so that its network can be simulated again without the run's config
     (by this engine, by Brian2 through NIR, or by hand): the time steps and input coding it was evaluated with, the
     step ``dt`` (s) that NIR export maps the discrete neurons to, and the update they follow."""
-    if time_steps < 1 or encoder not in ("direct", "poisson") or dt <= 0:
-        raise ValueError(f"run settings: need time_steps >= 1, encoder direct|poisson and dt > 0, got {time_steps}, "
+    if time_steps < 1 or encoder not in ("direct", "poisson", "frames") or dt <= 0:
+        raise ValueError(f"run settings: need time_steps >= 1, encoder direct|poisson|frames and dt > 0, got {time_steps}, "
                          f"{encoder!r}, {dt}")
     return {"time_steps": int(time_steps), "encoder": encoder, "dt": float(dt),
             "integration": "u[t] = leak*u[t-1] + I[t]; spike where u[t] >= v_threshold; reset per population "

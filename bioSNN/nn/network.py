@@ -8,8 +8,9 @@ activations and :class:`Residual` blocks. The weighted layers after the last act
 - :meth:`SpikingNet.snn` — every LIF node runs :func:`~bioSNN.nn.lif_step` for ``T`` steps; the readout
   integrates its input without leak or spikes and the network returns that accumulated membrane (the sum over
   the ``T`` steps, as in Rathi et al. 2020 and Rathi & Roy 2021), the logits for cross-entropy. Dropout masks are drawn once per sample and held for all steps.
-  Inputs are coded ``direct`` (the analog frame every step; the first layer then performs MACs) or ``poisson``
-  (signed, ``spike = sign(x)·(u ≤ |x|)``).
+  Inputs are coded ``direct`` (the analog frame every step; the first layer then performs MACs), ``poisson``
+  (signed, ``spike = sign(x)·(u ≤ |x|)``) or ``frames``: a given sequence ``(batch, T, ...)`` of event frames
+  (e.g. binned DVS events), frame t at step t; its non-zero entries count as input spikes.
 
 Because both modes share the same weight tensors, ANN→SNN conversion is just choosing thresholds
 (:mod:`bioSNN.nn.convert`). Operation counts for :mod:`bioSNN.energy` come from the SNN run itself: each weighted
@@ -32,7 +33,7 @@ from .neurons import LIF, lif_sequence
 
 __all__ = ["FixedDropout", "Residual", "SpikingNet", "SNNOutput", "RunStats"]
 
-Encoder = Literal["direct", "poisson"]
+Encoder = Literal["direct", "poisson", "frames"]
 _WEIGHTED = (nn.Conv2d, nn.Linear)
 
 
@@ -364,11 +365,15 @@ class SpikingNet(nn.Module):
         """
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
-        if encoder not in ("direct", "poisson"):
-            raise ValueError(f"encoder must be 'direct' or 'poisson', got {encoder!r}")
+        if encoder not in ("direct", "poisson", "frames"):
+            raise ValueError(f"encoder must be 'direct', 'poisson' or 'frames', got {encoder!r}")
         if mode not in ("layer", "step"):
             raise ValueError(f"mode must be 'layer' or 'step', got {mode!r}")
-        if tuple(x.shape[1:]) != self.input_shape:
+        if encoder == "frames":
+            if x.dim() < 2 or x.shape[1] != time_steps or tuple(x.shape[2:]) != self.input_shape:
+                raise ValueError(f"frames must be (batch, {time_steps}, {', '.join(map(str, self.input_shape))}), "
+                                 f"got {tuple(x.shape)}")
+        elif tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's {self.input_shape}")
         ctx = _Ctx(stats=RunStats() if count else None, observe=observe, cost_pj=[] if energy_cost else None,
                    spikes={} if record else None)
@@ -377,13 +382,17 @@ class SpikingNet(nn.Module):
             recorder = _Recorder(monitors, {self.name_of(a) for a in self.activations()}, step_ms)
             ctx.monitor, mode = recorder, "step"
         if mode == "layer":
-            x_seq = x.unsqueeze(0) if encoder == "direct" else poisson_encode(x, time_steps, generator)
+            if encoder == "frames":
+                x_seq = x.transpose(0, 1)
+            else:
+                x_seq = x.unsqueeze(0) if encoder == "direct" else poisson_encode(x, time_steps, generator)
             ctx.analog_input = encoder == "direct"
             out = self._snn_layers(x_seq, time_steps, ctx)
         else:
             out = None
             for t in range(time_steps):
-                inp = x if encoder == "direct" else poisson_encode(x, 1, generator)[0]
+                inp = x if encoder == "direct" else x[:, t] if encoder == "frames" else \
+                    poisson_encode(x, 1, generator)[0]
                 ctx.analog_input = encoder == "direct"
                 ctx.step = t
                 y = self._snn_step(inp, ctx)

@@ -200,3 +200,32 @@ def test_resume_inside_an_epoch_is_bit_identical(tmp_path):
     hist.pop("seconds"), hist_ref.pop("seconds")  # wall time, the only thing allowed to differ
     assert hist == hist_ref and best == best_ref
     assert hist["train_accuracy"][-1] > 0.7  # it learns the task at all
+
+
+def test_frames_encoder_feeds_frame_t_at_step_t():
+    from bioSNN.models.events import event_convnet
+
+    torch.manual_seed(4)
+    net = event_convnet((2, 12, 12), 10, channels=(4,), hidden=16).eval()
+    x = torch.rand(3, 2, 12, 12)
+    with torch.no_grad():
+        for _, layer in net.weighted_layers():
+            layer.weight.mul_(4.0)  # a silent network would pass every comparison below
+        same = net.snn(x[:, None].expand(3, 6, 2, 12, 12), 6, "frames", count=True)
+        direct = net.snn(x, 6, "direct")
+        torch.testing.assert_close(same.logits, direct.logits)  # a constant sequence is direct coding
+        ev = (torch.rand(3, 6, 2, 12, 12) < 0.2).float()
+        layer = net.snn(ev, 6, "frames", count=True)
+        assert all(r > 0.01 for r in layer.stats.spike_rates().values()), layer.stats.spike_rates()
+        step = net.snn(ev, 6, "frames", mode="step")
+        torch.testing.assert_close(layer.logits, step.logits)
+        later = ev.clone()
+        later[:, 3:] = 0  # the first three frames alone: what the later ones add is visible
+        assert not torch.allclose(net.snn(later, 6, "frames").logits, layer.logits)
+    # binary frames are input spikes: the first layer accumulates (no MACs) per event and its fan-out
+    first = layer.stats.layer_ops()[0]
+    assert not first.analog_input and first.synaptic_events == pytest.approx(
+        float(torch.nn.functional.conv2d(ev.flatten(0, 1).sum(1, keepdim=True), torch.ones(1, 1, 3, 3),
+                                         padding=1).sum()) * 4 / 3)
+    with pytest.raises(ValueError, match="frames must be"):
+        net.snn(ev[:, :5], 6, "frames")

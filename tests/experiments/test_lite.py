@@ -1,0 +1,86 @@
+"""LITE-SNN experiments on real data slices: they learn above chance, write their results, and resume bit-identical."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bioSNN import bundles
+from bioSNN.config import ConfigError, apply_overrides, validate
+from bioSNN.experiments import lite, lite_nmnist
+
+from .test_resume import kill_and_resume, only_run
+
+pytestmark = pytest.mark.torch
+
+
+def test_sst2_slice_learns_above_chance_and_reports_every_figure(data_dir, tmp_path):
+    cfg = apply_overrides(lite.Config(), {**lite.PRESETS["quick"], "train_limit": 3000, "epochs": 3, "embed": 32,
+                                          "hidden": 32, "lr": 1e-2, "models": ("lite", "lstm"),
+                                          "gradient_models": ("lite",), "gradient_sentences": 60})
+    m = lite.run(cfg, tmp_path, progress=False)
+    lt, lstm = m["models"]["lite"], m["models"]["lstm"]
+    # 1,821 test sentences: chance is 0.50 ± 0.012 (1 s.d.)
+    assert lt["test_accuracy"] > 0.62, lt["history"]
+    assert lstm["test_accuracy"] > 0.55, lstm["history"]
+    assert lt["parameters_without_embedding"] < lstm["parameters_without_embedding"] / 2
+    assert lt["energy_nj_per_sample"] < lstm["energy_nj_per_sample"] / 3
+    assert 0.0 < lt["mean_spike_rate"] < 0.5
+    assert sum(b["n"] for b in lt["accuracy_by_length"].values()) == m["n_test"] == 1821
+    bins = m["gradients"]["lite"]["bins"]
+    assert sum(b["n"] for b in bins.values()) == 60
+    assert all(b["first_token"] > 0 and b["last_token"] > 0 for b in bins.values()), bins
+    assert set(m["claims"]) >= {"best_baseline", "energy_over_lstm", "parameters_without_embedding_over_lstm"}
+    b = bundles.read(tmp_path / "lite.npz")
+    assert [p.name for p in b.populations] == ["tokens", "acts.0", "acts.1", "output"]
+    assert b.population("acts.0").params["steps_per_token"]["value"] == 5
+    vocab = json.loads((tmp_path / "vocab.json").read_text())["tokens"]
+    assert len(vocab) == m["vocab_size"] == b.population("tokens").size
+    assert (tmp_path / "lite.png").stat().st_size > 10_000
+
+
+def test_nmnist_slice_learns_above_chance(data_dir, tmp_path):
+    cfg = apply_overrides(lite_nmnist.Config(), {"bins": (5,), "epochs": 3, "train_limit": 300, "baseline": False})
+    m = lite_nmnist.run(cfg, tmp_path, progress=False)
+    r = m["snn"]["5"]
+    assert r["accuracy"] > 0.5, r["history"]  # 10 classes: chance 0.1
+    lo, hi = r["ci95"]
+    assert lo < r["accuracy"] < hi and hi - lo < 0.25
+    assert 0.0 < r["mean_spike_rate"] < 0.5
+    b = bundles.read(tmp_path / "snn_bins5.npz")
+    assert b.extra["run"]["encoder"] == "frames" and b.extra["run"]["time_steps"] == 5
+
+
+def test_frames_of_a_recording_hold_its_events(data_dir):
+    from bioSNN import data
+
+    ds = data.load("nmnist")
+    f = lite_nmnist.frames(ds, np.array([0, 1]), 10, 300.0)
+    assert f.shape == (2, 10, 2, 34, 34) and set(torch.unique(f).tolist()) <= {0.0, 1.0}
+    ev = ds.events(0)
+    inside = ev["t_us"] < 300_000
+    pixels = {(int(p), int(y), int(x)) for p, y, x in zip(ev["p"][inside], ev["y"][inside], ev["x"][inside])}
+    assert int(f[0].amax(0).sum()) == len(pixels)  # every (polarity, pixel) that fired, once
+
+
+def test_bad_settings_are_refused_by_key():
+    with pytest.raises(ConfigError, match="gradient_models"):
+        validate(apply_overrides(lite.Config(), {"models": ("lstm",), "gradient_models": ("lite",)}))
+    with pytest.raises(ConfigError, match="bins"):
+        validate(apply_overrides(lite_nmnist.Config(), {"bins": (5, 5)}))
+
+
+def test_lite_resumes_bit_identical_after_kills_inside_and_between_models(data_dir, tmp_path):
+    run = kill_and_resume("lite", ["train_limit=600", "epochs=2", "embed=16", "hidden=16", "models=lite,lstm",
+                                   "gradient_models=lite", "gradient_sentences=20", "checkpoint_seconds=0"],
+                          ["lite.npz:5:before", "lstm.npz:3:after"], tmp_path)
+    assert json.loads((run / "metrics.json").read_text())["models"]["lite"]["history"]["epoch"] == [1, 2]
+
+
+def test_lite_nmnist_resumes_bit_identical(data_dir, tmp_path):
+    kill_and_resume("lite_nmnist", ["bins=4", "epochs=2", "train_limit=96", "channels=4", "hidden=16",
+                                    "checkpoint_seconds=0"],
+                    ["snn_bins4.npz:3:before", "cnn_bins4.npz:2:after"], tmp_path)
