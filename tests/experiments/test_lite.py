@@ -12,7 +12,7 @@ from bioSNN import bundles
 from bioSNN.config import ConfigError, apply_overrides, validate
 from bioSNN.experiments import lite, lite_nmnist
 
-from .test_resume import kill_and_resume, only_run
+from .test_resume import kill_and_resume
 
 pytestmark = pytest.mark.torch
 
