@@ -312,6 +312,7 @@ def _run_bundle(run: Path) -> Path:
     main = str(json.loads(metrics.read_text()).get("main", ""))
     kind, _, t = main.partition(" T=")
     candidates = [run / f"{kind.lower()}_T{t}.npz"] if t else []
+    candidates.append(run / f"{main.replace(' ', '_').replace('=', '')}.npz")  # "lite", "snn bins=10"
     candidates.append(run / "model.npz")  # the demo's
     for c in candidates:
         if c.is_file():

@@ -167,6 +167,18 @@ class SpikingTextClassifier(nn.Module):
         logits = self._read(r, valid, lengths, T)
         return SeqOutput(logits, st, rec) if (count or record) else logits
 
+    def as_spiking_net(self):
+        """The layers after the embedding as a :class:`~bioSNN.nn.network.SpikingNet` (the same module objects):
+        fed the embedding of token k at steps kT … kT+T−1 (``encoder="frames"``), its summed readout equals this
+        model's mean read-out × (tokens × T). This is what NIR export writes; the embedding lookup has no NIR
+        node and stays in the bundle."""
+        from bioSNN.nn.network import SpikingNet
+
+        nodes = []
+        for lay, act in zip(self.layers, self.acts):
+            nodes += [lay, act]
+        return SpikingNet(nodes + [self.readout], (self.embedding.embedding_dim,))
+
     def _read(self, r: torch.Tensor, valid: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
         if self.readout_mode == "mean":
             return (r * valid).sum(0) / (lengths[:, None].float() * T)

@@ -58,8 +58,9 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float = 1e-3,
-           device: dict | None = None):
-    """The network as a ``nir.NIRGraph`` (see the module for the mapping and what goes into metadata)."""
+           device: dict | None = None, metadata: dict | None = None):
+    """The network as a ``nir.NIRGraph`` (see the module for the mapping and what goes into metadata);
+    ``metadata``: more graph metadata (e.g. what of the source model NIR cannot hold)."""
     import nir
 
     if time_steps < 1 or dt <= 0:
@@ -171,6 +172,7 @@ def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float 
             "threshold_rule": THRESHOLD_RULE}
     if device is not None:
         meta["device"] = device
+    meta.update(metadata or {})
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
@@ -344,6 +346,8 @@ def network_from_bundle(bundle) -> SpikingNet:
         load_state(net, bundle)
         return net
     spec = bundle.extra.get("model")
+    if isinstance(spec, dict) and spec.get("name") in _TEXT_REFUSALS:
+        return _text_network(bundle, spec)
     if bundle.engine == "brian2":
         raise NIRError(f"bundle {bundle.name!r} is a Brian2 STDP network. " + brian_refusal())
     if bundle.engine != "torch" or not spec:
@@ -351,10 +355,48 @@ def network_from_bundle(bundle) -> SpikingNet:
                        "covers the PyTorch engine's networks")
     pops = {p.name: p for p in bundle.populations}
     shape = tuple(pops["input"].params["shape"]["value"])
+    if spec["model"] == "event_convnet":
+        from bioSNN.models.events import event_convnet
+
+        net = event_convnet(shape, pops["output"].size, tuple(spec["channels"]), spec["hidden"])
+        load_state(net, bundle)
+        return net
     net = build_spiking(spec["model"], shape, pops["output"].size, spec.get("width", 1.0), spec.get("hidden", 1024),
                         spec.get("dropout", 0.0))
     load_state(net, bundle)
     return net
+
+
+# sequence models of bioSNN.models.sequence: what keeps each from NIR (None: exportable after its embedding)
+_TEXT_REFUSALS = {
+    "lite": None,
+    "conv_attention": "its attention pooling (softmax over positions) has no NIR node",
+    "conv_relu": "its attention pooling (softmax over positions) has no NIR node, and it does not spike",
+    "lstm": "LSTM cells have no NIR node",
+    "gru": "GRU cells have no NIR node",
+    "cnn": "max-over-time pooling has no NIR node, and it does not spike",
+}
+
+TEXT_NOT_EXPRESSED = (
+    "the embedding lookup (token id -> vector; the table is the bioSNN bundle's state.embedding.weight) has no NIR "
+    "node: the graph starts at the embedding vector. Token k's vector is the input at steps k*T ... k*T+T-1 "
+    "(T = time_steps, the steps per token), the membranes carry on from token to token, and the logits are the "
+    "readout's sum divided by tokens*T (the same argmax)")
+
+
+def _text_network(bundle, spec: dict) -> SpikingNet:
+    """The spiking part of a LITE text bundle (:meth:`SpikingTextClassifier.as_spiking_net`); others refused."""
+    from bioSNN.models.sequence import build_text_model
+    from bioSNN.nn.sequence import load_module_state
+
+    why = _TEXT_REFUSALS[spec["name"]]
+    if why is not None:
+        raise NIRError(f"bundle {bundle.name!r} ({spec['name']}): {why}; only the LITE text model (LIF layers "
+                       "after the embedding) has a NIR form")
+    args = {k: spec[k] for k in ("embed", "hidden", "steps_per_token", "depth", "dropout", "leak", "readout")}
+    model = build_text_model(spec["name"], spec["vocab_size"], spec["n_classes"], **args)
+    load_module_state(model, bundle)
+    return model.eval().as_spiking_net()
 
 
 def export_bundle(path, out, time_steps: int | None = None, encoder: str | None = None, dt: float | None = None):
@@ -367,12 +409,18 @@ def export_bundle(path, out, time_steps: int | None = None, encoder: str | None 
     b = bundles.read(path)
     net = network_from_bundle(b)  # refuses what has no NIR form first
     run = b.extra.get("run", {})
+    extra_meta = None
+    spec = b.extra.get("model")
+    if isinstance(spec, dict) and spec.get("name") in _TEXT_REFUSALS:  # LITE: T steps per token, embedding input
+        run = {"time_steps": spec["steps_per_token"], "encoder": "token_embedding"}
+        extra_meta = {"not_expressed": TEXT_NOT_EXPRESSED, "steps_per_token": spec["steps_per_token"],
+                      "readout": spec["readout"], "vocab_size": spec["vocab_size"]}
     time_steps = time_steps or run.get("time_steps")
     encoder = encoder or run.get("encoder")
     dt = dt or run.get("dt", 1e-3)
     if not time_steps or not encoder:
         raise NIRError(f"{path} records no time steps or encoder; give --time-steps and --encoder")
-    graph = to_nir(net, time_steps, encoder, dt, device=b.device)
+    graph = to_nir(net, time_steps, encoder, dt, device=b.device, metadata=extra_meta)
     nir.write(out, graph)
     return graph
 

@@ -161,3 +161,72 @@ def test_a_brian2_stdp_bundle_is_refused_with_what_nir_cannot_express(tmp_path, 
     err = capsys.readouterr().err
     assert "Brian2 STDP network" in err and "conductance-based input (dv/dt has ge·v, gi·v" in err
     assert "adaptive threshold" in err and not (tmp_path / "dc.nir").exists()
+
+
+def _lite_bundle(path, name="lite"):
+    from bioSNN import bundles
+    from bioSNN.models.sequence import build_text_model
+    from bioSNN.nn.sequence import text_bundle
+
+    torch.manual_seed(5)
+    spec = {"name": name, "embed": 12, "hidden": 16, "steps_per_token": 3, "depth": 2, "dropout": 0.0, "leak": 0.8,
+            "readout": "mean", "vocab_size": 30, "n_classes": 3}
+    model = build_text_model(spec["name"], spec["vocab_size"], spec["n_classes"],
+                             **{k: spec[k] for k in ("embed", "hidden", "steps_per_token", "depth", "dropout",
+                                                     "leak", "readout")}).eval()
+    if name == "lite":
+        with torch.no_grad():
+            for lay in model.layers:
+                lay.weight.mul_(5.0)  # spiking in both layers
+    bundles.write(path, text_bundle(model, spec))
+    return model
+
+
+def test_lite_text_model_exports_its_spiking_layers_and_says_what_nir_cannot_hold(tmp_path):
+    from bioSNN.interop.nir import export_bundle
+
+    model = _lite_bundle(tmp_path / "lite.npz")
+    export_bundle(tmp_path / "lite.npz", tmp_path / "lite.nir")
+    g = nir.read(tmp_path / "lite.nir")
+    assert "embedding lookup" in g.metadata["not_expressed"] and g.metadata["steps_per_token"] == 3
+    assert g.metadata["encoder"] == "token_embedding"
+    net, run = from_nir(g)
+    tok = torch.randint(4, 30, (4, 7))
+    lens = torch.full((4,), 7)
+    frames = model.embedding(tok).repeat_interleave(3, dim=1).detach()  # token k at steps 3k .. 3k+2
+    with torch.no_grad():
+        want = model(tok, lens, count=True)
+        got = net.snn(frames, 21, "frames", count=True)
+    assert want.stats.summary()["mean_spike_rate"] > 0.02
+    torch.testing.assert_close(got.logits / 21, want.logits, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lstm", "conv_attention"])
+def test_text_models_without_a_nir_form_are_refused_with_the_reason(tmp_path, name):
+    from bioSNN.interop.nir import export_bundle
+
+    _lite_bundle(tmp_path / "m.npz", name)
+    with pytest.raises(NIRError, match="LSTM cells" if name == "lstm" else "attention pooling"):
+        export_bundle(tmp_path / "m.npz", tmp_path / "m.nir")
+    assert not (tmp_path / "m.nir").exists()
+
+
+def test_event_convnet_bundle_exports_and_runs_the_same_on_frames(tmp_path):
+    from bioSNN import bundles
+    from bioSNN.interop.nir import export_bundle
+    from bioSNN.models.events import event_convnet
+    from bioSNN.nn.bundle import run_settings, to_bundle
+
+    torch.manual_seed(6)
+    net = event_convnet((2, 12, 12), 10, channels=(4,), hidden=16).eval()
+    with torch.no_grad():
+        for _, layer in net.weighted_layers():
+            layer.weight.mul_(4.0)
+    spec = {"model": "event_convnet", "input_shape": [2, 12, 12], "channels": [4], "hidden": 16}
+    bundles.write(tmp_path / "ev.npz", to_bundle(net, model=spec, run=run_settings(6, "frames", 0.05)))
+    export_bundle(tmp_path / "ev.npz", tmp_path / "ev.nir")
+    back, run = from_nir(nir.read(tmp_path / "ev.nir"))
+    assert run["encoder"] == "frames" and run["time_steps"] == 6
+    ev = (torch.rand(3, 6, 2, 12, 12) < 0.2).float()
+    with torch.no_grad():
+        torch.testing.assert_close(back.snn(ev, 6, "frames").logits, net.snn(ev, 6, "frames").logits)
