@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 
 import numpy as np
@@ -30,7 +31,7 @@ from .neurons import LIF
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TokenData", "length_batches", "evaluate_tokens", "SeqCheckpoint", "fit_tokens", "text_bundle",
+__all__ = ["TokenData", "length_batches", "evaluate_tokens", "SeqCheckpoint", "fit_loop", "fit_tokens", "text_bundle",
            "load_module_state", "count_parameters"]
 
 STATE, BEST = "state.", "best."
@@ -127,13 +128,13 @@ def text_bundle(model: nn.Module, spec: dict, provenance: dict | None = None, ex
     lifs = [(n, m) for n, m in model.named_modules() if isinstance(m, LIF)]
     layers = getattr(model, "layers", None)  # SpikingTextClassifier: layers[i] drives acts[i]
     steps = getattr(model, "steps_per_token", getattr(model, "time_steps", 1))
+    head = getattr(model, "readout", None) or model.out  # classifiers' readout, translators' output layer
     for name, m in lifs:
-        pops.append(bundles.Population(name, getattr(model, "readout").in_features, "lif_discrete", {
+        pops.append(bundles.Population(name, head.in_features, "lif_discrete", {
             "leak": {"value": float(m.leak.detach()), "unit": "1"},
             "v_threshold": {"value": float(m.threshold.detach()), "unit": "1"},
             "reset": {"value": m.reset, "unit": ""}, "steps_per_token": {"value": int(steps), "unit": "1"}}))
-    out = model.readout
-    pops.append(bundles.Population("output", out.out_features, "integrator"))
+    pops.append(bundles.Population("output", head.out_features, "integrator"))
     if layers is not None:
         names = [n for n, _ in lifs]
         for i, lay in enumerate(layers):
@@ -193,17 +194,22 @@ class SeqCheckpoint:
         return int(b.extra["epoch"]), b.extra["history"], best, b.extra.get("partial")
 
 
-def fit_tokens(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, train: TokenData,
-               select: TokenData, epochs: int, batch_size: int = 64, seed: int = 0, clip: float = 5.0,
-               label: str = "", progress: bool = True, checkpoint_seconds: float = 600.0,
-               scheduler=None) -> tuple[dict, dict]:
-    """Train ``epochs`` (resuming from ``ckpt``) with cross-entropy, gradient-norm clipping at ``clip`` (0: none)
-    and the model's ``clamp_`` (trained leaks and thresholds) after every step; score on ``select`` after each
-    epoch and keep the best state. Checkpoints after every epoch and every ``checkpoint_seconds`` inside one.
-    Leaves the best state in ``model``; returns ``(history, best)`` (best: score, epoch)."""
+def fit_loop(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, n_items: int,
+             order: Callable[[int], list], loss_of: Callable[[np.ndarray], tuple], score: Callable[[], float],
+             epochs: int, clip: float = 5.0, label: str = "", progress: bool = True,
+             checkpoint_seconds: float = 600.0, scheduler=None, score_name: str = "accuracy") -> tuple[dict, dict]:
+    """The training loop of every sequence model: for each epoch the batches ``order(epoch)`` (index arrays, a
+    function of the epoch alone), ``loss_of(idx) -> (loss, correct, counted)`` per batch (``correct``/``counted``:
+    e.g. right labels or tokens), an optimizer step with gradient-norm clipping at ``clip`` (0: none) and the
+    model's ``clamp_`` (trained leaks and thresholds); ``score()`` after each epoch (higher is better; the best
+    state is kept, history key ``select_<score_name>``). Resumes from ``ckpt``, checkpoints after every epoch
+    and every ``checkpoint_seconds`` inside one. Leaves the best state in ``model``; returns ``(history, best)``."""
     from tqdm.auto import tqdm
 
     start, history, best, partial = ckpt.load(model, opt)
+    history.setdefault(f"select_{score_name}", [])
+    if score_name != "accuracy" and not history["select_accuracy"]:
+        history.pop("select_accuracy")
     if scheduler is not None:
         for _ in range(start):
             scheduler.step()
@@ -211,16 +217,15 @@ def fit_tokens(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
         model.train()
-        tot = {"batches": 0, "samples": 0, "correct": 0, "loss_sum": 0.0, "seconds": 0.0, **(partial or {})}
+        tot = {"batches": 0, "samples": 0, "correct": 0, "counted": 0, "loss_sum": 0.0, "seconds": 0.0,
+               **(partial or {})}
         skip = tot["batches"]
         last = time.monotonic()
-        order = length_batches(train.lengths, batch_size, seed * 1000 + epoch)
-        with tqdm(total=len(train), initial=tot["samples"], unit="seq", leave=False, disable=not progress,
+        batches = order(epoch)
+        with tqdm(total=n_items, initial=tot["samples"], unit="seq", leave=False, disable=not progress,
                   desc=f"{label} epoch {epoch + 1}/{epochs}") as bar:
-            for idx in order[skip:]:
-                tok, lens, y = train.batch(idx)
-                logits = model(tok, lens)
-                loss = F.cross_entropy(logits, y)
+            for idx in batches[skip:]:
+                loss, correct, counted = loss_of(idx)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if clip:
@@ -229,29 +234,47 @@ def fit_tokens(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint
                 if clamp is not None:
                     clamp()
                 tot["batches"] += 1
-                tot["samples"] += len(y)
-                tot["correct"] += int((logits.argmax(1) == y).sum())
-                tot["loss_sum"] += float(loss.detach()) * len(y)
-                bar.update(len(y))
-                if time.monotonic() - last >= checkpoint_seconds and tot["batches"] < len(order):
+                tot["samples"] += len(idx)
+                tot["correct"] += int(correct)
+                tot["counted"] += int(counted)
+                tot["loss_sum"] += float(loss.detach()) * len(idx)
+                bar.update(len(idx))
+                if time.monotonic() - last >= checkpoint_seconds and tot["batches"] < len(batches):
                     ckpt.save(model, opt, epoch, history, best,
                               partial={**tot, "seconds": tot["seconds"] + time.perf_counter() - t0})
                     last = time.monotonic()
         partial = None
         if scheduler is not None:
             scheduler.step()
-        score = evaluate_tokens(model, select)["accuracy"]
+        value = float(score())
         seconds = tot["seconds"] + time.perf_counter() - t0
         for k, v in (("epoch", epoch + 1), ("train_loss", tot["loss_sum"] / max(tot["samples"], 1)),
-                     ("train_accuracy", tot["correct"] / max(tot["samples"], 1)), ("select_accuracy", score),
+                     ("train_accuracy", tot["correct"] / max(tot["counted"], 1)), (f"select_{score_name}", value),
                      ("seconds", seconds)):
             history[k].append(v)
-        if score > best["score"]:
-            best = {"score": score, "epoch": epoch + 1,
+        if value > best["score"]:
+            best = {"score": value, "epoch": epoch + 1,
                     "state": {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}}
         ckpt.save(model, opt, epoch + 1, history, best)
-        log.info("%s epoch %d/%d: loss %.4f  train %.4f  select %.4f  (%.0f s)", label, epoch + 1, epochs,
-                 history["train_loss"][-1], history["train_accuracy"][-1], score, seconds)
+        log.info("%s epoch %d/%d: loss %.4f  train %.4f  select %s %.4f  (%.0f s)", label, epoch + 1, epochs,
+                 history["train_loss"][-1], history["train_accuracy"][-1], score_name, value, seconds)
     if best["state"] is not None:
         model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in best["state"].items()})
     return history, {"score": best["score"], "epoch": best["epoch"], "neurons": _lif_params(model)}
+
+
+def fit_tokens(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, train: TokenData,
+               select: TokenData, epochs: int, batch_size: int = 64, seed: int = 0, clip: float = 5.0,
+               label: str = "", progress: bool = True, checkpoint_seconds: float = 600.0,
+               scheduler=None) -> tuple[dict, dict]:
+    """:func:`fit_loop` for a classifier: cross-entropy on ``train``'s labels, length-bucketed batches
+    (:func:`length_batches`, seeded by ``seed`` and the epoch), selection by accuracy on ``select``."""
+
+    def loss_of(idx):
+        tok, lens, y = train.batch(idx)
+        logits = model(tok, lens)
+        return F.cross_entropy(logits, y), int((logits.argmax(1) == y).sum()), len(y)
+
+    return fit_loop(model, opt, ckpt, len(train), lambda e: length_batches(train.lengths, batch_size, seed * 1000 + e),
+                    loss_of, lambda: evaluate_tokens(model, select)["accuracy"], epochs, clip, label, progress,
+                    checkpoint_seconds, scheduler)
