@@ -35,6 +35,7 @@ EXPERIMENTS = {
     "multimodal": "bioSNN.experiments.multimodal",
     "lite": "bioSNN.experiments.lite",
     "lite_nmnist": "bioSNN.experiments.lite_nmnist",
+    "lite_translate": "bioSNN.experiments.lite_translate",
     "demo": "bioSNN.experiments.demo",
 }
 

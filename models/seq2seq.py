@@ -47,7 +47,8 @@ class ConvSeq2Seq(nn.Module):
 
     def __init__(self, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
                  act: Literal["lif", "relu"] = "lif", time_steps: int = 4, leak: float = 0.9,
-                 threshold: float = 1.0, dropout: float = 0.2, max_len: int = 128, surrogate: str = "linear"):
+                 threshold: float = 1.0, dropout: float = 0.2, max_len: int = 128,
+                 surrogate: str = "fast_sigmoid"):
         super().__init__()
         if act not in ("lif", "relu"):
             raise ValueError(f"act must be 'lif' or 'relu', got {act!r}")
@@ -249,10 +250,11 @@ SEQ2SEQ_MODELS = ("conv_lif", "conv_relu", "gru")
 
 
 def build_seq2seq(name: str, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
-                  time_steps: int = 4, leak: float = 0.9, dropout: float = 0.2, max_len: int = 128) -> nn.Module:
+                  time_steps: int = 4, leak: float = 0.9, dropout: float = 0.2, max_len: int = 128,
+                  surrogate: str = "fast_sigmoid") -> nn.Module:
     if name in ("conv_lif", "conv_relu"):
         return ConvSeq2Seq(src_vocab, tgt_vocab, dim, layers, kernel, "lif" if name == "conv_lif" else "relu",
-                           time_steps, leak, dropout=dropout, max_len=max_len)
+                           time_steps, leak, dropout=dropout, max_len=max_len, surrogate=surrogate)
     if name == "gru":
         return GRUSeq2Seq(src_vocab, tgt_vocab, dim, dropout)
     raise ValueError(f"unknown translation model {name!r}; choose one of {list(SEQ2SEQ_MODELS)}")

@@ -180,7 +180,7 @@ class SeqCheckpoint:
 
     def load(self, model, opt) -> tuple[int, dict, dict, dict | None]:
         """``(epochs done, history, best, partial)``; a fresh start when there is no checkpoint."""
-        fresh = {"epoch": [], "train_loss": [], "train_accuracy": [], "select_accuracy": [], "seconds": []}
+        fresh = {"epoch": [], "train_loss": [], "train_accuracy": [], "seconds": []}  # + select_<score>
         if not self.path.exists():
             return 0, fresh, {"score": -1.0, "epoch": 0, "state": None}, None
         b = bundles.read(self.path)
@@ -208,8 +208,6 @@ def fit_loop(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, 
 
     start, history, best, partial = ckpt.load(model, opt)
     history.setdefault(f"select_{score_name}", [])
-    if score_name != "accuracy" and not history["select_accuracy"]:
-        history.pop("select_accuracy")
     if scheduler is not None:
         for _ in range(start):
             scheduler.step()

@@ -84,3 +84,19 @@ def test_lite_nmnist_resumes_bit_identical(data_dir, tmp_path):
     kill_and_resume("lite_nmnist", ["bins=4", "epochs=2", "train_limit=96", "channels=4", "hidden=16",
                                     "checkpoint_seconds=0"],
                     ["snn_bins4.npz:3:before", "cnn_bins4.npz:2:after"], tmp_path)
+
+
+def test_translation_runs_resumes_bit_identical_and_reports_bleu_with_its_signature(data_dir, tmp_path):
+    run = kill_and_resume("lite_translate", ["train_limit=300", "epochs=2", "dim=16", "layers=1", "models=conv_lif,gru",
+                                             "select_limit=20", "test_limit=20", "beam=2", "max_len=12",
+                                             "examples=2", "checkpoint_seconds=0"],
+                          ["conv_lif.npz:3:before", "gru.npz:2:after"], tmp_path)
+    m = json.loads((run / "metrics.json").read_text())
+    for name in ("conv_lif", "gru"):
+        r = m["models"][name]
+        assert "BLEU" in r["bleu_signature"] or "nrefs:1" in r["bleu_signature"]
+        assert r["history"]["train_loss"][1] < r["history"]["train_loss"][0]
+        assert len(r["examples"]) == 2 and r["examples"][0]["reference"]
+        assert r["energy_nj_per_sentence"] > r["energy_nj_without_output_layer"] > 0
+    assert 0 < m["models"]["conv_lif"]["mean_spike_rate"] < 1
+    assert m["direction"] == "de->en" and m["test_split"] == "test_2016_flickr"

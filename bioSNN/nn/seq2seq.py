@@ -1,0 +1,176 @@
+"""Translation data, training loss, greedy and beam-search decoding, and BLEU for the encoder–decoders of
+:mod:`bioSNN.models.seq2seq`.
+
+Sentences are tokenised case-sensitively (:func:`bioSNN.data.text.tokenize` without lower-casing), mapped to
+word ids of vocabularies built from the training side of each language; targets carry ``<bos>`` … ``<eos>``.
+BLEU is sacrebleu's corpus BLEU on detokenized hypotheses against the raw reference sentences (its default 13a
+tokenization, case-sensitive); the signature is reported beside every score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch
+
+__all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
+           "cased_tokenize"]
+
+
+def cased_tokenize(text: str) -> list[str]:
+    """Word tokens with case kept; punctuation split off (as :func:`bioSNN.data.text.tokenize`)."""
+    import re
+
+    return re.sub(r"([.,!?;:\"()])", r" \1 ", text).split()
+
+
+@dataclass(frozen=True)
+class ParallelData:
+    """Source ids ``(n, Ls)`` right-padded with lengths; targets ``<bos> … <eos>`` ``(n, Lt)`` with lengths
+    (counting both markers); the raw reference sentences for BLEU."""
+
+    src: np.ndarray
+    src_len: np.ndarray
+    tgt: np.ndarray
+    tgt_len: np.ndarray
+    references: list
+
+    def __len__(self) -> int:
+        return len(self.src_len)
+
+    def batch(self, idx: np.ndarray):
+        s_len, t_len = self.src_len[idx], self.tgt_len[idx]
+        src = torch.from_numpy(self.src[idx, :int(s_len.max())])
+        tgt = torch.from_numpy(self.tgt[idx, :int(t_len.max())])
+        return src, torch.from_numpy(s_len), tgt, torch.from_numpy(t_len)
+
+    def subset(self, idx: np.ndarray) -> "ParallelData":
+        return ParallelData(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx],
+                            [self.references[i] for i in idx])
+
+
+def encode_pairs(sources: list[str], targets: list[str], src_vocab: Vocab, tgt_vocab: Vocab,
+                 max_len: int) -> ParallelData:
+    """Token ids of sentence pairs; sentences are cut at ``max_len`` tokens (targets: ``max_len`` + 2 markers)."""
+    s = [src_vocab.encode(x, tokenizer=cased_tokenize) or [1] for x in sources]
+    t = [[BOS] + tgt_vocab.encode(y, tokenizer=cased_tokenize)[:max_len] + [EOS] for y in targets]
+    src, s_len = pad_batch(s, max_len)
+    tgt, t_len = pad_batch(t)
+    return ParallelData(src, s_len, tgt, t_len, list(targets))
+
+
+def seq2seq_loss(model, src, src_len, tgt, smoothing: float = 0.1):
+    """Teacher-forced cross-entropy (label smoothing ``smoothing``) of predicting ``tgt[:, 1:]`` from
+    ``tgt[:, :-1]``, pads ignored; returns ``(loss, right next tokens, counted tokens)``."""
+    logits = model(src, src_len, tgt[:, :-1])
+    gold = tgt[:, 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=PAD,
+                           label_smoothing=smoothing)
+    mask = gold != PAD
+    return loss, int(((logits.argmax(-1) == gold) & mask).sum()), int(mask.sum())
+
+
+def _max_steps(model, src_len: torch.Tensor, cap: int) -> int:
+    """1.5 × the longest source + 10 tokens, at most ``cap`` and at most the model's positions."""
+    return int(min(cap, getattr(model, "max_len", cap), int(src_len.max()) * 3 // 2 + 10))
+
+
+@torch.no_grad()
+def greedy_decode(model, src, src_len, max_len: int = 100) -> list[list[int]]:
+    """Most likely next token at each step until ``<eos>`` (or 1.5 × source length + 10 tokens)."""
+    model.eval()
+    memory = model.encode(src, src_len)
+    state = model.init_state(memory)
+    tok = torch.full((len(src_len),), BOS, dtype=torch.long)
+    out = torch.zeros(len(src_len), 0, dtype=torch.long)
+    done = torch.zeros(len(src_len), dtype=torch.bool)
+    for _ in range(_max_steps(model, src_len, max_len)):
+        logp, state = model.step(memory, state, tok)
+        tok = logp.argmax(-1).masked_fill(done, PAD)
+        out = torch.cat([out, tok[:, None]], 1)
+        done |= tok == EOS
+        if done.all():
+            break
+    return [_strip(row) for row in out.tolist()]
+
+
+def _strip(ids: list[int]) -> list[int]:
+    res = []
+    for i in ids:
+        if i in (EOS, PAD):
+            break
+        res.append(i)
+    return res
+
+
+@torch.no_grad()
+def beam_decode(model, src, src_len, beam: int = 5, max_len: int = 100, alpha: float = 0.6) -> list[list[int]]:
+    """Beam search per sentence (``beam`` hypotheses), finished hypotheses ranked by log-probability / length
+    penalty ((5 + n) / 6)^alpha (Wu et al. 2016)."""
+    model.eval()
+    results = []
+    for i in range(len(src_len)):
+        s, n = src[i:i + 1, :int(src_len[i])], src_len[i:i + 1]
+        memory = model.expand(model.encode(s, n), beam)
+        state = model.init_state(memory)
+        tok = torch.full((beam,), BOS, dtype=torch.long)
+        scores = torch.full((beam,), float("-inf"))
+        scores[0] = 0.0  # all beams start identical: keep one
+        seqs = [[] for _ in range(beam)]
+        finished = []
+        for _ in range(_max_steps(model, n, max_len)):
+            logp, state = model.step(memory, state, tok)
+            cand = (scores[:, None] + logp).reshape(-1)
+            top = cand.topk(2 * beam)
+            V = logp.shape[1]
+            new_scores, new_tok, new_src, new_seqs = [], [], [], []
+            for sc, flat in zip(top.values.tolist(), top.indices.tolist()):
+                b, t = divmod(flat, V)
+                if t == EOS:
+                    L = len(seqs[b]) + 1
+                    finished.append((sc / (((5 + L) / 6) ** alpha), seqs[b]))
+                    continue
+                new_scores.append(sc)
+                new_tok.append(t)
+                new_src.append(b)
+                new_seqs.append(seqs[b] + [t])
+                if len(new_scores) == beam:
+                    break
+            if not new_scores:
+                break
+            best_open = new_scores[0] / (((5 + len(new_seqs[0])) / 6) ** alpha) if new_scores else float("-inf")
+            if len(finished) >= beam and max(f[0] for f in finished) >= best_open:
+                break
+            idx = torch.tensor(new_src)
+            state = model.reorder(state, idx)
+            scores, tok, seqs = torch.tensor(new_scores), torch.tensor(new_tok), new_seqs
+        if not finished:
+            finished = [(float(scores[0]), seqs[0])]
+        results.append(max(finished, key=lambda f: f[0])[1])
+    return results
+
+
+def translate(model, data: ParallelData, tgt_vocab: Vocab, beam: int = 0, batch_size: int = 128) -> list[str]:
+    """Detokenized translations of every source sentence of ``data`` (greedy, or beam search of width ``beam``)."""
+    out: list[str | None] = [None] * len(data)
+    order = np.argsort(data.src_len, kind="stable")
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        src, s_len, _, _ = data.batch(idx)
+        ids = beam_decode(model, src, s_len, beam) if beam > 1 else greedy_decode(model, src, s_len)
+        for j, seq in zip(idx, ids):
+            out[j] = detokenize(tgt_vocab.decode(seq))
+    return out
+
+
+def bleu(hypotheses: list[str], references: list[str]) -> dict:
+    """sacrebleu corpus BLEU (13a tokenization, case-sensitive) with its signature."""
+    import sacrebleu
+
+    metric = sacrebleu.metrics.BLEU()
+    res = metric.corpus_score(hypotheses, [references])
+    return {"bleu": float(res.score), "signature": str(metric.get_signature())}

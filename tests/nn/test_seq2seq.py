@@ -1,0 +1,119 @@
+"""Translation models: causal decoding, padding, step-wise decoding = teacher forcing, BLEU of an overfit model."""
+
+import numpy as np
+import pytest
+import torch
+
+from bioSNN.data.text import BOS, EOS, Vocab
+from bioSNN.models.seq2seq import SEQ2SEQ_MODELS, build_seq2seq
+from bioSNN.nn.seq2seq import bleu, cased_tokenize, encode_pairs, greedy_decode, seq2seq_loss, translate
+
+SV, TV = 30, 25
+
+
+def _model(name, seed=0, dim=24):
+    torch.manual_seed(seed)
+    m = build_seq2seq(name, SV, TV, dim=dim, layers=2, kernel=3, time_steps=3, dropout=0.0, max_len=20)
+    if name == "conv_lif":
+        with torch.no_grad():  # spiking in every block
+            for conv in (*m.enc, *m.dec):
+                conv.weight.mul_(3.0)
+    return m.eval()
+
+
+def _batch(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    src_len = torch.tensor([7, 3, 5])
+    src = torch.randint(4, SV, (3, 7), generator=g)
+    src[torch.arange(7)[None, :] >= src_len[:, None]] = 0
+    tgt = torch.randint(4, TV, (3, 6), generator=g)
+    tgt[:, 0] = BOS
+    return src, src_len, tgt
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
+def test_decoder_is_causal_and_source_padding_changes_nothing(name):
+    m = _model(name)
+    src, src_len, tgt = _batch()
+    with torch.no_grad():
+        a = m(src, src_len, tgt)
+        changed = tgt.clone()
+        changed[:, 4:] = 5
+        b = m(src, src_len, changed)
+        padded = m(torch.cat([src, torch.zeros(3, 4, dtype=torch.long)], 1), src_len, tgt)
+    torch.testing.assert_close(a[:, :4], b[:, :4])  # outputs at t < 4 never see targets >= 4
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+    torch.testing.assert_close(a, padded, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
+def test_step_by_step_decoding_equals_teacher_forcing(name):
+    m = _model(name, seed=1)
+    src, src_len, tgt = _batch(1)
+    with torch.no_grad():
+        want = m(src, src_len, tgt).log_softmax(-1)
+        memory = m.encode(src, src_len)
+        state = m.init_state(memory)
+        for t in range(tgt.shape[1]):
+            logp, state = m.step(memory, state, tgt[:, t])
+            torch.testing.assert_close(logp, want[:, t], rtol=1e-5, atol=1e-5)
+
+
+def test_spiking_model_spikes_and_counts_its_operations():
+    m = _model("conv_lif", seed=2)
+    src, src_len, tgt = _batch(2)
+    t_len = torch.full((3,), tgt.shape[1])
+    ops = m.count_ops(src, src_len, tgt, t_len)
+    assert 0.02 < ops["spikes"] / ops["neuron_steps"] < 0.9
+    relu = _model("conv_relu", seed=2).count_ops(src, src_len, tgt, t_len)
+    D, k, Ls, Lt = 24, 3, 15.0, 18.0
+    pair = float((src_len * 6).sum())
+    assert relu["macs"] == (Ls + Lt) * 2 * D * D * k + 2 * pair * D + Lt * D * TV
+    assert relu["acs"] == 0.0 and ops["acs"] > 0.0
+    assert ops["macs"] < relu["macs"]  # the spiking blocks after the first accumulate instead
+
+
+def _toy_pairs():
+    """A tiny 'language': each German word maps to one English word, reversed order."""
+    lex = {"ein": "a", "Hund": "dog", "rennt": "runs", "schnell": "fast", "rot": "red", "Ball": "ball",
+           "Kind": "child", "spielt": "plays"}
+    rng = np.random.default_rng(0)
+    words = list(lex)
+    de, en = [], []
+    for _ in range(24):
+        s = list(rng.choice(words, rng.integers(2, 5), replace=False))
+        de.append(" ".join(s))
+        en.append(" ".join(lex[w] for w in reversed(s)) + " .")
+    return de, en
+
+
+@pytest.mark.parametrize("name", ["gru", "conv_lif"])
+def test_a_tiny_model_overfits_its_pairs_to_a_bleu_near_100(name):
+    de, en = _toy_pairs()
+    sv, tv = Vocab.build(de, tokenizer=cased_tokenize), Vocab.build(en, tokenizer=cased_tokenize)
+    data = encode_pairs(de, en, sv, tv, max_len=10)
+    torch.manual_seed(0)
+    m = build_seq2seq(name, len(sv), len(tv), dim=32, layers=2, time_steps=3, dropout=0.0, max_len=12)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    src, s_len, tgt, _ = data.batch(np.arange(len(data)))
+    m.train()
+    for _ in range(150 if name == "gru" else 250):
+        loss, _, _ = seq2seq_loss(m, src, s_len, tgt, smoothing=0.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if hasattr(m, "clamp_"):
+            m.clamp_()
+    greedy = translate(m, data, tv)
+    beam = translate(m, data, tv, beam=3)
+    assert bleu(greedy, en)["bleu"] > 90, list(zip(greedy, en))[:4]
+    assert bleu(beam, en)["bleu"] > 90
+    assert "BLEU" in bleu(greedy, en)["signature"] or "nrefs" in bleu(greedy, en)["signature"]
+    ids = greedy_decode(m, src[:2], s_len[:2])
+    assert all(EOS not in seq for seq in ids)  # markers are stripped
+
+
+def test_bleu_is_sacrebleu_on_detokenized_text():
+    refs = ["A dog runs in the park.", "Two children play football."]
+    assert bleu(refs, refs)["bleu"] == pytest.approx(100.0)
+    assert bleu(["A dog runs.", "Children play."], refs)["bleu"] < 40
