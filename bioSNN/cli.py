@@ -230,6 +230,10 @@ def cmd_run(args) -> int:
         finally:
             if clock is not None:
                 wall = clock.stop(status)
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # leave the process group before exiting (no
+                from .nn import distributed  # gloo threads left running at interpreter exit)
+
+                distributed.teardown()
         if not main_rank:  # under torchrun only rank 0 reports
             return 0
         metrics = {"accuracy": metrics.pop("accuracy"), "wall_seconds": wall, **metrics}
