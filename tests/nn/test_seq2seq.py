@@ -97,7 +97,7 @@ def test_a_tiny_model_overfits_its_pairs_to_a_bleu_near_100(name):
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     src, s_len, tgt, _ = data.batch(np.arange(len(data)))
     m.train()
-    for _ in range(150 if name == "gru" else 250):
+    for _ in range(60 if name == "gru" else 120):  # BLEU 100 after 25 / 75 steps when this was written
         loss, _, _ = seq2seq_loss(m, src, s_len, tgt, smoothing=0.0)
         opt.zero_grad()
         loss.backward()
