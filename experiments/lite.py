@@ -34,7 +34,8 @@ from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
 from bioSNN.data.text import Vocab, pad_batch
 from bioSNN.models.sequence import build_text_model
-from bioSNN.nn.sequence import (SeqCheckpoint, TokenData, count_parameters, evaluate_tokens, fit_tokens, text_bundle)
+from bioSNN.nn.sequence import (SeqCheckpoint, TokenData, count_parameters, evaluate_tokens, fit_tokens, prepare_run,
+                                text_bundle)
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,7 @@ def gradient_study(model: torch.nn.Module, data: TokenData, n: int) -> dict:
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     validate(cfg)
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads)
-    run_dir = Path(run_dir)
-    ckpts = run_dir / "checkpoints"
-    ckpts.mkdir(exist_ok=True)
+    run_dir, ckpts = prepare_run(run_dir, cfg.threads)
     vocab, splits = sst2_data(cfg)
     write_json(run_dir / "vocab.json", {"tokens": vocab.to_json()})
     prov = bundles.provenance(cfg.task, cfg.seed)

@@ -32,6 +32,7 @@ from bioSNN.encoding import events_to_frames
 from bioSNN.models.events import event_convnet
 from bioSNN.nn.bundle import run_settings, to_bundle
 from bioSNN.nn.convert import balance_thresholds
+from bioSNN.nn.sequence import prepare_run
 from bioSNN.nn.train import Checkpoint, evaluate, fit
 
 SUMMARY = "LITE-SNN on events: conv SNN over binned N-MNIST frames vs a CNN on the stacked frames"
@@ -93,10 +94,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     validate(cfg)
     from bioSNN import data
 
-    torch.set_num_threads(cfg.threads)
-    run_dir = Path(run_dir)
-    ckpts = run_dir / "checkpoints"
-    ckpts.mkdir(exist_ok=True)
+    run_dir, ckpts = prepare_run(run_dir, cfg.threads)
     ds = data.load("nmnist")
     tr, te = ds.train_indices, ds.test_indices
     if cfg.train_limit:

@@ -28,7 +28,7 @@ from bioSNN.config import ConfigError, validate
 from bioSNN.data.text import Vocab
 from bioSNN.models.seq2seq import build_seq2seq
 from bioSNN.nn.seq2seq import ParallelData, bleu, cased_tokenize, encode_pairs, seq2seq_loss, translate
-from bioSNN.nn.sequence import SeqCheckpoint, count_parameters, fit_loop, length_batches, text_bundle
+from bioSNN.nn.sequence import SeqCheckpoint, count_parameters, fit_loop, length_batches, prepare_run, text_bundle
 
 log = logging.getLogger(__name__)
 
@@ -133,10 +133,7 @@ def _ops(model, d: ParallelData) -> dict:
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     validate(cfg)
     t_start = time.perf_counter()
-    torch.set_num_threads(cfg.threads)
-    run_dir = Path(run_dir)
-    ckpts = run_dir / "checkpoints"
-    ckpts.mkdir(exist_ok=True)
+    run_dir, ckpts = prepare_run(run_dir, cfg.threads)
     src_vocab, tgt_vocab, d, sources = data_of(cfg)
     write_json(run_dir / "vocab.json", {"source": src_vocab.to_json(), "target": tgt_vocab.to_json()})
     prov = bundles.provenance("multi30k", cfg.seed)

@@ -31,10 +31,19 @@ from .neurons import LIF
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TokenData", "length_batches", "evaluate_tokens", "SeqCheckpoint", "fit_loop", "fit_tokens", "text_bundle",
+__all__ = ["prepare_run", "TokenData", "length_batches", "evaluate_tokens", "SeqCheckpoint", "fit_loop", "fit_tokens", "text_bundle",
            "load_module_state", "count_parameters"]
 
 STATE, BEST = "state.", "best."
+
+
+def prepare_run(run_dir, threads: int) -> tuple[Path, Path]:
+    """Start of a sequence experiment's run: torch on ``threads`` threads; ``(run folder, its checkpoints/)``."""
+    torch.set_num_threads(threads)
+    run_dir = Path(run_dir)
+    ckpts = run_dir / "checkpoints"
+    ckpts.mkdir(exist_ok=True)
+    return run_dir, ckpts
 
 
 @dataclass(frozen=True)
