@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bioSNN import energy
+from bioSNN.nn.network import SpikingNet
 from bioSNN.nn.neurons import LIF, LIFState, lif_sequence, lif_step
 
 __all__ = ["SeqStats", "SeqOutput", "SpikingTextClassifier", "ConvAttentionClassifier", "RNNClassifier", "KimCNN",
@@ -172,8 +173,6 @@ class SpikingTextClassifier(nn.Module):
         fed the embedding of token k at steps kT … kT+T−1 (``encoder="frames"``), its summed readout equals this
         model's mean read-out × (tokens × T). This is what NIR export writes; the embedding lookup has no NIR
         node and stays in the bundle."""
-        from bioSNN.nn.network import SpikingNet
-
         nodes = []
         for lay, act in zip(self.layers, self.acts):
             nodes += [lay, act]
@@ -295,7 +294,7 @@ class ConvAttentionClassifier(nn.Module):
                     st.macs += n_valid * conv.in_channels * conv.out_channels * k
                     st.acs += n_valid * conv.out_channels * T
             else:
-                cur = _conv_seq(conv, a) + a
+                cur = SpikingNet._apply_seq(conv, a) + a
                 if st is not None:
                     st.acs += float(a.detach().sum()) * conv.out_channels * k  # interior fan-out (edges: fewer)
             a, _ = lif_sequence(cur.contiguous(), None, act.params())
@@ -312,13 +311,6 @@ class ConvAttentionClassifier(nn.Module):
             st.macs += T * n_valid + T * B * H * self.readout.out_features  # α_l × spike weights, readout
         logits = self.readout(F.dropout(ctx, self.dropout, self.training)).mean(0)
         return SeqOutput(logits, st, rec) if (count or record) else logits
-
-
-def _conv_seq(conv: nn.Module, a: torch.Tensor) -> torch.Tensor:
-    """``conv`` applied to every step of ``a`` ``(T, batch, ...)``."""
-    T, B = a.shape[:2]
-    y = conv(a.reshape(T * B, *a.shape[2:]))
-    return y.reshape(T, B, *y.shape[1:])
 
 
 class RNNClassifier(nn.Module):

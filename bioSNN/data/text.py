@@ -23,9 +23,10 @@ SPECIALS = ("<pad>", "<unk>", "<bos>", "<eos>")
 _PUNCT = re.compile(r"([.,!?;:\"()])")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; punctuation ``. , ! ? ; : " ( )`` becomes tokens of its own."""
-    return _PUNCT.sub(r" \1 ", text.lower()).split()
+def tokenize(text: str, lower: bool = True) -> list[str]:
+    """Word tokens (lower-cased unless ``lower=False``); punctuation ``. , ! ? ; : " ( )`` becomes tokens of its
+    own."""
+    return _PUNCT.sub(r" \1 ", text.lower() if lower else text).split()
 
 
 def detokenize(tokens: Sequence[str]) -> str:

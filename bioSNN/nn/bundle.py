@@ -109,10 +109,11 @@ def to_bundle(net: SpikingNet, model: dict | None = None, run: dict | None = Non
     return Bundle(pops, projs, arrays, engine="torch", name=kwargs.pop("name", "SpikingNet"), extra=extra, **kwargs)
 
 
-def load_state(net: SpikingNet, bundle: Bundle) -> None:
-    """Copy the bundle's state tensors into ``net`` (same architecture required; clear error otherwise)."""
+def load_state(net: nn.Module, bundle: Bundle, prefix: str = STATE_PREFIX) -> None:
+    """Copy the bundle's state tensors (arrays ``<prefix><key>``) into ``net`` (same architecture required; clear
+    error otherwise). Any module: SpikingNets and the sequence models alike."""
     own = net.state_dict()
-    stored = {k[len(STATE_PREFIX):]: v for k, v in bundle.arrays.items() if k.startswith(STATE_PREFIX)}
+    stored = {k[len(prefix):]: v for k, v in bundle.arrays.items() if k.startswith(prefix)}
     missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
     if missing or unexpected:
         raise ValueError(f"bundle does not match the network: missing {missing[:5]}, unexpected {unexpected[:5]}")

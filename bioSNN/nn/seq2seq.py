@@ -15,17 +15,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch
+from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch, tokenize
 
 __all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
            "cased_tokenize"]
 
 
 def cased_tokenize(text: str) -> list[str]:
-    """Word tokens with case kept; punctuation split off (as :func:`bioSNN.data.text.tokenize`)."""
-    import re
-
-    return re.sub(r"([.,!?;:\"()])", r" \1 ", text).split()
+    """Word tokens with case kept; punctuation split off: :func:`bioSNN.data.text.tokenize` without lower-casing."""
+    return tokenize(text, lower=False)
 
 
 @dataclass(frozen=True)

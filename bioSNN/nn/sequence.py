@@ -26,6 +26,7 @@ from torch import nn
 
 from bioSNN import bundles
 
+from .bundle import STATE_PREFIX, load_state
 from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
 from .neurons import LIF
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = ["prepare_run", "TokenData", "length_batches", "evaluate_tokens", "SeqCheckpoint", "fit_loop", "fit_tokens", "text_bundle",
            "load_module_state", "count_parameters"]
 
-STATE, BEST = "state.", "best."
+STATE, BEST = STATE_PREFIX, "best."
 
 
 def prepare_run(run_dir, threads: int) -> tuple[Path, Path]:
@@ -155,17 +156,8 @@ def text_bundle(model: nn.Module, spec: dict, provenance: dict | None = None, ex
 
 
 def load_module_state(model: nn.Module, b: bundles.Bundle, prefix: str = STATE) -> None:
-    """Copy a bundle's ``prefix`` state into ``model`` (same architecture; a clear error otherwise)."""
-    own = model.state_dict()
-    stored = {k[len(prefix):]: v for k, v in b.arrays.items() if k.startswith(prefix)}
-    if set(own) != set(stored):
-        raise ValueError(f"bundle does not match the model: missing {sorted(set(own) - set(stored))[:5]}, "
-                         f"unexpected {sorted(set(stored) - set(own))[:5]}")
-    for k, v in stored.items():
-        if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"bundle array {prefix}{k} has shape {tuple(v.shape)}, the model expects "
-                             f"{tuple(own[k].shape)}")
-    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in stored.items()})
+    """Copy a bundle's ``prefix`` state into ``model``: :func:`bioSNN.nn.bundle.load_state`."""
+    load_state(model, b, prefix)
 
 
 class SeqCheckpoint:
