@@ -5,7 +5,13 @@ STDP), same presentation (350 ms image + 150 ms rest, dt 0.5 ms), MNIST training
 
 - ``biosnn``          bioSNN on ``cpp_standalone``: one build, the epoch as chunks of compiled simulation with the
                       repeat rule, normalisation and resets scheduled inside (build time reported separately);
-- ``biosnn-reset``    the same with the 150 ms rest replaced by an explicit state reset;
+                      today's formulation: STDP traces per neuron, interval-drawn Poisson inputs, vectorised
+                      neuron updates (:class:`~bioSNN.brian.ensemble.DiehlCookConfig`, ``Backend.vectorize``);
+- ``biosnn-before``   the same network in the formulation before those three (per-synapse event-driven traces,
+                      one uniform draw per input and step, Brian2's own code);
+- ``biosnn-reset``    ``biosnn`` with the 150 ms rest replaced by an explicit state reset;
+- ``multimodal``, ``multimodal-before`` the two-ensemble network of ``biosnn run multimodal`` (784 MNIST pixels and
+                      800 spoken-digit features, N each, cross-modal STDP both ways), paired training items;
 - ``plain-standalone`` a bare single ``cpp_standalone`` run of the same network with TimedArray input and no
                       per-image operations (the reference speed of ENVIRONMENT.md, ≈ 65 img/s at N = 400);
 - ``runtime-loop``    the customary Brian2 way: runtime (cython) mode, one ``net.run`` per image and rest,
@@ -14,6 +20,7 @@ STDP), same presentation (350 ms image + 150 ms rest, dt 0.5 ms), MNIST training
                       (``pip install --no-deps bindsnet==0.3.4``; its package ``__init__`` imports torchvision,
                       so the benchmark imports the submodules it needs directly).
 
+Every case runs in a fresh process (its peak memory is that of the process and its simulation binary alone).
 Usage: ``python benchmarks/brian_throughput.py --n-exc 100 400 --images 300 --out benchmarks/results``
 (needs BIOSNN_DATA or a cached MNIST). Prints a table and writes ``brian_throughput.json``.
 """
@@ -35,18 +42,43 @@ def _rss_mb(who=resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
-def bench_biosnn(images, n_exc, t_rest, workdir):
+BEFORE = {"traces": "synapse", "poisson": "per_step"}  # with Backend(vectorize=False)
+
+
+def bench_biosnn(images, n_exc, t_rest, workdir, before=False):
     from bioSNN.brian.backend import Backend, backend
     from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 
-    cfg = DiehlCookConfig(n_exc=n_exc, t_rest=t_rest, chunk=len(images) + 20)
-    be = Backend("cpp_standalone", directory=str(workdir))
+    cfg = DiehlCookConfig(n_exc=n_exc, t_rest=t_rest, chunk=len(images) + 20, **(BEFORE if before else {}))
+    be = Backend("cpp_standalone", directory=str(workdir), vectorize=not before)
     with backend(be):
         net = DiehlCookNetwork(cfg, images, be)
         net.present(np.arange(min(20, len(images))), plastic=True, progress=False)  # build + warm-up
         p = net.present(np.arange(len(images)), plastic=True, progress=False)
-        return {"images_per_s": len(images) / p.seconds, "build_s": net.build_seconds,
-                "peak_rss_mb_child": _rss_mb(resource.RUSAGE_CHILDREN)}
+        return {"images_per_s": len(images) / p.seconds, "build_s": net.build_seconds, "repeats": int(p.repeats.sum()),
+                "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN))}
+
+
+def bench_multimodal(n_items, n_exc, workdir, before=False):
+    import dataclasses
+
+    from bioSNN.brian.backend import Backend, backend
+    from bioSNN.brian.network import EnsembleNetwork
+    from experiments import multimodal
+
+    cfg = multimodal.Config()
+    d = multimodal.prepare(cfg)
+    extra = dict(BEFORE if before else {}, n_exc=n_exc, chunk=n_items + 20)
+    configs = {n: dataclasses.replace(getattr(cfg, n), **extra) for n in ("image", "audio")}
+    stimuli = {"image": d["images"], "audio": d["audio"]}
+    ids = {"image": d["train"][0][:n_items], "audio": d["train"][1][:n_items]}
+    be = Backend("cpp_standalone", directory=str(workdir), vectorize=not before)
+    with backend(be):
+        net = EnsembleNetwork({n: (configs[n], stimuli[n]) for n in configs}, be, cross=cfg.cross)
+        net.present({n: v[:20] for n, v in ids.items()}, plastic=True, progress=False)  # build + warm-up
+        p = net.present(ids, plastic=True, progress=False)
+        return {"images_per_s": n_items / p.seconds, "build_s": net.build_seconds, "repeats": int(p.repeats.sum()),
+                "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN)), "note": "items are image+audio pairs"}
 
 
 def _plain_network(b2, rates, n_exc, namespace=None):
@@ -95,7 +127,8 @@ def bench_plain_standalone(images, n_exc, workdir):
         t0 = time.perf_counter()
         b2.device.run(with_output=False)
         run = time.perf_counter() - t0
-    return {"images_per_s": len(images) / run, "build_s": build, "peak_rss_mb_child": _rss_mb(resource.RUSAGE_CHILDREN)}
+    return {"images_per_s": len(images) / run, "build_s": build,
+            "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN))}
 
 
 def bench_runtime_loop(images, n_exc):
@@ -162,45 +195,72 @@ def bench_bindsnet(images, n_exc):
             "BindsNET's own PostPre STDP and current-based nodes", "peak_rss_mb": _rss_mb()}
 
 
+CASES = ("biosnn", "biosnn-before", "biosnn-reset", "plain-standalone", "runtime-loop", "bindsnet", "multimodal",
+         "multimodal-before")
+
+
+def run_case(case: str, n: int, images: int, loop_images: int) -> dict:
+    from bioSNN import data
+
+    mnist = data.load("mnist")
+    imgs = mnist.x_train[:images].reshape(images, -1)
+    with tempfile.TemporaryDirectory() as d:
+        if case in ("biosnn", "biosnn-before"):
+            r = bench_biosnn(imgs, n, 150.0, Path(d), before=case.endswith("before"))
+        elif case == "biosnn-reset":
+            r = bench_biosnn(imgs, n, 0.0, Path(d))
+        elif case in ("multimodal", "multimodal-before"):
+            r = bench_multimodal(images, n, Path(d), before=case.endswith("before"))
+        elif case == "plain-standalone":
+            r = bench_plain_standalone(imgs, n, Path(d))
+        elif case == "runtime-loop":
+            r = bench_runtime_loop(imgs[:loop_images], n)
+        elif case == "bindsnet":
+            r = bench_bindsnet(imgs[:loop_images], n)
+        else:
+            raise SystemExit(f"unknown case {case}; choose from {CASES}")
+    r.update(case=case, n_exc=n)
+    return r
+
+
 def main(argv=None):
+    import subprocess
+    import sys
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-exc", type=int, nargs="+", default=[100, 400])
     ap.add_argument("--images", type=int, default=300, help="training images per measurement")
     ap.add_argument("--loop-images", type=int, default=30, help="images for the slow runtime loop and BindsNET")
-    ap.add_argument("--cases", nargs="+", default=["biosnn", "biosnn-reset", "plain-standalone", "runtime-loop",
+    ap.add_argument("--cases", nargs="+", default=["biosnn", "biosnn-before", "plain-standalone", "runtime-loop",
                                                    "bindsnet"])
     ap.add_argument("--out", default="benchmarks/results")
+    ap.add_argument("--name", default="brian_throughput", help="name of the JSON file written")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a single case, in this process
     args = ap.parse_args(argv)
-    from bioSNN import data
-
-    mnist = data.load("mnist")
-    imgs = mnist.x_train[: args.images].reshape(args.images, -1)
+    if args.one:
+        print("RESULT " + json.dumps(run_case(args.cases[0], args.n_exc[0], args.images, args.loop_images)))
+        return
     results = []
     for n in args.n_exc:
         for case in args.cases:
-            with tempfile.TemporaryDirectory() as d:
-                if case == "biosnn":
-                    r = bench_biosnn(imgs, n, 150.0, Path(d))
-                elif case == "biosnn-reset":
-                    r = bench_biosnn(imgs, n, 0.0, Path(d))
-                elif case == "plain-standalone":
-                    r = bench_plain_standalone(imgs, n, Path(d))
-                elif case == "runtime-loop":
-                    r = bench_runtime_loop(imgs[: args.loop_images], n)
-                elif case == "bindsnet":
-                    r = bench_bindsnet(imgs[: args.loop_images], n)
-                else:
-                    raise SystemExit(f"unknown case {case}")
-            r.update(case=case, n_exc=n)
+            cmd = [sys.executable, __file__, "--one", "--cases", case, "--n-exc", str(n), "--images",
+                   str(args.images), "--loop-images", str(args.loop_images)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+            if out.returncode != 0 or not lines:
+                r = {"case": case, "n_exc": n, "failed": out.stderr.strip().splitlines()[-1:]}
+            else:
+                r = json.loads(lines[-1][7:])
             results.append(r)
             print(json.dumps(r), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"cpu_count": os.cpu_count(), "images": args.images, "loop_images": args.loop_images}
-    (out / "brian_throughput.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
-    print(f"\n{'N':>5} {'case':<18} {'img/s':>8}")
+    (out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
+    print(f"\n{'N':>5} {'case':<18} {'img/s':>8} {'peak MB':>8}")
     for r in results:
-        print(f"{r['n_exc']:>5} {r['case']:<18} {r.get('images_per_s', float('nan')):>8.1f}")
+        print(f"{r['n_exc']:>5} {r['case']:<18} {r.get('images_per_s', float('nan')):>8.1f} "
+              f"{r.get('peak_rss_mb', float('nan')):>8.0f}")
 
 
 if __name__ == "__main__":

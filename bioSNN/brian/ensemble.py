@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
 from .neurons import INTEGRATIONS, ExcitatoryParams, InhibitoryParams, Integration
-from .stdp import PowerLawSTDP, SynapseModel, TraceSTDP
+from .stdp import TRACES, PowerLawSTDP, SynapseModel, TraceSTDP
 
 __all__ = ["DiehlCookConfig", "CrossConfig", "Rule", "RULES"]
 
@@ -52,6 +52,16 @@ class DiehlCookConfig:
         Membrane numerics: ``"exponential_euler"``, ``"step_mean"`` (exponential Euler with each conductance's
         exact mean over the step) or ``"euler"`` (forward Euler, Diehl & Cook's; unstable under synchronous
         inhibition) — see :func:`bioSNN.brian.neurons._membrane`.
+    poisson
+        How the Poisson inputs are drawn (each fires with probability ``rate·dt`` per step either way):
+        ``"intervals"`` draws the steps to each input's next spike from their geometric distribution, at the start
+        of every slot and after every spike; ``"per_step"`` draws one uniform number per input and step. The same
+        process, different random streams (see :func:`bioSNN.brian.builder._input_group`).
+    traces
+        Where the STDP traces live: ``"neuron"`` (one per input and excitatory neuron, read by the synapses) or
+        ``"synapse"`` (Brian2's event-driven variables, one per synapse). The same learning up to float rounding;
+        ``"neuron"`` saves an exponential per synapse and input spike (see :mod:`bioSNN.brian.stdp`). Delayed
+        (``input_delay > 0``) or replayed inputs always use per-synapse traces.
     chunk
         Slots per simulation run (between two chances to prune, quantize, checkpoint).
     seed
@@ -80,6 +90,8 @@ class DiehlCookConfig:
     trace: TraceSTDP = field(default_factory=TraceSTDP)
     # step_mean: at N = 100 on 15k MNIST images 76.1 % vs 74.3 % with plain exponential Euler
     integration: Integration = "step_mean"
+    poisson: Literal["intervals", "per_step"] = "intervals"
+    traces: Literal["neuron", "synapse"] = "neuron"
     chunk: int = 1000
     seed: int = 0
 
@@ -90,6 +102,10 @@ class DiehlCookConfig:
     def __post_init__(self):
         if self.integration not in INTEGRATIONS:
             raise ValueError(f"integration must be one of {INTEGRATIONS}, got {self.integration!r}")
+        if self.poisson not in ("intervals", "per_step"):
+            raise ValueError(f"poisson must be 'intervals' or 'per_step', got {self.poisson!r}")
+        if self.traces not in TRACES:
+            raise ValueError(f"traces must be one of {TRACES}, got {self.traces!r}")
         if self.rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
         if self.chunk <= self.max_repeats:

@@ -126,7 +126,7 @@ class EnsembleNetwork:
         self.eta_scale = 1.0
         self.cross_gain = cross.gain if cross is not None else 0.0
         self.replay = replay  # input spikes of one chunk instead of the Poisson inputs (see builder.build)
-        self.brian = build_objects(self.configs, self.stimuli, cross, monitors, replay)
+        self.brian = build_objects(self.configs, self.stimuli, cross, monitors, replay, vectorize=be.vectorize)
         self.groups, self.synapses = self.brian.groups, self.brian.synapses
         self._runner = ChunkRunner(self.brian, be, cfg.chunk * cfg.t_slot)
         self._reader = ChunkReader(self.brian, self.configs, cfg)
@@ -180,6 +180,11 @@ class EnsembleNetwork:
         work without running anything (e.g. ``cuda_standalone`` on a machine without a GPU).
         """
         self._runner.build(compile)
+
+    def profiling_info(self) -> dict[str, float]:
+        """Seconds spent in each code object (state updates, thresholds, synaptic pathways, scheduled
+        operations) during the latest chunk, largest first; needs a standalone backend with ``profile=True``."""
+        return self._runner.profiling_info()
 
     def plastic_projections(self):
         """``(key, state, w_sum)`` of every plastic projection: each ensemble's input synapses (key: the ensemble's

@@ -110,6 +110,16 @@ class ChunkRunner:
         self.build_seconds = time.perf_counter() - tb
         self._built = True
 
+    def profiling_info(self) -> dict[str, float]:
+        """Seconds per code object of the latest chunk, largest first (a backend built with ``profile=True``)."""
+        if not (self.backend.standalone and self.backend.profile):
+            raise RuntimeError("profiling needs a standalone backend with profile=True")
+        fname = Path(self.backend.directory) / "results" / "profiling_info.txt"
+        if not fname.exists():
+            raise RuntimeError(f"no profiling info in {fname}: run a chunk first")
+        rows = [line.split() for line in fname.read_text().splitlines() if line.strip()]
+        return dict(sorted(((k, float(v)) for k, v in rows), key=lambda kv: -kv[1]))
+
     def run(self, args: dict, seed: int, t_offset_ms: float = 0.0) -> float:
         """One chunk with the initial values ``args`` (``VariableView``/``TimedArray`` → value) and random
         numbers seeded from ``seed``, ``t_offset_ms`` into the run (for the monitors' windows); the wall seconds
