@@ -64,7 +64,8 @@ def bench_multimodal(n_items, n_exc, workdir, before=False):
 
     from bioSNN.brian.backend import Backend, backend
     from bioSNN.brian.network import EnsembleNetwork
-    from experiments import multimodal
+
+    from bioSNN.experiments import multimodal
 
     cfg = multimodal.Config()
     d = multimodal.prepare(cfg)
@@ -113,7 +114,7 @@ def bench_plain_standalone(images, n_exc, workdir):
 
     from bioSNN.brian.backend import Backend, backend
 
-    with backend(Backend("cpp_standalone", directory=str(workdir))):
+    with backend(Backend("cpp_standalone", directory=str(workdir), vectorize=False)):  # Brian2's own flags
         b2.defaultclock.dt = 0.5 * b2.ms
         # 50 ms bins: 7 of image, 3 of rest per presentation
         frames = np.repeat(images.astype(float) / 255 * 63.75, 10, axis=0)
