@@ -1,7 +1,7 @@
 """The fast formulation of the Brian2 engine learns what Brian2's customary one learns. With the same input draws
 (``poisson="per_step"``), STDP traces held per neuron and vectorised neuron updates give the same spikes, the
-same thresholds and weights equal up to float rounding as per-synapse traces and Brian2's own code, over a few
-hundred real digits, for both rules, compiled. The interval-drawn Poisson inputs have the distribution of the
+same thresholds and weights equal up to float rounding as per-synapse traces and Brian2's own code, over 200 real
+digits, for both rules, compiled. The interval-drawn Poisson inputs have the distribution of the
 per-step draws."""
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ def test_the_fast_formulation_learns_the_same_as_the_customary_one(rule, t_rest,
     x = d.x_train.reshape(-1, 64)
     out = {}
     for traces, vectorize in (("synapse", False), ("neuron", True)):
-        cfg = DiehlCookConfig(**SMALL, rule=rule, t_rest=t_rest, chunk=150, traces=traces, poisson="per_step")
+        cfg = DiehlCookConfig(**SMALL, rule=rule, t_rest=t_rest, chunk=100, traces=traces, poisson="per_step")
         be = Backend("cpp_standalone", directory=str(tmp_path / traces), vectorize=vectorize)
         with backend(be):
             net = DiehlCookNetwork(cfg, x, be)
             w0 = net.w.copy()
-            p = net.present(np.arange(300), plastic=True, progress=False)
+            p = net.present(np.arange(200), plastic=True, progress=False)
             out[traces] = (p.counts, p.repeats, net.theta.copy(), net.w.copy())
     (c_s, r_s, th_s, w_s), (c_n, r_n, th_n, w_n) = out["synapse"], out["neuron"]
-    assert c_s.sum() > 1500 and np.abs(w_s - w0).max() > 0.05  # the network spiked and learned
+    assert c_s.sum() > 1000 and np.abs(w_s - w0).max() > 0.05  # the network spiked and learned
     # the same spikes in every presentation, the same repeats and adaptive thresholds
     np.testing.assert_array_equal(c_n, c_s)
     np.testing.assert_array_equal(r_n, r_s)
