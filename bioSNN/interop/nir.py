@@ -447,12 +447,14 @@ def bundle_from_nir(path, out=None):
 
 def brian_refusal() -> str:
     """What NIR cannot express in bioSNN's Brian2 STDP networks, read off a small Diehl&Cook network's Brian2
-    objects (the equations do not depend on the sizes)."""
+    objects (the equations do not depend on the sizes). The probe draws its Poisson inputs per step: the interval
+    form draws the same process with a bookkeeping threshold that is not part of the model."""
     from ..brian.backend import Backend, backend
     from ..brian.network import DiehlCookConfig, DiehlCookNetwork
     from .nir_brian import _inexpressible
 
     with backend(Backend("numpy")):
-        net = DiehlCookNetwork(DiehlCookConfig(n_input=4, n_exc=2), np.zeros((1, 4), np.uint8), Backend("numpy"))
+        net = DiehlCookNetwork(DiehlCookConfig(n_input=4, n_exc=2, poisson="per_step"), np.zeros((1, 4), np.uint8),
+                               Backend("numpy"))
         parts = _inexpressible(net.brian.network)
     return "NIR cannot express: " + "; ".join(parts)
