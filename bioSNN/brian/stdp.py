@@ -41,6 +41,8 @@ from typing import ClassVar, Literal
 __all__ = ["PowerLawSTDP", "TraceSTDP", "SynapseModel", "eta_schedule", "schedule_trace_update", "TRACES"]
 
 TRACES = ("neuron", "synapse")
+# the variables of every plastic synapse: its weight, its pruning mask, and the two shared switches
+_PLASTIC = "w : 1\nalive : 1\nlearning : 1 (shared)\neta_scale : 1 (shared)\n"
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,7 @@ class PowerLawSTDP:
         if self.trace not in ("set", "add"):
             raise ValueError(f"trace must be 'set' or 'add', got {self.trace!r}")
         _check_traces(traces)
-        shared = "w : 1\nalive : 1\nlearning : 1 (shared)\neta_scale : 1 (shared)\n" + (
-            f"{gain} : 1 (shared)\n" if gain else "")
+        shared = _PLASTIC + (f"{gain} : 1 (shared)\n" if gain else "")
         transmit = f"ge_post += {gain + ' * ' if gain else ''}w"
         ns = {"stdp_eta": self.eta, "stdp_x_offset": self.x_offset, "stdp_mu": self.mu, "stdp_w_max": self.w_max,
               "stdp_tau_pre": self.tau_pre * ms}
@@ -176,7 +177,6 @@ class TraceSTDP:
         from brian2 import ms
 
         _check_traces(traces)
-        shared = "w : 1\nalive : 1\nlearning : 1 (shared)\neta_scale : 1 (shared)\n"
         ns = {"stdp_nu_pre": self.nu_pre, "stdp_nu_post": self.nu_post, "stdp_w_max": self.w_max,
               "stdp_tau_pre": self.tau_pre * ms, "stdp_tau_post1": self.tau_post1 * ms,
               "stdp_tau_post2": self.tau_post2 * ms}
@@ -184,7 +184,7 @@ class TraceSTDP:
         potentiate = "w += learning * alive * (clip(w + stdp_nu_post * eta_scale * X * P2, 0, stdp_w_max) - w)"
         if traces == "synapse":
             return SynapseModel(
-                model=shared + "dpre/dt = -pre / stdp_tau_pre : 1 (event-driven)\n"
+                model=_PLASTIC + "dpre/dt = -pre / stdp_tau_pre : 1 (event-driven)\n"
                                "dpost1/dt = -post1 / stdp_tau_post1 : 1 (event-driven)\n"
                                "dpost2/dt = -post2 / stdp_tau_post2 : 1 (event-driven)\n",
                 on_pre="ge_post += w\npre = 1\n" + depress.replace("P1", "post1"),
@@ -193,7 +193,7 @@ class TraceSTDP:
         # per neuron: the input's trace (set to 1 at its spikes) and the excitatory neuron's two traces (set to 1
         # at its spikes, by its reset, after the pathways of that step have read the values before the spike)
         return SynapseModel(
-            model=shared,
+            model=_PLASTIC,
             on_pre="ge_post += w\n" + depress.replace("P1", "post1_post * exp(-(t - tpost_post) / stdp_tau_post1)"),
             on_post=potentiate.replace("X", "xpre_pre * exp(-(t - txpre_pre) / stdp_tau_pre)").replace(
                 "P2", "post2_post * exp(-(t - tpost_post) / stdp_tau_post2)"),
