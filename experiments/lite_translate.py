@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, get_args
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SUMMARY = "LITE-SNN translation: spiking conv encoder-decoder with attention vs ReLU and GRU (Multi30k De->En)"
 
 Seq2SeqModel = Literal["conv_lif", "conv_relu", "gru"]
+MODEL_NAMES: tuple[str, ...] = get_args(Seq2SeqModel)
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,10 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     write_json(run_dir / "vocab.json", {"source": src_vocab.to_json(), "target": tgt_vocab.to_json()})
     prov = bundles.provenance("multi30k", cfg.seed)
     res: dict = {"models": {}}
-    for k, name in enumerate(cfg.models):
+    for name in cfg.models:
+        # a model's seed follows its name, not its place in ``models``: one model trained alone (one per core, see
+        # lite_translate_merge) starts from the same weights and batches as in a run of all three
+        k = MODEL_NAMES.index(name)
         torch.manual_seed(cfg.seed * 1000 + k)
         spec = {"name": name, "dim": cfg.dim, "layers": cfg.layers, "kernel": cfg.kernel,
                 "time_steps": cfg.time_steps, "leak": cfg.leak, "dropout": cfg.dropout,
