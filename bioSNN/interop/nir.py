@@ -24,6 +24,10 @@ What NIR cannot say is carried in ``metadata`` and stated here:
   frame t at step t), ``integration`` (forward Euler at dt), and the device
   quantization of the weights when there is one.
 
+Refused with the reason (no file written): Brian2 STDP networks, text models with attention or recurrent cells,
+and the translators (embedding lookups, encoder–decoder attention and token feedback have no NIR node); the
+LITE text model is written after its embedding (``metadata["not_expressed"]`` says how tokens enter).
+
 Dropout is removed at export (inference). Residual blocks become graph edges: the second convolution and the
 shortcut both feed the block's second neuron layer (NIR sums a node's inputs).
 """
@@ -346,6 +350,9 @@ def network_from_bundle(bundle) -> SpikingNet:
         load_state(net, bundle)
         return net
     spec = bundle.extra.get("model")
+    if isinstance(spec, dict) and "tgt_vocab" in spec:  # a translator of bioSNN.models.seq2seq
+        raise NIRError(f"bundle {bundle.name!r} ({spec.get('name')}) is an encoder-decoder translator. "
+                       + _SEQ2SEQ_REFUSAL.get(spec.get("name"), "") + SEQ2SEQ_NOT_EXPRESSED)
     if isinstance(spec, dict) and spec.get("name") in _TEXT_REFUSALS:
         return _text_network(bundle, spec)
     if bundle.engine == "brian2":
@@ -382,6 +389,18 @@ TEXT_NOT_EXPRESSED = (
     "node: the graph starts at the embedding vector. Token k's vector is the input at steps k*T ... k*T+T-1 "
     "(T = time_steps, the steps per token), the membranes carry on from token to token, and the logits are the "
     "readout's sum divided by tokens*T (the same argmax)")
+
+
+# translators of bioSNN.models.seq2seq: none has a NIR form (the bioSNN bundle holds all of each)
+_SEQ2SEQ_REFUSAL = {
+    "conv_lif": "Its LIF convolution blocks alone would be Conv1d + LIF nodes, but ",
+    "conv_relu": "It does not spike, and ",
+    "gru": "GRU cells have no NIR node, and ",
+}
+SEQ2SEQ_NOT_EXPRESSED = (
+    "NIR cannot express: the embedding lookups (token ids -> vectors), the dot-product "
+    "attention of the decoder over the encoder (a softmax over source positions), or decoding, where each "
+    "output token is fed back as the next input; the bundle (biosnn export --to bundle) keeps the whole model")
 
 
 def _text_network(bundle, spec: dict) -> SpikingNet:

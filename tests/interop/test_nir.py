@@ -211,6 +211,23 @@ def test_text_models_without_a_nir_form_are_refused_with_the_reason(tmp_path, na
     assert not (tmp_path / "m.nir").exists()
 
 
+@pytest.mark.parametrize("name", ["conv_lif", "conv_relu", "gru"])
+def test_translators_are_refused_with_what_nir_cannot_express(tmp_path, name):
+    from bioSNN import bundles
+    from bioSNN.interop.nir import export_bundle
+    from bioSNN.models.seq2seq import build_seq2seq
+    from bioSNN.nn.sequence import text_bundle
+
+    model = build_seq2seq(name, 30, 25, dim=8, layers=1, max_len=20)
+    spec = {"name": name, "dim": 8, "layers": 1, "src_vocab": 30, "tgt_vocab": 25}
+    bundles.write(tmp_path / "t.npz", text_bundle(model, spec))
+    why = {"conv_lif": "LIF convolution blocks", "conv_relu": "does not spike", "gru": "GRU cells"}[name]
+    with pytest.raises(NIRError, match=f"{why}.*embedding lookups.*attention.*fed back") as e:
+        export_bundle(tmp_path / "t.npz", tmp_path / "t.nir")
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "t.nir").exists()
+
+
 def test_event_convnet_bundle_exports_and_runs_the_same_on_frames(tmp_path):
     from bioSNN import bundles
     from bioSNN.interop.nir import export_bundle
