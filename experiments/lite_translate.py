@@ -48,6 +48,7 @@ class Config:
     time_steps: int = 4  # T of the spiking model (all positions run in parallel)
     leak: float = 0.9  # initial λ (trained)
     surrogate: Literal["linear", "fast_sigmoid"] = "linear"  # of the LIF blocks (linear: as DIET-SNN)
+    attention: Literal["dot", "scaled", "query", "convs2s"] = "convs2s"  # of the conv models: models.seq2seq
     dropout: float = 0.2
     min_freq: int = 2
     max_len: int = 40  # tokens per sentence kept
@@ -147,10 +148,11 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         spec = {"name": name, "dim": cfg.dim, "layers": cfg.layers, "kernel": cfg.kernel,
                 "time_steps": cfg.time_steps, "leak": cfg.leak, "dropout": cfg.dropout,
                 "max_len": 2 * cfg.max_len + 12, "surrogate": cfg.surrogate, "src_vocab": len(src_vocab),
-                "tgt_vocab": len(tgt_vocab)}
+                "tgt_vocab": len(tgt_vocab), "attention": cfg.attention}
         # positions for the longest decoding (1.5 x the source + 10 tokens) after <bos>
         model = build_seq2seq(name, len(src_vocab), len(tgt_vocab), cfg.dim, cfg.layers, cfg.kernel,
-                              cfg.time_steps, cfg.leak, cfg.dropout, 2 * cfg.max_len + 12, cfg.surrogate)
+                              cfg.time_steps, cfg.leak, cfg.dropout, 2 * cfg.max_len + 12, cfg.surrogate,
+                              cfg.attention)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         train = d["train"]
 

@@ -53,6 +53,8 @@ def rows(root: Path = RESULTS) -> list[str]:
         metrics = f.parent / "metrics.json"
         acc = json.loads(metrics.read_text()).get("accuracy") if metrics.exists() else None
         acc_s = f"{100 * acc:.2f} %" if isinstance(acc, (int, float)) else "—"
+        if saved["experiment"] == "lite_translate" and isinstance(acc, (int, float)):
+            acc_s = f"BLEU {100 * acc:.2f}"  # translation reports test BLEU / 100 as its "accuracy"
         absent = ", ".join(f"`{k}`" for k in absent_settings(saved["experiment"], saved["config"])) or "—"
         out.append(f"| [`{folder}`]({folder}/) | {saved['experiment']} | {acc_s} | "
                    f"`{reproduce_command(saved)}` | {absent} |")

@@ -3,8 +3,17 @@ attention, the same architecture with ReLU, and a GRU encoder–decoder with att
 
 :class:`ConvSeq2Seq` (ConvS2S-like, Gehring et al. 2017, without gating): token + position embeddings; encoder
 blocks ``a = act(conv(a) + a)`` (centred kernels); decoder blocks the same with causal kernels (position t sees
-targets ≤ t); dot-product attention of every decoder position over the encoder positions (pads masked);
-``logits = W_out · dropout(d + context)``. With ``act="lif"`` every block is a layer of LIF neurons (trained
+targets ≤ t); attention of every decoder position over the encoder positions (pads masked);
+``logits = W_out · dropout(d + context)``. Attention (``attention=``):
+
+- ``"convs2s"`` (default; Gehring et al.'s form): query ``W_q·d + g`` (g: the target token + position
+  embedding), keys the encoder output ``a``, values ``a + e`` (e: the source embedding), scores scaled by 1/√D;
+- ``"dot"``: scores ``d·a/√D``, values ``a``; ``"scaled"``: the same with a trained temperature; ``"query"``:
+  ``W_q·d`` as the query, values ``a``.
+
+With spikes, ``"dot"`` cannot align: scores from coincidences of binary vectors barely differ between source
+positions, the attention of a trained network stays near uniform and the network learns little (measured in
+``experiments/results/README.md``); the analog embeddings in query and values let it align. With ``act="lif"`` every block is a layer of LIF neurons (trained
 leak and threshold, soft reset) running ``time_steps`` steps with the embeddings as constant input currents:
 all positions of a sentence run in parallel, a token reaches any output through the attention, never
 through a recurrence — which is what keeps gradients from vanishing over long sequences. Attention is computed
@@ -29,7 +38,9 @@ from torch import nn
 
 from bioSNN.nn.neurons import LIF, lif_sequence
 
-__all__ = ["ConvSeq2Seq", "GRUSeq2Seq", "SEQ2SEQ_MODELS", "build_seq2seq"]
+__all__ = ["ConvSeq2Seq", "GRUSeq2Seq", "SEQ2SEQ_MODELS", "ATTENTION", "build_seq2seq"]
+
+ATTENTION = ("dot", "scaled", "query", "convs2s")
 
 
 def _conv_steps(conv: nn.Conv1d, a: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -48,8 +59,10 @@ class ConvSeq2Seq(nn.Module):
     def __init__(self, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
                  act: Literal["lif", "relu"] = "lif", time_steps: int = 4, leak: float = 0.9,
                  threshold: float = 1.0, dropout: float = 0.2, max_len: int = 128,
-                 surrogate: str = "fast_sigmoid"):
+                 surrogate: str = "fast_sigmoid", attention: str = "convs2s"):
         super().__init__()
+        if attention not in ATTENTION:
+            raise ValueError(f"attention must be one of {list(ATTENTION)}, got {attention!r}")
         if act not in ("lif", "relu"):
             raise ValueError(f"act must be 'lif' or 'relu', got {act!r}")
         if kernel < 1 or kernel % 2 == 0:
@@ -67,6 +80,11 @@ class ConvSeq2Seq(nn.Module):
             self.enc_acts = nn.ModuleList(lif() for _ in range(layers))
             self.dec_acts = nn.ModuleList(lif() for _ in range(layers))
         self.out = nn.Linear(dim, tgt_vocab)
+        self.attention = attention
+        if attention in ("query", "convs2s"):
+            self.query = nn.Linear(dim, dim, bias=False)
+        if attention == "scaled":
+            self.log_scale = nn.Parameter(torch.zeros(()))
         self.act, self.time_steps, self.dropout, self.max_len = act, time_steps, dropout, max_len
         self.dim = dim
 
@@ -103,22 +121,35 @@ class ConvSeq2Seq(nn.Module):
         valid = (torch.arange(src.shape[1])[None, :] < src_len[:, None]).float()
         x = self._embed(self.src_emb, self.src_pos, src) * valid[:, None, :]  # no position signal from pads
         a = self._stack(self.enc, getattr(self, "enc_acts", None), x, valid, causal=False, spikes=spikes)
-        return {"a": a, "valid": valid}
+        return {"a": a, "valid": valid, **({"e": x} if self.attention == "convs2s" else {})}
 
-    def _decode(self, memory: dict, tgt_in: torch.Tensor, spikes: list | None = None) -> torch.Tensor:
-        d = self._stack(self.dec, getattr(self, "dec_acts", None), self._embed(self.tgt_emb, self.tgt_pos, tgt_in),
-                        None, causal=True, spikes=spikes)  # (S, B, D, Lt)
+    def _decode(self, memory: dict, tgt_in: torch.Tensor, spikes: list | None = None,
+                attention: list | None = None) -> torch.Tensor:
+        g = self._embed(self.tgt_emb, self.tgt_pos, tgt_in)
+        d = self._stack(self.dec, getattr(self, "dec_acts", None), g, None, causal=True, spikes=spikes)  # (S,B,D,Lt)
         a = memory["a"]
         if a.shape[0] != d.shape[0]:
             a = a.expand(d.shape[0], *a.shape[1:])
-        scores = torch.einsum("sbdt,sbdl->sbtl", d, a) / self.dim ** 0.5
+        q, v = d, a
+        if self.attention in ("query", "convs2s"):
+            q = torch.einsum("ed,sbdt->sbet", self.query.weight, d)
+        if self.attention == "convs2s":  # query + target embedding, values + source embedding (Gehring et al.)
+            q, v = q + g[None], a + memory["e"][None]
+        scores = torch.einsum("sbdt,sbdl->sbtl", q, a) / self.dim ** 0.5
+        if self.attention == "scaled":
+            scores = scores * self.log_scale.exp()
         scores = scores.masked_fill(memory["valid"][None, :, None, :] == 0, float("-inf"))
-        ctx = torch.einsum("sbtl,sbdl->sbdt", scores.softmax(-1), a)
+        alpha = scores.softmax(-1)
+        if attention is not None:  # (B, Lt, Ls): the weights averaged over the steps
+            attention.append(alpha.mean(0))
+        ctx = torch.einsum("sbtl,sbdl->sbdt", alpha, v)
         h = (d + ctx).mean(0).transpose(1, 2)  # (B, Lt, D): the mean over the steps, then one projection
         return self.out(F.dropout(h, self.dropout, self.training))
 
-    def forward(self, src, src_len, tgt_in, spikes: list | None = None) -> torch.Tensor:
-        return self._decode(self.encode(src, src_len, spikes), tgt_in, spikes)
+    def forward(self, src, src_len, tgt_in, spikes: list | None = None, attention: list | None = None):
+        """Teacher-forced logits (B, Lt, V); ``spikes`` collects every block's activity, ``attention`` the
+        attention weights (B, Lt, Ls)."""
+        return self._decode(self.encode(src, src_len, spikes), tgt_in, spikes, attention)
 
     # ---- decoding ----
     def init_state(self, memory: dict) -> torch.Tensor:
@@ -130,7 +161,7 @@ class ConvSeq2Seq(nn.Module):
 
     @staticmethod
     def expand(memory: dict, k: int) -> dict:
-        return {"a": memory["a"].repeat_interleave(k, 1), "valid": memory["valid"].repeat_interleave(k, 0)}
+        return {n: t.repeat_interleave(k, 1 if n == "a" else 0) for n, t in memory.items()}  # a: (S, B, D, L)
 
     @staticmethod
     def reorder(state: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -157,6 +188,9 @@ class ConvSeq2Seq(nn.Module):
                "output_layer_macs": Lt * D * V}
         if self.act == "relu":
             out["macs"] += (Ls + Lt) * L * D * D * k + 2 * pair * D
+            out["macs"] += Lt * D * D if self.attention in ("query", "convs2s") else 0.0
+            out["acs"] += (Ls + Lt) * D if self.attention == "convs2s" else 0.0  # embeddings added to q and v
+            out["macs"] += pair if self.attention == "scaled" else 0.0
         else:
             T = self.time_steps
             enc_sp, dec_sp = spikes[:L], spikes[L:]
@@ -169,9 +203,18 @@ class ConvSeq2Seq(nn.Module):
             # attention on spikes: each decoder spike adds into Ls scores, each encoder spike into the context of
             # the valid target positions (α·spike: an accumulate); the softmax: one MAC per score and step
             dec_last = dec_sp[-1] * tgt_valid[None, :, None, :]
-            out["acs"] += float(dec_last.sum(dim=(0, 2)).mul(src_len[:, None]).sum())
-            out["acs"] += float(enc_sp[-1].sum(dim=(0, 2, 3)).mul(tgt_len).sum())
-            out["macs"] += T * pair
+            enc_last = float(enc_sp[-1].sum(dim=(0, 2, 3)).mul(tgt_len).sum())  # Σ encoder spikes · Lt
+            if self.attention in ("query", "convs2s"):
+                # a decoder spike reaches D query synapses; an encoder spike adds its row of the (analog) query
+                # into the scores of the valid target positions
+                out["acs"] += float(dec_last.sum()) * D + enc_last
+            else:
+                out["acs"] += float(dec_last.sum(dim=(0, 2)).mul(src_len[:, None]).sum())
+            out["acs"] += enc_last  # the context
+            if self.attention == "convs2s":  # + target embedding into the query at every step, and the source
+                out["acs"] += T * Lt * D  # embedding's share of the context: Σ_l mean_s(α) e_l, once
+                out["macs"] += pair * D
+            out["macs"] += T * pair * (2 if self.attention == "scaled" else 1)
             for s in enc_sp:
                 out["spikes"] += float(s.sum())
                 out["neuron_steps"] += Ls * D * T
@@ -203,19 +246,25 @@ class GRUSeq2Seq(nn.Module):
         valid = (torch.arange(src.shape[1])[None, :] < src_len[:, None]).float()
         return {"out": out, "h": h[0], "valid": valid}
 
-    def _attend(self, memory: dict, h: torch.Tensor) -> torch.Tensor:
+    def _attend(self, memory: dict, h: torch.Tensor, attention: list | None = None) -> torch.Tensor:
         scores = torch.einsum("bld,bd->bl", memory["out"], h).masked_fill(memory["valid"] == 0, float("-inf"))
-        ctx = torch.einsum("bl,bld->bd", scores.softmax(-1), memory["out"])
+        alpha = scores.softmax(-1)
+        if attention is not None:
+            attention.append(alpha)
+        ctx = torch.einsum("bl,bld->bd", alpha, memory["out"])
         return torch.tanh(self.combine(torch.cat([h, ctx], 1)))
 
-    def forward(self, src, src_len, tgt_in) -> torch.Tensor:
+    def forward(self, src, src_len, tgt_in, attention: list | None = None) -> torch.Tensor:
+        """Teacher-forced logits (B, Lt, V); ``attention`` collects the attention weights (B, Lt, Ls)."""
         memory = self.encode(src, src_len)
         h = memory["h"]
         e = F.dropout(self.tgt_emb(tgt_in), self.dropout, self.training)
-        outs = []
+        outs, steps = [], [] if attention is not None else None
         for t in range(tgt_in.shape[1]):
             h = self.cell(e[:, t], h)
-            outs.append(self._attend(memory, h))
+            outs.append(self._attend(memory, h, steps))
+        if attention is not None:
+            attention.append(torch.stack(steps, 1))
         return self.out(F.dropout(torch.stack(outs, 1), self.dropout, self.training))
 
     def init_state(self, memory: dict) -> torch.Tensor:
@@ -251,10 +300,11 @@ SEQ2SEQ_MODELS = ("conv_lif", "conv_relu", "gru")
 
 def build_seq2seq(name: str, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
                   time_steps: int = 4, leak: float = 0.9, dropout: float = 0.2, max_len: int = 128,
-                  surrogate: str = "fast_sigmoid") -> nn.Module:
+                  surrogate: str = "fast_sigmoid", attention: str = "convs2s") -> nn.Module:
     if name in ("conv_lif", "conv_relu"):
         return ConvSeq2Seq(src_vocab, tgt_vocab, dim, layers, kernel, "lif" if name == "conv_lif" else "relu",
-                           time_steps, leak, dropout=dropout, max_len=max_len, surrogate=surrogate)
+                           time_steps, leak, dropout=dropout, max_len=max_len, surrogate=surrogate,
+                           attention=attention)
     if name == "gru":
         return GRUSeq2Seq(src_vocab, tgt_vocab, dim, dropout)
     raise ValueError(f"unknown translation model {name!r}; choose one of {list(SEQ2SEQ_MODELS)}")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch, tokenize
 
 __all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
-           "cased_tokenize"]
+           "cased_tokenize", "attention_stats"]
 
 
 def cased_tokenize(text: str) -> list[str]:
@@ -172,3 +172,29 @@ def bleu(hypotheses: list[str], references: list[str]) -> dict:
     metric = sacrebleu.metrics.BLEU()
     res = metric.corpus_score(hypotheses, [references])
     return {"bleu": float(res.score), "signature": str(metric.get_signature())}
+
+
+@torch.no_grad()
+def attention_stats(model, data: ParallelData, batch_size: int = 128) -> dict:
+    """How sharply a trained model's attention picks source words, teacher-forced on ``data``: over every valid
+    target position, the mean entropy of the attention weights (nats), that of uniform weights over the same
+    source (log Ls), their ratio, and the mean largest weight. Near-uniform attention (ratio ≈ 1) cannot align."""
+    from bioSNN.nn.sequence import length_batches
+
+    was = model.training
+    model.eval()
+    ent = uni = top = n = 0.0
+    for idx in length_batches(data.src_len, batch_size, 0, shuffle=False):
+        src, s_len, tgt, t_len = data.batch(idx)
+        weights: list = []
+        model(src, s_len, tgt[:, :-1], attention=weights)
+        a = weights[0]  # (B, Lt, Ls)
+        valid = torch.arange(a.shape[1])[None, :] < (t_len - 1)[:, None]
+        h = -(a * a.clamp_min(1e-30).log()).sum(-1)
+        ent += float(h[valid].sum())
+        uni += float(torch.log(s_len.double())[:, None].expand_as(h)[valid].sum())
+        top += float(a.amax(-1)[valid].sum())
+        n += float(valid.sum())
+    model.train(was)
+    return {"entropy_nats": ent / n, "uniform_entropy_nats": uni / n, "entropy_over_uniform": ent / uni,
+            "mean_max_weight": top / n, "target_positions": int(n)}

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from bioSNN import bundles
+from bioSNN.experiments import lite_translate_attention
 from bioSNN.experiments.lite_translate_merge import merge
 
 from .test_resume import _strip, cli, only_run
@@ -41,6 +42,11 @@ def test_models_trained_apart_merge_into_the_run_of_both(data_dir, tmp_path):
         a, b = bundles.read(tmp_path / "out" / f"{name}.npz"), bundles.read(both / f"{name}.npz")
         assert a.arrays.keys() == b.arrays.keys() and all((a.arrays[k] == b.arrays[k]).all() for k in a.arrays)
     assert (tmp_path / "out" / "translate.png").stat().st_size > 10_000
+    att = lite_translate_attention.stats(tmp_path / "out")  # read back from the merged bundles
+    assert set(att["models"]) == {"conv_lif", "gru"} and att["pairs"] == 10
+    for r in att["models"].values():
+        assert 0.0 < r["entropy_over_uniform"] <= 1.0 + 1e-9 and 0.0 < r["mean_max_weight"] <= 1.0
+    assert json.loads((tmp_path / "out" / "attention.json").read_text()) == att
 
     with pytest.raises(ValueError, match="'conv_lif' comes from both"):
         merge([lif, both], tmp_path / "out2")

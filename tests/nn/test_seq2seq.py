@@ -5,15 +5,20 @@ import pytest
 import torch
 
 from bioSNN.data.text import BOS, EOS, Vocab
-from bioSNN.models.seq2seq import SEQ2SEQ_MODELS, build_seq2seq
+from bioSNN.models.seq2seq import ATTENTION, SEQ2SEQ_MODELS, build_seq2seq
 from bioSNN.nn.seq2seq import bleu, cased_tokenize, encode_pairs, greedy_decode, seq2seq_loss, translate
 
 SV, TV = 30, 25
 
 
-def _model(name, seed=0, dim=24):
+# every model, and the conv models with each form of attention
+CASES = [(n, a) for n in SEQ2SEQ_MODELS for a in (ATTENTION if n.startswith("conv") else ("convs2s",))]
+
+
+def _model(name, seed=0, dim=24, attention="convs2s"):
     torch.manual_seed(seed)
-    m = build_seq2seq(name, SV, TV, dim=dim, layers=2, kernel=3, time_steps=3, dropout=0.0, max_len=20)
+    m = build_seq2seq(name, SV, TV, dim=dim, layers=2, kernel=3, time_steps=3, dropout=0.0, max_len=20,
+                      attention=attention)
     if name == "conv_lif":
         with torch.no_grad():  # spiking in every block
             for conv in (*m.enc, *m.dec):
@@ -31,9 +36,9 @@ def _batch(seed=0):
     return src, src_len, tgt
 
 
-@pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
-def test_decoder_is_causal_and_source_padding_changes_nothing(name):
-    m = _model(name)
+@pytest.mark.parametrize("name,attention", CASES)
+def test_decoder_is_causal_and_source_padding_changes_nothing(name, attention):
+    m = _model(name, attention=attention)
     src, src_len, tgt = _batch()
     with torch.no_grad():
         a = m(src, src_len, tgt)
@@ -46,9 +51,9 @@ def test_decoder_is_causal_and_source_padding_changes_nothing(name):
     torch.testing.assert_close(a, padded, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
-def test_step_by_step_decoding_equals_teacher_forcing(name):
-    m = _model(name, seed=1)
+@pytest.mark.parametrize("name,attention", CASES)
+def test_step_by_step_decoding_equals_teacher_forcing(name, attention):
+    m = _model(name, seed=1, attention=attention)
     src, src_len, tgt = _batch(1)
     with torch.no_grad():
         want = m(src, src_len, tgt).log_softmax(-1)
@@ -59,18 +64,24 @@ def test_step_by_step_decoding_equals_teacher_forcing(name):
             torch.testing.assert_close(logp, want[:, t], rtol=1e-5, atol=1e-5)
 
 
-def test_spiking_model_spikes_and_counts_its_operations():
-    m = _model("conv_lif", seed=2)
+@pytest.mark.parametrize("attention", ["dot", "convs2s"])
+def test_spiking_model_spikes_and_counts_its_operations(attention):
+    m = _model("conv_lif", seed=2, attention=attention)
     src, src_len, tgt = _batch(2)
     t_len = torch.full((3,), tgt.shape[1])
     ops = m.count_ops(src, src_len, tgt, t_len)
     assert 0.02 < ops["spikes"] / ops["neuron_steps"] < 0.9
-    relu = _model("conv_relu", seed=2).count_ops(src, src_len, tgt, t_len)
-    D, k, Ls, Lt = 24, 3, 15.0, 18.0
+    relu = _model("conv_relu", seed=2, attention=attention).count_ops(src, src_len, tgt, t_len)
+    D, k, T, Ls, Lt = 24, 3, 3, 15.0, 18.0
     pair = float((src_len * 6).sum())
-    assert relu["macs"] == (Ls + Lt) * 2 * D * D * k + 2 * pair * D + Lt * D * TV
-    assert relu["acs"] == 0.0 and ops["acs"] > 0.0
-    assert ops["macs"] < relu["macs"]  # the spiking blocks after the first accumulate instead
+    query = Lt * D * D if attention == "convs2s" else 0.0  # the query projection
+    assert relu["macs"] == (Ls + Lt) * 2 * D * D * k + 2 * pair * D + query + Lt * D * TV
+    assert relu["acs"] == ((Ls + Lt) * D if attention == "convs2s" else 0.0)  # embeddings added to q and v
+    # spiking: MACs only where analog values meet: the first blocks, the softmax, the source embeddings' share
+    # of the context, the output layer; everything driven by spikes is an accumulate
+    emb = pair * D if attention == "convs2s" else 0.0
+    assert ops["macs"] == (Ls + Lt) * D * D * k + T * pair + emb + Lt * D * TV
+    assert ops["acs"] > 0.0 and ops["macs"] < relu["macs"]
 
 
 def _toy_pairs():
@@ -117,3 +128,39 @@ def test_bleu_is_sacrebleu_on_detokenized_text():
     refs = ["A dog runs in the park.", "Two children play football."]
     assert bleu(refs, refs)["bleu"] == pytest.approx(100.0)
     assert bleu(["A dog runs.", "Children play."], refs)["bleu"] < 40
+
+
+@pytest.mark.parametrize("name", SEQ2SEQ_MODELS)
+def test_attention_weights_are_recorded_per_target_position(name):
+    m = _model(name, seed=3)
+    src, src_len, tgt = _batch(3)
+    weights: list = []
+    with torch.no_grad():
+        logits = m(src, src_len, tgt, attention=weights)
+        assert torch.equal(logits, m(src, src_len, tgt))  # recording changes nothing
+    (a,) = weights
+    assert a.shape == (3, tgt.shape[1], src.shape[1])
+    torch.testing.assert_close(a.sum(-1), torch.ones(3, tgt.shape[1]))
+    assert float(a[torch.arange(7)[None, None, :].expand_as(a) >= src_len[:, None, None]].abs().max()) == 0.0
+
+
+def test_attention_stats_tell_uniform_from_sharp_attention():
+    from bioSNN.nn.seq2seq import attention_stats
+
+    de, en = _toy_pairs()
+    sv, tv = Vocab.build(de, tokenizer=cased_tokenize), Vocab.build(en, tokenizer=cased_tokenize)
+    data = encode_pairs(de, en, sv, tv, max_len=10)
+    torch.manual_seed(0)
+    m = build_seq2seq("conv_relu", len(sv), len(tv), dim=16, layers=1, dropout=0.0, max_len=30, attention="scaled")
+    lens = data.src_len.astype(float)
+    t_pos = data.tgt_len - 1  # valid target positions of each pair
+    with torch.no_grad():
+        m.log_scale.fill_(-float("inf"))  # scores x 0: uniform weights over each source
+    r = attention_stats(m, data)
+    assert r["target_positions"] == int(t_pos.sum())
+    assert r["entropy_over_uniform"] == pytest.approx(1.0, abs=1e-6)
+    assert r["mean_max_weight"] == pytest.approx(float((t_pos / lens).sum() / t_pos.sum()), rel=1e-6)
+    with torch.no_grad():
+        m.log_scale.fill_(8.0)  # scores x 3000: one source word takes (almost) all
+    r = attention_stats(m, data)
+    assert r["entropy_over_uniform"] < 0.05 and r["mean_max_weight"] > 0.95

@@ -1,0 +1,68 @@
+"""How sharply the translators of finished runs attend: :func:`bioSNN.nn.seq2seq.attention_stats` of every model
+of a ``lite_translate`` run folder (or a merged one) on its selection split (``val``, ``select_limit`` pairs),
+written to ``attention.json`` in the folder and printed.
+
+Usage: ``python -m bioSNN.experiments.lite_translate_attention RUN [RUN ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from bioSNN import bundles
+from bioSNN.atomic import write_json
+from bioSNN.config import apply_overrides
+from bioSNN.models.seq2seq import build_seq2seq
+from bioSNN.nn.seq2seq import attention_stats
+from bioSNN.nn.sequence import load_module_state
+
+from . import lite_translate as exp
+
+
+def model_of(bundle: bundles.Bundle):
+    """The translator a bundle of this experiment holds (its spec in ``extra["model"]``), in eval mode."""
+    s = bundle.extra["model"]
+    m = build_seq2seq(s["name"], s["src_vocab"], s["tgt_vocab"], s["dim"], s["layers"], s["kernel"],
+                      s["time_steps"], s["leak"], s["dropout"], s["max_len"], s["surrogate"],
+                      s.get("attention", "dot"))  # bundles from before the setting used plain dot attention
+    load_module_state(m, bundle)
+    return m.eval()
+
+
+def stats(run: Path) -> dict:
+    saved = json.loads((run / "config.json").read_text())
+    if saved.get("experiment") != "lite_translate":
+        raise ValueError(f"{run}: a {saved.get('experiment')!r} run, not a lite_translate run")
+    cfg = saved["config"]
+    models = list(cfg["models"])
+    for name in models:
+        if not (run / f"{name}.npz").is_file():
+            raise FileNotFoundError(f"{run}: no {name}.npz (the run is not finished, or its bundles were not kept)")
+    # the experiment's own data path; a setting absent from an older config.json takes its value of the time
+    known = {k: v for k, v in cfg.items() if k in exp.Config.__dataclass_fields__}
+    c = apply_overrides(exp.Config(), {**{"attention": "dot"}, **{k: tuple(v) if isinstance(v, list) else v
+                                                                   for k, v in known.items()}})
+    _, _, d, _ = exp.data_of(c)
+    torch.set_num_threads(int(cfg.get("threads", 1)))
+    out = {"split": "val", "pairs": len(d["val"]), "models": {}}
+    for name in models:
+        out["models"][name] = attention_stats(model_of(bundles.read(run / f"{name}.npz")), d["val"])
+    write_json(run / "attention.json", out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    for run in ap.parse_args(argv).runs:
+        for name, r in stats(run)["models"].items():
+            print(f"{run}  {name:>10}: attention entropy {r['entropy_nats']:.3f} nats "
+                  f"({r['entropy_over_uniform']:.2f} of uniform), mean largest weight {r['mean_max_weight']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
