@@ -148,7 +148,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         spec = {"name": name, "dim": cfg.dim, "layers": cfg.layers, "kernel": cfg.kernel,
                 "time_steps": cfg.time_steps, "leak": cfg.leak, "dropout": cfg.dropout,
                 "max_len": 2 * cfg.max_len + 12, "surrogate": cfg.surrogate, "src_vocab": len(src_vocab),
-                "tgt_vocab": len(tgt_vocab), "attention": cfg.attention}
+                "tgt_vocab": len(tgt_vocab), "attention": cfg.attention,
+                "source_max_len": cfg.max_len}
         # positions for the longest decoding (1.5 x the source + 10 tokens) after <bos>
         model = build_seq2seq(name, len(src_vocab), len(tgt_vocab), cfg.dim, cfg.layers, cfg.kernel,
                               cfg.time_steps, cfg.leak, cfg.dropout, 2 * cfg.max_len + 12, cfg.surrogate,

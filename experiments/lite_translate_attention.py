@@ -13,24 +13,11 @@ from pathlib import Path
 
 import torch
 
-from bioSNN import bundles
 from bioSNN.atomic import write_json
 from bioSNN.config import apply_overrides
-from bioSNN.models.seq2seq import build_seq2seq
-from bioSNN.nn.seq2seq import attention_stats
-from bioSNN.nn.sequence import load_module_state
+from bioSNN.nn.seq2seq import attention_stats, load_translator
 
 from . import lite_translate as exp
-
-
-def model_of(bundle: bundles.Bundle):
-    """The translator a bundle of this experiment holds (its spec in ``extra["model"]``), in eval mode."""
-    s = bundle.extra["model"]
-    m = build_seq2seq(s["name"], s["src_vocab"], s["tgt_vocab"], s["dim"], s["layers"], s["kernel"],
-                      s["time_steps"], s["leak"], s["dropout"], s["max_len"], s["surrogate"],
-                      s.get("attention", "dot"))  # bundles from before the setting used plain dot attention
-    load_module_state(m, bundle)
-    return m.eval()
 
 
 def stats(run: Path) -> dict:
@@ -50,7 +37,7 @@ def stats(run: Path) -> dict:
     torch.set_num_threads(int(cfg.get("threads", 1)))
     out = {"split": "val", "pairs": len(d["val"]), "models": {}}
     for name in models:
-        out["models"][name] = attention_stats(model_of(bundles.read(run / f"{name}.npz")), d["val"])
+        out["models"][name] = attention_stats(load_translator(run / f"{name}.npz").model, d["val"])
     write_json(run / "attention.json", out)
     return out
 

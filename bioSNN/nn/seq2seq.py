@@ -10,6 +10,7 @@ tokenization, case-sensitive); the signature is reported beside every score.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch, tokenize
 
 __all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
-           "cased_tokenize", "attention_stats"]
+           "cased_tokenize", "attention_stats", "Translator", "load_translator"]
 
 
 def cased_tokenize(text: str) -> list[str]:
@@ -198,3 +199,47 @@ def attention_stats(model, data: ParallelData, batch_size: int = 128) -> dict:
     model.train(was)
     return {"entropy_nats": ent / n, "uniform_entropy_nats": uni / n, "entropy_over_uniform": ent / uni,
             "mean_max_weight": top / n, "target_positions": int(n)}
+
+
+@dataclass(frozen=True)
+class Translator:
+    """A trained translator with its vocabularies: ``translate(["Ein Hund rennt ."], beam=5)``."""
+
+    model: torch.nn.Module
+    src_vocab: Vocab
+    tgt_vocab: Vocab
+    max_len: int  # source sentences are cut at this many tokens, as in training
+
+    def translate(self, sentences: list[str], beam: int = 0) -> list[str]:
+        data = encode_pairs(list(sentences), [""] * len(sentences), self.src_vocab, self.tgt_vocab, self.max_len)
+        return translate(self.model, data, self.tgt_vocab, beam)
+
+
+def load_translator(path) -> Translator:
+    """The translator of a ``lite_translate`` bundle (``RUN/conv_lif.npz`` …) with the vocabularies of its run
+    (``vocab.json`` beside it), in eval mode. Read without pickle (:mod:`bioSNN.bundles`)."""
+    import json
+
+    from bioSNN import bundles
+    from bioSNN.models.seq2seq import build_seq2seq
+    from bioSNN.nn.sequence import load_module_state
+
+    path = Path(path)
+    b = bundles.read(path)
+    s = b.extra.get("model")
+    if not isinstance(s, dict) or "tgt_vocab" not in s:
+        raise ValueError(f"{path}: not a translation bundle (no encoder-decoder in extra['model'])")
+    vocab_file = path.parent / b.extra.get("vocab", "vocab.json")
+    if not vocab_file.is_file():
+        raise FileNotFoundError(f"{vocab_file}: the vocabularies of {path.name} are missing (kept beside it)")
+    v = json.loads(vocab_file.read_text())
+    src_vocab, tgt_vocab = Vocab.from_json(v["source"]), Vocab.from_json(v["target"])
+    if (len(src_vocab), len(tgt_vocab)) != (s["src_vocab"], s["tgt_vocab"]):
+        raise ValueError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the model has "
+                         f"{s['src_vocab']} / {s['tgt_vocab']}")
+    m = build_seq2seq(s["name"], s["src_vocab"], s["tgt_vocab"], s["dim"], s["layers"], s["kernel"],
+                      s["time_steps"], s["leak"], s["dropout"], s["max_len"], s["surrogate"],
+                      s.get("attention", "dot"))  # bundles from before the setting used plain dot attention
+    load_module_state(m, b)
+    # the source cut of the run: positions were made for 2 * max_len + 12 tokens
+    return Translator(m.eval(), src_vocab, tgt_vocab, int(s.get("source_max_len", (s["max_len"] - 12) // 2)))

@@ -10,6 +10,7 @@ import pytest
 from bioSNN import bundles
 from bioSNN.experiments import lite_translate_attention
 from bioSNN.experiments.lite_translate_merge import merge
+from bioSNN.nn.seq2seq import load_translator
 
 from .test_resume import _strip, cli, only_run
 
@@ -47,6 +48,10 @@ def test_models_trained_apart_merge_into_the_run_of_both(data_dir, tmp_path):
     for r in att["models"].values():
         assert 0.0 < r["entropy_over_uniform"] <= 1.0 + 1e-9 and 0.0 < r["mean_max_weight"] <= 1.0
     assert json.loads((tmp_path / "out" / "attention.json").read_text()) == att
+    # a stored model translates raw sentences as the run did (its first test example, greedy and beam)
+    ex = m["models"]["conv_lif"]["examples"][0]
+    tr = load_translator(tmp_path / "out" / "conv_lif.npz")
+    assert tr.translate([ex["source"]]) == [ex["greedy"]] and tr.translate([ex["source"]], beam=2) == [ex["beam"]]
 
     with pytest.raises(ValueError, match="'conv_lif' comes from both"):
         merge([lif, both], tmp_path / "out2")
