@@ -13,11 +13,13 @@ targets ≤ t); attention of every decoder position over the encoder positions (
 
 With spikes, ``"dot"`` cannot align: scores from coincidences of binary vectors barely differ between source
 positions, the attention of a trained network stays near uniform and the network learns little (measured in
-``experiments/results/README.md``); the analog embeddings in query and values let it align. With ``act="lif"`` every block is a layer of LIF neurons (trained
-leak and threshold, soft reset) running ``time_steps`` steps with the embeddings as constant input currents:
-all positions of a sentence run in parallel, a token reaches any output through the attention, never
-through a recurrence — which is what keeps gradients from vanishing over long sequences. Attention is computed
-at every step on the spikes; the output layer reads the mean over the steps of ``d + context``.
+``experiments/results/README.md``); the analog embeddings in query and values let it align.
+
+With ``act="lif"`` every block is a layer of LIF neurons (trained leak and threshold, soft reset) running
+``time_steps`` steps with the embeddings as constant input currents: all positions of a sentence run in
+parallel, a token reaches any output through the attention, never through a recurrence — which is what keeps
+gradients from vanishing over long sequences. Attention is computed at every step on the spikes; the output
+layer reads the mean over the steps of ``d + context``.
 With ``act="relu"`` it is the same network as an ANN (one pass).
 
 :class:`GRUSeq2Seq`: GRU encoder, GRU decoder with Luong dot attention (``tanh(W_c[h; c])`` → output layer).
