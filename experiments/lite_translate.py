@@ -215,10 +215,13 @@ def _figure(path: Path, res: dict) -> None:
     fig, axes = viz.figure(1, 2, figsize=(10, 3.8), gridspec_kw={"wspace": 0.3})
     for name, r in res["models"].items():
         axes[0].plot(r["history"]["epoch"], r["history"]["select_bleu"], marker="o", ms=3, label=name)
-        axes[1].scatter(r["energy_nj_per_sentence"], r["test_bleu_beam"], label=name)
+        axes[1].scatter(r["energy_nj_per_sentence"] / 1e3, r["test_bleu_beam"], label=name)
+        axes[1].scatter(r["energy_nj_without_output_layer"] / 1e3, r["test_bleu_beam"], marker="x",
+                        color=axes[1].collections[-1].get_facecolor()[0])
     axes[0].set(xlabel="epoch", ylabel="val BLEU (greedy)", title="Multi30k: selection BLEU")
-    axes[1].set(xscale="log", xlabel="compute energy per sentence (nJ, 45 nm)", ylabel="test BLEU (beam)",
-                title="BLEU vs energy")
+    axes[1].set(xlabel="compute energy per sentence (µJ, 45 nm; x: without the output layer)",
+                ylabel="test BLEU (beam)", title="BLEU vs energy")
+    axes[1].set_xlim(left=0)
     for ax in axes:
         ax.legend(fontsize=7)
     viz.save(fig, path)
