@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from .atomic import write_json
+from .config import SCHEMA_VERSION
 
-__all__ = ["new_run_dir", "read_finished", "check_same_config", "write_json", "RunLock", "RunLockedError",
+__all__ = ["new_run_dir", "read_finished", "check_same_config", "write_merged", "write_json", "RunLock", "RunLockedError",
            "RunClock", "die_with_parent", "map_in_workers", "WorkerDiedError",
            "remove_stale_temporaries"]
 
@@ -55,6 +56,15 @@ def check_same_config(base: dict, cfg: dict, allowed, run: str | Path, first: st
         if key not in allowed and base.get(key) != cfg.get(key):
             raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
                              f"{first}); pass --ignore {key} if it does not matter for the variants taken")
+
+
+def write_merged(out: Path, experiment: str, metrics: dict, config: dict) -> None:
+    """The two files a merge of run folders leaves in ``out``: ``metrics.json`` and a ``config.json`` marked
+    ``merged`` whose ``config`` is the sources' shared one with what the merge joined (its command, from
+    :func:`bioSNN.cli.reproduce_command`, trains everything merged in one run)."""
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": experiment, "merged": True,
+                                     "config": config})
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,9 +19,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bioSNN.config import SCHEMA_VERSION
-from bioSNN.atomic import write_json
-from bioSNN.runs import check_same_config, read_finished
+from bioSNN.runs import check_same_config, read_finished, write_merged
 
 from . import compression as exp
 
@@ -64,9 +62,7 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
     metrics = {"accuracy": table[main]["accuracy"], "main_variant": main, "variants": table, "details": details,
                "merged_from": origin, "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls,
                "cost_model": exp.compression.__doc__.split("Cost model for the reports")[1].strip()}
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": "compression", "merged": True,
-                                     "config": {**base, "variants": list(table)}})
+    write_merged(out, "compression", metrics, {**base, "variants": list(table)})
     return metrics
 
 

@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, get_args
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from bioSNN import bundles, energy, viz
 from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
 from bioSNN.data.text import Vocab
-from bioSNN.models.seq2seq import build_seq2seq
+from bioSNN.models.seq2seq import SEQ2SEQ_MODELS, Attention, Seq2SeqModel, seq2seq_from_spec
 from bioSNN.nn.seq2seq import ParallelData, bleu, cased_tokenize, encode_pairs, seq2seq_loss, translate
 from bioSNN.nn.sequence import SeqCheckpoint, count_parameters, fit_loop, length_batches, prepare_run, text_bundle
 
@@ -34,13 +34,11 @@ log = logging.getLogger(__name__)
 
 SUMMARY = "LITE-SNN translation: spiking conv encoder-decoder with attention vs ReLU and GRU (Multi30k De->En)"
 
-Seq2SeqModel = Literal["conv_lif", "conv_relu", "gru"]
-MODEL_NAMES: tuple[str, ...] = get_args(Seq2SeqModel)
 
 
 @dataclass(frozen=True)
 class Config:
-    models: tuple[Seq2SeqModel, ...] = ("conv_lif", "conv_relu", "gru")
+    models: tuple[Seq2SeqModel, ...] = SEQ2SEQ_MODELS
     source: Literal["de", "en"] = "de"
     dim: int = 256  # embedding / channel / GRU width
     layers: int = 3  # convolution blocks in the encoder and in the decoder
@@ -48,7 +46,7 @@ class Config:
     time_steps: int = 4  # T of the spiking model (all positions run in parallel)
     leak: float = 0.9  # initial λ (trained)
     surrogate: Literal["linear", "fast_sigmoid"] = "linear"  # of the LIF blocks (linear: as DIET-SNN)
-    attention: Literal["dot", "scaled", "query", "convs2s"] = "convs2s"  # of the conv models: models.seq2seq
+    attention: Attention = "convs2s"  # of the conv models: models.seq2seq
     dropout: float = 0.2
     min_freq: int = 2
     max_len: int = 40  # tokens per sentence kept
@@ -143,17 +141,15 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     for name in cfg.models:
         # a model's seed follows its name, not its place in ``models``: one model trained alone (one per core, see
         # lite_translate_merge) starts from the same weights and batches as in a run of all three
-        k = MODEL_NAMES.index(name)
+        k = SEQ2SEQ_MODELS.index(name)
         torch.manual_seed(cfg.seed * 1000 + k)
+        # max_len: positions for the longest decoding (1.5 x the source + 10 tokens) after <bos>
         spec = {"name": name, "dim": cfg.dim, "layers": cfg.layers, "kernel": cfg.kernel,
                 "time_steps": cfg.time_steps, "leak": cfg.leak, "dropout": cfg.dropout,
                 "max_len": 2 * cfg.max_len + 12, "surrogate": cfg.surrogate, "src_vocab": len(src_vocab),
                 "tgt_vocab": len(tgt_vocab), "attention": cfg.attention,
                 "source_max_len": cfg.max_len}
-        # positions for the longest decoding (1.5 x the source + 10 tokens) after <bos>
-        model = build_seq2seq(name, len(src_vocab), len(tgt_vocab), cfg.dim, cfg.layers, cfg.kernel,
-                              cfg.time_steps, cfg.leak, cfg.dropout, 2 * cfg.max_len + 12, cfg.surrogate,
-                              cfg.attention)
+        model = seq2seq_from_spec(spec)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         train = d["train"]
 

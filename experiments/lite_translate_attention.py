@@ -8,7 +8,6 @@ Usage: ``python -m bioSNN.experiments.lite_translate_attention RUN [RUN ...]``
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -16,23 +15,20 @@ import torch
 from bioSNN.atomic import write_json
 from bioSNN.config import apply_overrides
 from bioSNN.nn.seq2seq import attention_stats, load_translator
+from bioSNN.runs import read_finished
 
 from . import lite_translate as exp
 
 
 def stats(run: Path) -> dict:
-    saved = json.loads((run / "config.json").read_text())
-    if saved.get("experiment") != "lite_translate":
-        raise ValueError(f"{run}: a {saved.get('experiment')!r} run, not a lite_translate run")
-    cfg = saved["config"]
+    cfg, _ = read_finished(run, "lite_translate")
     models = list(cfg["models"])
     for name in models:
         if not (run / f"{name}.npz").is_file():
             raise FileNotFoundError(f"{run}: no {name}.npz (the run is not finished, or its bundles were not kept)")
     # the experiment's own data path; a setting absent from an older config.json takes its value of the time
-    known = {k: v for k, v in cfg.items() if k in exp.Config.__dataclass_fields__}
-    c = apply_overrides(exp.Config(), {**{"attention": "dot"}, **{k: tuple(v) if isinstance(v, list) else v
-                                                                   for k, v in known.items()}})
+    c = apply_overrides(exp.Config(), {"attention": "dot", **{k: v for k, v in cfg.items()
+                                                             if k in exp.Config.__dataclass_fields__}})
     _, _, d, _ = exp.data_of(c)
     torch.set_num_threads(int(cfg.get("threads", 1)))
     out = {"split": "val", "pairs": len(d["val"]), "models": {}}

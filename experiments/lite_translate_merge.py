@@ -17,9 +17,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from bioSNN.atomic import write_json
-from bioSNN.config import SCHEMA_VERSION
-from bioSNN.runs import check_same_config, read_finished
+from bioSNN.models.seq2seq import SEQ2SEQ_MODELS
+from bioSNN.runs import check_same_config, read_finished, write_merged
 
 from . import lite_translate as exp
 
@@ -50,7 +49,7 @@ def merge(sources: list[str | Path], out: Path, ignore: tuple[str, ...] = ()) ->
                 raise FileNotFoundError(f"{run}: no {name}.npz (the bundle of its model {name!r})")
             models[name], origin[name] = r, str(run)
         walls[str(run)] = metrics.get("wall_seconds")
-    order = [m for m in exp.MODEL_NAMES if m in models]
+    order = [m for m in SEQ2SEQ_MODELS if m in models]
     models = {m: models[m] for m in order}
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(first / "vocab.json", out / "vocab.json")  # copied only once every source has passed
@@ -62,9 +61,7 @@ def merge(sources: list[str | Path], out: Path, ignore: tuple[str, ...] = ()) ->
     metrics = {"accuracy": models[main]["test_bleu_beam"] / 100, "main": main,
                **{k: head.get(k) for k in _RUN_KEYS}, **res, "merged_from": origin,
                "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls}
-    write_json(out / "metrics.json", metrics)
-    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": "lite_translate", "merged": True,
-                                     "config": {**base, "models": order}})
+    write_merged(out, "lite_translate", metrics, {**base, "models": order})
     return metrics
 
 

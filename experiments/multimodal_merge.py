@@ -22,10 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bioSNN.config import SCHEMA_VERSION
 from bioSNN import data
-from bioSNN.atomic import write_json
-from bioSNN.runs import check_same_config, read_finished
+from bioSNN.runs import check_same_config, read_finished, write_merged
 
 from . import multimodal as exp
 
@@ -71,9 +69,7 @@ def merge(runs: list[str | Path], out: Path, ignore: tuple[str, ...] = (), verbo
     n_train, n_test = next(iter(counts.values()))
     merged.update(n_train_pairs=n_train, n_test_pairs=n_test, merged_from={v: str(r) for v, r in origin.items()},
                   config_keys_ignored=list(ignore), wall_seconds_of_runs=walls)
-    write_json(out / "metrics.json", merged)
-    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": "multimodal", "merged": True,
-                                     "config": {**base, "variants": list(results), "test_gains": list(gains)}})
+    write_merged(out, "multimodal", merged, {**base, "variants": list(results), "test_gains": list(gains)})
     return merged
 
 

@@ -32,7 +32,7 @@ forcing); ``count_ops(src_len, tgt_len)`` gives MACs and accumulates per sentenc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
@@ -40,9 +40,13 @@ from torch import nn
 
 from bioSNN.nn.neurons import LIF, lif_sequence
 
-__all__ = ["ConvSeq2Seq", "GRUSeq2Seq", "SEQ2SEQ_MODELS", "ATTENTION", "build_seq2seq"]
+__all__ = ["ConvSeq2Seq", "GRUSeq2Seq", "SEQ2SEQ_MODELS", "Seq2SeqModel", "ATTENTION", "Attention", "build_seq2seq",
+           "seq2seq_from_spec"]
 
-ATTENTION = ("dot", "scaled", "query", "convs2s")
+Seq2SeqModel = Literal["conv_lif", "conv_relu", "gru"]
+SEQ2SEQ_MODELS: tuple[str, ...] = get_args(Seq2SeqModel)
+Attention = Literal["dot", "scaled", "query", "convs2s"]  # how the conv models attend (module docstring)
+ATTENTION: tuple[str, ...] = get_args(Attention)
 
 
 def _conv_steps(conv: nn.Conv1d, a: torch.Tensor, causal: bool) -> torch.Tensor:
@@ -297,9 +301,6 @@ class GRUSeq2Seq(nn.Module):
         return out
 
 
-SEQ2SEQ_MODELS = ("conv_lif", "conv_relu", "gru")
-
-
 def build_seq2seq(name: str, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
                   time_steps: int = 4, leak: float = 0.9, dropout: float = 0.2, max_len: int = 128,
                   surrogate: str = "fast_sigmoid", attention: str = "convs2s") -> nn.Module:
@@ -310,3 +311,11 @@ def build_seq2seq(name: str, src_vocab: int, tgt_vocab: int, dim: int = 256, lay
     if name == "gru":
         return GRUSeq2Seq(src_vocab, tgt_vocab, dim, dropout)
     raise ValueError(f"unknown translation model {name!r}; choose one of {list(SEQ2SEQ_MODELS)}")
+
+
+def seq2seq_from_spec(spec: dict) -> nn.Module:
+    """The (untrained) translator that a run's model spec describes: the factory arguments it stores in each
+    bundle's ``extra["model"]``. A spec from before the ``attention`` setting means plain dot attention."""
+    return build_seq2seq(spec["name"], spec["src_vocab"], spec["tgt_vocab"], spec["dim"], spec["layers"],
+                         spec["kernel"], spec["time_steps"], spec["leak"], spec["dropout"], spec["max_len"],
+                         spec["surrogate"], spec.get("attention", "dot"))

@@ -221,7 +221,7 @@ def load_translator(path) -> Translator:
     import json
 
     from bioSNN import bundles
-    from bioSNN.models.seq2seq import build_seq2seq
+    from bioSNN.models.seq2seq import seq2seq_from_spec
     from bioSNN.nn.sequence import load_module_state
 
     path = Path(path)
@@ -237,9 +237,7 @@ def load_translator(path) -> Translator:
     if (len(src_vocab), len(tgt_vocab)) != (s["src_vocab"], s["tgt_vocab"]):
         raise ValueError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the model has "
                          f"{s['src_vocab']} / {s['tgt_vocab']}")
-    m = build_seq2seq(s["name"], s["src_vocab"], s["tgt_vocab"], s["dim"], s["layers"], s["kernel"],
-                      s["time_steps"], s["leak"], s["dropout"], s["max_len"], s["surrogate"],
-                      s.get("attention", "dot"))  # bundles from before the setting used plain dot attention
+    m = seq2seq_from_spec(s)
     load_module_state(m, b)
     # the source cut of the run: positions were made for 2 * max_len + 12 tokens
     return Translator(m.eval(), src_vocab, tgt_vocab, int(s.get("source_max_len", (s["max_len"] - 12) // 2)))
