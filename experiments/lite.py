@@ -36,6 +36,7 @@ from bioSNN.data.text import Vocab, pad_batch
 from bioSNN.models.sequence import build_text_model
 from bioSNN.nn.sequence import (SeqCheckpoint, TokenData, count_parameters, evaluate_tokens, fit_tokens, prepare_run,
                                 text_bundle)
+from bioSNN.nn.train import step_schedule
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class Config:
     max_len: int = 64  # tokens per sentence kept (SST-2's longest has 56)
     epochs: int = 6
     lr: float = 2e-3  # Adam
+    lr_milestones: tuple[float, ...] = ()  # fractions of the epochs after which the rate drops x0.1
     weight_decay: float = 0.0
     batch_size: int = 64
     clip: float = 5.0  # gradient-norm clipping (0: none)
@@ -70,7 +72,7 @@ class Config:
 
     RULES: ClassVar[dict] = {
         "embed": ">=1", "hidden": ">=1", "depth": ">=1", "steps_per_token": ">=1", "leak": "[0,1]",
-        "dropout": "[0,1)", "min_freq": ">=1", "max_len": ">=1", "epochs": ">=0", "lr": ">0",
+        "dropout": "[0,1)", "min_freq": ">=1", "max_len": ">=1", "epochs": ">=0", "lr": ">0", "lr_milestones": "(0,1]",
         "weight_decay": ">=0", "batch_size": ">=1", "clip": ">=0", "train_limit": ">=0",
         "gradient_sentences": ">=0", "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0"}
 
@@ -194,7 +196,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         spec = _model_args(cfg, name) | {"vocab_size": len(vocab), "n_classes": 2}
         history, best = fit_tokens(model, opt, SeqCheckpoint(ckpts / f"{name}.npz", spec, prov), splits["train"],
                                    splits["dev"], cfg.epochs, cfg.batch_size, cfg.seed * 1000 + k, cfg.clip, name,
-                                   progress, cfg.checkpoint_seconds)
+                                   progress, cfg.checkpoint_seconds, step_schedule(opt, cfg.epochs, cfg.lr_milestones))
         test = evaluate_tokens(model, splits["test"])
         dev = evaluate_tokens(model, splits["dev"])
         preds = test.pop("predictions")

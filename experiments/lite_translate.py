@@ -29,6 +29,7 @@ from bioSNN.data.text import Vocab
 from bioSNN.models.seq2seq import SEQ2SEQ_MODELS, Attention, Seq2SeqModel, seq2seq_from_spec
 from bioSNN.nn.seq2seq import ParallelData, bleu, cased_tokenize, encode_pairs, seq2seq_loss, translate
 from bioSNN.nn.sequence import SeqCheckpoint, count_parameters, fit_loop, length_batches, prepare_run, text_bundle
+from bioSNN.nn.train import step_schedule
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Config:
     max_len: int = 40  # tokens per sentence kept
     epochs: int = 10
     lr: float = 1e-3  # Adam
+    lr_milestones: tuple[float, ...] = ()  # fractions of the epochs after which the rate drops x0.1
     batch_size: int = 64
     clip: float = 1.0
     smoothing: float = 0.1  # label smoothing
@@ -66,7 +68,7 @@ class Config:
 
     RULES: ClassVar[dict] = {
         "dim": ">=1", "layers": ">=1", "kernel": ">=1", "time_steps": ">=1", "leak": "[0,1]", "dropout": "[0,1)",
-        "min_freq": ">=1", "max_len": ">=1", "epochs": ">=0", "lr": ">0", "batch_size": ">=1", "clip": ">=0",
+        "min_freq": ">=1", "max_len": ">=1", "epochs": ">=0", "lr": ">0", "lr_milestones": "(0,1]", "batch_size": ">=1", "clip": ">=0",
         "smoothing": "[0,1)", "beam": ">=1", "train_limit": ">=0", "select_limit": ">=0", "test_limit": ">=0",
         "examples": ">=0", "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0"}
 
@@ -164,7 +166,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         history, best = fit_loop(model, opt, SeqCheckpoint(ckpts / f"{name}.npz", spec, prov), len(train),
                                  lambda e, seed=seed: length_batches(train.src_len, cfg.batch_size, seed * 1000 + e),
                                  loss_of, score, cfg.epochs, cfg.clip, name, progress, cfg.checkpoint_seconds,
-                                 score_name="bleu")
+                                 step_schedule(opt, cfg.epochs, cfg.lr_milestones), score_name="bleu")
         t0 = time.perf_counter()
         greedy = translate(model, d["test"], tgt_vocab)
         t_greedy = time.perf_counter() - t0

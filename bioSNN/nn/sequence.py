@@ -27,7 +27,7 @@ from torch import nn
 from bioSNN import bundles
 
 from .bundle import STATE_PREFIX, load_state
-from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
+from .checkpoint import restore_training_state, training_state
 from .neurons import LIF
 
 log = logging.getLogger(__name__)
@@ -161,33 +161,32 @@ def load_module_state(model: nn.Module, b: bundles.Bundle, prefix: str = STATE) 
 
 
 class SeqCheckpoint:
-    """One atomic bundle per trained model: state, optimizer, RNG, epoch, history, best state (no pickle)."""
-
-    RNG = "training.torch_rng_state"
+    """One atomic bundle per trained model: state, optimizer, learning-rate schedule, RNG, epoch, history, best
+    state (no pickle)."""
 
     def __init__(self, path, spec: dict, provenance: dict | None = None):
         self.path, self.spec, self.provenance = Path(path), spec, provenance or {}
 
-    def save(self, model, opt, epoch: int, history: dict, best: dict, partial: dict | None = None) -> None:
-        arrays, meta = optimizer_to_arrays(opt)
-        arrays[self.RNG] = torch.get_rng_state().numpy()
+    def save(self, model, opt, epoch: int, history: dict, best: dict, partial: dict | None = None,
+             scheduler=None) -> None:
+        arrays, state = training_state(opt, scheduler)
         b = text_bundle(model, self.spec, self.provenance, best=best["state"])
-        extra = {**b.extra, "epoch": epoch, "history": history, "optimizer": meta,
+        extra = {**b.extra, "epoch": epoch, "history": history, **state,
                  "best": {k: v for k, v in best.items() if k != "state"}}
         if partial is not None:
             extra["partial"] = dict(partial)
         bundles.write(self.path, bundles.Bundle(b.populations, b.projections, {**b.arrays, **arrays},
                                                 engine="torch", name=b.name, provenance=b.provenance, extra=extra))
 
-    def load(self, model, opt) -> tuple[int, dict, dict, dict | None]:
-        """``(epochs done, history, best, partial)``; a fresh start when there is no checkpoint."""
+    def load(self, model, opt, scheduler=None) -> tuple[int, dict, dict, dict | None]:
+        """``(epochs done, history, best, partial)``; a fresh start when there is no checkpoint. ``opt`` and
+        ``scheduler`` come back as they were at the save (the schedule restored, not replayed)."""
         fresh = {"epoch": [], "train_loss": [], "train_accuracy": [], "seconds": []}  # + select_<score>
         if not self.path.exists():
             return 0, fresh, {"score": -1.0, "epoch": 0, "state": None}, None
         b = bundles.read(self.path)
         load_module_state(model, b)
-        optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
-        torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(b.arrays[self.RNG], np.uint8)))
+        restore_training_state(b.arrays, b.extra, opt, scheduler, int(b.extra["epoch"]))
         best = dict(b.extra["best"])
         best["state"] = {k[len(BEST):]: np.array(v) for k, v in b.arrays.items() if k.startswith(BEST)} or None
         log.info("resumed %s after %d epochs%s", self.path.name, b.extra["epoch"],
@@ -207,11 +206,8 @@ def fit_loop(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, 
     and every ``checkpoint_seconds`` inside one. Leaves the best state in ``model``; returns ``(history, best)``."""
     from tqdm.auto import tqdm
 
-    start, history, best, partial = ckpt.load(model, opt)
+    start, history, best, partial = ckpt.load(model, opt, scheduler)
     history.setdefault(f"select_{score_name}", [])
-    if scheduler is not None:
-        for _ in range(start):
-            scheduler.step()
     clamp = getattr(model, "clamp_", None)
     for epoch in range(start, epochs):
         t0 = time.perf_counter()
@@ -240,7 +236,8 @@ def fit_loop(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, 
                 bar.update(len(idx))
                 if time.monotonic() - last >= checkpoint_seconds and tot["batches"] < len(batches):
                     ckpt.save(model, opt, epoch, history, best,
-                              partial={**tot, "seconds": tot["seconds"] + time.perf_counter() - t0})
+                              partial={**tot, "seconds": tot["seconds"] + time.perf_counter() - t0},
+                              scheduler=scheduler)
                     last = time.monotonic()
         partial = None
         if scheduler is not None:
@@ -254,7 +251,7 @@ def fit_loop(model: nn.Module, opt: torch.optim.Optimizer, ckpt: SeqCheckpoint, 
         if value > best["score"]:
             best = {"score": value, "epoch": epoch + 1,
                     "state": {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}}
-        ckpt.save(model, opt, epoch + 1, history, best)
+        ckpt.save(model, opt, epoch + 1, history, best, scheduler=scheduler)
         log.info("%s epoch %d/%d: loss %.4f  train %.4f  select %s %.4f  (%.0f s)", label, epoch + 1, epochs,
                  history["train_loss"][-1], history["train_accuracy"][-1], score_name, value, seconds)
     if best["state"] is not None:

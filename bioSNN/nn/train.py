@@ -21,7 +21,7 @@ from bioSNN import bundles
 
 from . import distributed as dist
 from .bundle import load_state, to_bundle
-from .checkpoint import optimizer_from_arrays, optimizer_to_arrays
+from .checkpoint import restore_training_state, training_state
 from .network import Encoder, RunStats, SpikingNet
 
 log = logging.getLogger(__name__)
@@ -218,36 +218,32 @@ class Checkpoint:
         self.partial: dict | None = None  # running totals of an interrupted epoch, set by load()
 
     def save(self, net: SpikingNet, opt: torch.optim.Optimizer, epoch: int, history: dict,
-             partial: dict | None = None) -> None:
+             partial: dict | None = None, scheduler=None) -> None:
         """``epoch`` finished epochs; ``partial``: the running totals of the epoch in progress (from
-        :func:`train_epoch`'s ``on_batch``). The global torch RNG state (dropout masks, Poisson input) is saved
-        every time, so a run resumed at an epoch boundary or between phases draws what it would have drawn."""
+        :func:`train_epoch`'s ``on_batch``). The global torch RNG state (dropout masks, Poisson input) and the
+        learning-rate ``scheduler``'s state are saved every time, so a run resumed at an epoch boundary or between
+        phases draws what it would have drawn and trains at the rate it would have had."""
         if not dist.is_main():
             return
         b = to_bundle(net, model=self.model_spec, provenance=self.provenance)
-        arrays, meta = optimizer_to_arrays(opt)
-        extra = {**b.extra, "epoch": epoch, "history": history, "optimizer": meta}
+        arrays, state = training_state(opt, scheduler)
+        extra = {**b.extra, "epoch": epoch, "history": history, **state}
         if partial is not None:
             extra["partial"] = dict(partial)
-        arrays[self.RNG] = torch.get_rng_state().numpy()
         bundles.write(self.path, bundles.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
                                       name=b.name, provenance=b.provenance, extra=extra))
 
-    RNG = "training.torch_rng_state"
-
-    def load(self, net: SpikingNet, opt: torch.optim.Optimizer) -> tuple[int, dict]:
-        """Restore a saved phase into ``net`` and ``opt``, and the torch RNG as it was at the save; ``(0, empty
-        history)`` when there is none. A checkpoint taken inside an epoch leaves that epoch's running totals in
-        ``self.partial`` (None after an epoch boundary)."""
+    def load(self, net: SpikingNet, opt: torch.optim.Optimizer, scheduler=None) -> tuple[int, dict]:
+        """Restore a saved phase into ``net``, ``opt`` and ``scheduler``, and the torch RNG as it was at the save;
+        ``(0, empty history)`` when there is none. A checkpoint taken inside an epoch leaves that epoch's running
+        totals in ``self.partial`` (None after an epoch boundary)."""
         self.partial = None
         if not self.path.exists():
             return 0, {"epoch": [], "train_loss": [], "train_accuracy": [], "test_accuracy": []}
         b = bundles.read(self.path)
         load_state(net, b)
-        optimizer_from_arrays(opt, b.arrays, b.extra["optimizer"])
+        restore_training_state(b.arrays, b.extra, opt, scheduler, int(b.extra["epoch"]))
         self.partial = b.extra.get("partial")
-        if self.RNG in b.arrays:  # absent in checkpoints of older bioSNN taken at an epoch boundary
-            torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(b.arrays[self.RNG], np.uint8)))
         if self.partial is not None:
             log.info("resumed %s in epoch %d after %d batches", self.path.name, b.extra["epoch"] + 1,
                      self.partial["batches"])
@@ -288,14 +284,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
     transform = augmentation(augment)  # fails early on a bad name
     x, y = train
     x_te, y_te = test
-    start, history = ckpt.load(net, opt)
-    if scheduler is not None and start:
-        import warnings
-
-        with warnings.catch_warnings():  # replaying the finished epochs' steps, before any optimizer step
-            warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*optimizer.step", category=UserWarning)
-            for _ in range(start):
-                scheduler.step()
+    start, history = ckpt.load(net, opt, scheduler)  # the schedule's state too: restored, not replayed
     model = dist.wrap(net)
     rank, world = dist.rank_world()
     partial = ckpt.partial
@@ -305,7 +294,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
 
         def on_batch(totals, _epoch=epoch):
             if time.monotonic() - last_save[0] >= checkpoint_seconds:
-                ckpt.save(net, opt, _epoch, history, partial=totals)
+                ckpt.save(net, opt, _epoch, history, partial=totals, scheduler=scheduler)
                 last_save[0] = time.monotonic()
 
         stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
@@ -324,7 +313,7 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
             history[k].append(v)
         if energy_penalty:
             history.setdefault("train_energy_ratio_snn_over_ann", []).append(stats["energy_ratio_snn_over_ann"])
-        ckpt.save(net, opt, epoch + 1, history)
+        ckpt.save(net, opt, epoch + 1, history, scheduler=scheduler)
         if dist.is_main():
             log.info("%s epoch %d/%d: loss %.4f  train %.4f  test %.4f  (%.0f s)", label, epoch + 1, epochs,
                      stats["loss"], stats["accuracy"], acc, time.perf_counter() - t0)

@@ -12,7 +12,7 @@ from bioSNN import bundles
 from bioSNN.config import ConfigError, apply_overrides, validate
 from bioSNN.experiments import lite, lite_nmnist
 
-from .test_resume import kill_and_resume
+from .test_resume import kill_and_resume, lr_of
 
 pytestmark = pytest.mark.torch
 
@@ -73,11 +73,16 @@ def test_bad_settings_are_refused_by_key():
         validate(apply_overrides(lite_nmnist.Config(), {"bins": (5, 5)}))
 
 
-def test_lite_resumes_bit_identical_after_a_kill_in_its_second_model(data_dir, tmp_path):
+def test_lite_resumes_bit_identical_after_a_kill_in_its_second_model_after_a_learning_rate_drop(data_dir,
+                                                                                                tmp_path):
+    # 600 phrases = 10 batches: 9 checkpoints inside epoch 1, its end the 10th; the rate drops x0.1 after it.
+    # Killed inside epoch 1, then after the drop inside epoch 2 (the second resume's 4th write)
     run = kill_and_resume("lite", ["train_limit=600", "epochs=2", "embed=16", "hidden=16", "models=lite,lstm",
-                                   "gradient_models=lite", "gradient_sentences=20", "checkpoint_seconds=0"],
-                          ["lstm.npz:3:after"], tmp_path)  # the first model finished, the second inside an epoch
+                                   "gradient_models=lite", "gradient_sentences=20", "checkpoint_seconds=0",
+                                   "lr_milestones=0.5"],
+                          ["lstm.npz:3:after", "lstm.npz:9:after"], tmp_path)
     assert json.loads((run / "metrics.json").read_text())["models"]["lite"]["history"]["epoch"] == [1, 2]
+    assert lr_of(run / "checkpoints" / "lstm.npz") == [pytest.approx(5e-4)]  # quick: 5e-3
 
 
 @pytest.mark.slow  # the same Checkpoint/fit as hybrid and diet (their resume tests run in the default set)
@@ -90,8 +95,11 @@ def test_lite_nmnist_resumes_bit_identical(data_dir, tmp_path):
 def test_translation_runs_resumes_bit_identical_and_reports_bleu_with_its_signature(data_dir, tmp_path):
     run = kill_and_resume("lite_translate", ["train_limit=300", "epochs=2", "dim=16", "layers=1", "models=conv_lif,gru",
                                              "select_limit=20", "test_limit=20", "beam=2", "max_len=12",
-                                             "examples=2", "checkpoint_seconds=0"],
-                          ["gru.npz:2:after"], tmp_path)  # inside the second model (kills inside epochs: above)
+                                             "examples=2", "checkpoint_seconds=0", "lr_milestones=0.5"],
+                          # 300 pairs = 5 batches: inside the second model's epoch 1, then inside its epoch 2 after
+                          # the rate's drop (the resume's 5th write)
+                          ["gru.npz:2:after", "gru.npz:5:after"], tmp_path)
+    assert lr_of(run / "checkpoints" / "gru.npz") == [pytest.approx(3e-4)]  # quick: 3e-3
     m = json.loads((run / "metrics.json").read_text())
     for name in ("conv_lif", "gru"):
         r = m["models"][name]

@@ -142,21 +142,35 @@ def test_demo_resumes_bit_identical_after_kills_in_a_write_and_at_an_epoch_end(t
                     ["last.npz:1:before", "last.npz:1:after"], tmp_path)
 
 
-@pytest.mark.torch
-def test_hybrid_resumes_bit_identical_after_kills_at_an_ann_epoch_end_and_inside_epochs(tmp_path, isolated_cache):
-    # the ANN epoch boundary (its RNG state was once saved only inside epochs), then inside a hybrid epoch
-    kill_and_resume("hybrid", ["ann_epochs=2", "hybrid_epochs=2", "convert_steps=4", "hybrid_steps=4",
-                               "train_limit=256", "test_limit=64", "balance_samples=32", "hidden=32",
-                               "checkpoint_seconds=0", "batch_size=64"],
-                    ["ann.npz:5:after", "ann.npz:2:before", "hybrid_T4.npz:3:before"], tmp_path)
+def lr_of(checkpoint: Path) -> list[float]:
+    """The learning rate of each parameter group stored in a training checkpoint."""
+    return [g["lr"] for g in bundles.read(checkpoint).extra["optimizer"]["param_groups"]]
 
 
 @pytest.mark.torch
-def test_diet_resumes_bit_identical_after_kills_in_every_phase(tmp_path, isolated_cache):
-    kill_and_resume("diet", ["ann_epochs=1", "diet_steps=2", "diet_epochs=2", "compare_steps=2", "hybrid_epochs=1",
-                             "device_bits=2", "qat_steps=2", "qat_epochs=1", "train_limit=192", "test_limit=64",
-                             "balance_samples=32", "hidden=32", "checkpoint_seconds=0"],
-                    ["diet_T2.npz:4:before", "hybrid_T2.npz:2:after", "qat_2bit.npz:1:before"], tmp_path)
+def test_hybrid_resumes_bit_identical_after_kills_after_a_learning_rate_drop_and_inside_epochs(tmp_path,
+                                                                                            isolated_cache):
+    # the ANN's rate drops x0.1 after epoch 1 of 2; the kill lands right after that epoch's checkpoint (a resume
+    # once restored the lowered rate and replayed the drop: 1e-5 instead of 1e-4), then inside a hybrid epoch
+    run = kill_and_resume("hybrid", ["ann_epochs=2", "ann_lr_milestones=0.5", "hybrid_epochs=2", "convert_steps=4",
+                                     "hybrid_steps=4", "train_limit=256", "test_limit=64", "balance_samples=32",
+                                     "hidden=32", "checkpoint_seconds=0", "batch_size=64"],
+                          ["ann.npz:5:after", "ann.npz:2:before", "hybrid_T4.npz:3:before"], tmp_path)
+    assert lr_of(run / "checkpoints" / "ann.npz") == [pytest.approx(1e-4)]
+
+
+@pytest.mark.torch
+def test_diet_resumes_bit_identical_after_kills_after_learning_rate_drops_and_in_every_phase(tmp_path,
+                                                                                           isolated_cache):
+    # DIET's default schedule drops x0.1 after epochs 1 and 2 of 2: the first kill follows epoch 1's checkpoint
+    # (3 batches, then the epoch's own write), the second lands inside epoch 2
+    run = kill_and_resume("diet", ["ann_epochs=1", "diet_steps=2", "diet_epochs=2", "compare_steps=2",
+                                   "hybrid_epochs=1", "device_bits=2", "qat_steps=2", "qat_epochs=1",
+                                   "train_limit=192", "test_limit=64", "balance_samples=32", "hidden=32",
+                                   "checkpoint_seconds=0"],
+                          ["diet_T2.npz:4:after", "diet_T2.npz:1:before", "hybrid_T2.npz:2:after",
+                           "qat_2bit.npz:1:before"], tmp_path)
+    assert lr_of(run / "checkpoints" / "diet_T2.npz") == [pytest.approx(5e-4 * 0.01)]  # the quick preset's diet_lr
 
 
 @pytest.mark.brian2
