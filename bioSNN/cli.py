@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .config import SCHEMA_VERSION, ConfigError, apply_overrides, parse_set_args, read_config_file, to_dict, validate
 from .runs import (LOCK_FILE, RUN_LOG, RunClock, RunLock, RunLockedError, WorkerDiedError, new_run_dir,
-                   remove_stale_temporaries, write_json)
+                   remove_stale_temporaries, stop_on_sigterm, write_json)
 
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
@@ -218,18 +218,19 @@ def cmd_run(args) -> int:
                       "beginning", file=sys.stderr)
             write_json(run_dir / "config.json", saved)
             print(f"run folder: {run_dir}  (preset {saved.get('preset')}; --set values apply on top of it)")
+        stop_on_sigterm()
         clock = RunClock(run_dir, command) if main_rank else None
         _log_to_console(not args.no_progress)
-        status = "failed"
+        status, signal_name = "failed", None
         try:
             metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
             status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
+        except KeyboardInterrupt as e:
+            status, signal_name = "interrupted", getattr(e, "signal_name", "SIGINT")
             raise
         finally:
             if clock is not None:
-                wall = clock.stop(status)
+                wall = clock.stop(status, signal_name)
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # leave the process group before exiting (no
                 from .nn import distributed  # gloo threads left running at interpreter exit)
 
@@ -478,14 +479,14 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.debug:
             raise
         run_dir = getattr(args, "run_dir", None)
         hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" if run_dir is not None \
             and run_dir.exists() else (" before anything was saved; nothing to resume" if run_dir else "")
         print(f"biosnn: interrupted{hint}", file=sys.stderr)
-        return 130
+        return 128 + getattr(e, "signum", 2)  # the shell's code for a death by that signal: 130 SIGINT, 143 SIGTERM
     except _expected() as e:
         if args.debug:
             raise

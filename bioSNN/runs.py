@@ -17,7 +17,7 @@ from .atomic import write_json
 from .config import SCHEMA_VERSION
 
 __all__ = ["new_run_dir", "read_finished", "check_same_config", "write_merged", "write_json", "RunLock", "RunLockedError",
-           "RunClock", "die_with_parent", "map_in_workers", "WorkerDiedError",
+           "RunClock", "Interrupted", "stop_on_sigterm", "die_with_parent", "map_in_workers", "WorkerDiedError",
            "remove_stale_temporaries"]
 
 
@@ -139,7 +139,13 @@ def map_in_workers(fn, jobs: list, workers: int) -> list:
     try:
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
                                  initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-            return list(pool.map(fn, jobs))
+            try:
+                return list(pool.map(fn, jobs))
+            except KeyboardInterrupt:  # SIGTERM reaches this process only: stop the workers, don't wait on them
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.kill()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     except BrokenProcessPool:
         raise WorkerDiedError("a worker process died (killed, or out of memory?); every variant keeps its last "
                               "checkpoint") from None
@@ -174,11 +180,38 @@ def remove_stale_temporaries(run_dir: str | Path) -> int:
     return n
 
 
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop by a signal (SIGINT: Ctrl-C; SIGTERM: ``kill``, ``timeout``, a batch system);
+    a :class:`KeyboardInterrupt`, so everything that cleans up after Ctrl-C cleans up after both."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Interrupted` in the main thread (Python's default ends the process at once,
+    without ``finally`` blocks: the run's log would say ``running`` for ever)."""
+    import signal
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 class RunClock:
     """Wall time of a run over all its segments (the first start and every resume), kept in ``DIR/run.json``.
 
-    The current segment's seconds are rewritten every ``beat`` seconds by a daemon thread, so a killed segment
-    loses at most that much of its time; :meth:`total` adds up every segment."""
+    Each segment records its command, start, seconds and how it ended: ``finished``, ``failed``,
+    ``interrupted`` (with the ``signal``: SIGINT or SIGTERM) or ``killed`` (the process vanished without a
+    word: SIGKILL, power loss). The current segment's seconds are rewritten every ``beat`` seconds by a daemon
+    thread; a killed segment's length is settled at the next resume from its last sign of life — the later of
+    that heartbeat and the newest file the run wrote — so it is short by less than ``beat`` seconds at most.
+    :meth:`total` adds up every segment."""
 
     def __init__(self, run_dir: str | Path, command: list[str], beat: float = 10.0):
         import threading
@@ -190,16 +223,26 @@ class RunClock:
         log = json.loads(self.path.read_text()) if self.path.exists() else {"segments": []}
         for seg in log["segments"]:
             if seg["status"] == "running":  # the process that wrote it died without a word
-                seg["status"] = "killed"
+                self._settle_killed(seg)
         self._log = log
         self._seg = {"command": command or sys.argv, "started": _dt.datetime.now().isoformat(timespec="seconds"),
-                     "seconds": 0.0, "status": "running"}
+                     "start_time": time.time(), "seconds": 0.0, "status": "running"}
         log["segments"].append(self._seg)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._write()
         self._thread = threading.Thread(target=self._run, daemon=True, name="biosnn-run-clock")
         self._thread.start()
+
+    def _settle_killed(self, seg: dict) -> None:
+        seg["status"] = "killed"
+        start = seg.get("start_time")
+        if start is None:  # a log of an older bioSNN: its last heartbeat is all there is
+            return
+        last = max((p.stat().st_mtime for p in self.path.parent.rglob("*")
+                    if p.is_file() and p.name != LOCK_FILE), default=start)
+        seg["seconds"] = max(float(seg["seconds"]), last - start)
+        seg["ended"] = _dt.datetime.fromtimestamp(start + seg["seconds"]).isoformat(timespec="seconds")
 
     def _write(self) -> None:
         import time
@@ -215,9 +258,13 @@ class RunClock:
             except OSError:  # a full disk must not kill the run from this thread; the next beat tries again
                 pass
 
-    def stop(self, status: str) -> float:
-        """End this segment as ``status`` (finished, failed, interrupted), write the log; the run's total seconds."""
+    def stop(self, status: str, signal_name: str | None = None) -> float:
+        """End this segment as ``status`` (finished, failed, interrupted — by ``signal_name``), write the log;
+        the run's total seconds."""
         self._stop.set()
         self._seg["status"] = status
+        if signal_name:
+            self._seg["signal"] = signal_name
+        self._seg["ended"] = _dt.datetime.now().isoformat(timespec="seconds")
         self._write()
         return float(sum(s["seconds"] for s in self._log["segments"]))

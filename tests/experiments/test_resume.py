@@ -198,3 +198,32 @@ def test_multimodal_resumes_bit_identical_after_a_kill_in_a_checkpoint_write(dat
                                    "audio.n_exc=10", "image.chunk=200", "audio.chunk=200", "interval=200",
                                    "start=200", "image_noise=0.4", "audio_snr_db=5"],
                     ["checkpoint.npz:2:before"], tmp_path)
+
+
+def test_a_sigterm_ends_the_segment_as_interrupted_and_a_kill_is_timed_to_its_last_write(tmp_path, isolated_cache):
+    """``timeout`` or a batch system stops a run with SIGTERM: the segment says so (not ``running``), the exit
+    code is 143 and the run resumes; a SIGKILLed segment is timed up to the newest file it wrote."""
+    import signal
+
+    sets = [x for s in ["epochs=6", "hidden=32", "train_limit=400", "test_limit=200"] for x in ("--set", s)]
+    env = {k: v for k, v in os.environ.items() if k != "BIOSNN_FAULT_KILL"}
+    proc = subprocess.Popen([sys.executable, "-m", "bioSNN.cli", "run", "demo", "--out", str(tmp_path / "r"), *sets,
+                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "r").glob("*/checkpoints/last.npz")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 143, err[-2000:]
+    run = only_run(tmp_path / "r")
+    assert f"--resume {run}" in err and "Traceback" not in err
+    (seg,) = json.loads((run / "run.json").read_text())["segments"]
+    assert (seg["status"], seg["signal"]) == ("interrupted", "SIGTERM") and seg["seconds"] > 0 and seg["ended"]
+    # a kill after the next checkpoint: its segment is settled on the resume from the files it wrote
+    killed = cli("demo", "--resume", str(run), fault="last.npz:1:after")
+    assert killed.returncode == -9
+    last_write = (run / "checkpoints" / "last.npz").stat().st_mtime
+    assert cli("demo", "--resume", str(run)).returncode == 0
+    segs = json.loads((run / "run.json").read_text())["segments"]
+    assert [s["status"] for s in segs] == ["interrupted", "killed", "finished"]
+    assert segs[1]["start_time"] + segs[1]["seconds"] >= last_write - 1e-3
