@@ -278,11 +278,29 @@ def describe(path: str | os.PathLike) -> dict:
     try:
         path, zf, meta = _open(path)
         zf.close()
-        return meta
     except (BundleError, FileNotFoundError):
         raise
     except _DAMAGE as e:
         raise _damaged(path, e) from e
+    _structure(meta, path)  # populations and projections as read() would build them
+    return meta
+
+
+def _structure(meta: dict, path: Path) -> tuple[tuple[Population, ...], tuple[Projection, ...]]:
+    """The description's populations and projections, checked (sizes, parameters, ends that exist)."""
+    try:
+        pops = tuple(Population(**p) for p in meta["populations"])
+        projs = tuple(Projection(**p) for p in meta["projections"])
+    except BundleError as e:
+        raise BundleError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise BundleError(f"{path}: malformed description ({type(e).__name__}: {e})") from None
+    names = {p.name for p in pops}
+    for pr in projs:
+        for end in (pr.source, pr.target):
+            if end not in names:
+                raise BundleError(f"{path}: projection {pr.name!r} refers to unknown population {end!r}")
+    return pops, projs
 
 
 def _read_member(zf: zipfile.ZipFile, member: str, spec: dict, path: Path) -> np.ndarray:
@@ -314,14 +332,36 @@ def _read_member(zf: zipfile.ZipFile, member: str, spec: dict, path: Path) -> np
     return a.reshape(shape, order="F" if fortran else "C")
 
 
-def _upgrade_from_1(meta: dict, arrays: dict) -> None:
+# writers known to have stored every dense projection (source, target) in version 1: bioSNN's Brian2 engine
+_V1_SOURCE_TARGET_WRITERS = {("brian2", "diehl_cook"), ("brian2", "multimodal_stdp")}
+
+
+def _upgrade_from_1(meta: dict, arrays: dict, path: Path) -> None:
     """Version 1 stored dense weights ``(source, target)``: transpose them, and the arrays of the same prefix and
-    shape that go with them (pruning masks), into version 2's ``(target, source)``."""
+    shape that go with them (pruning masks), into version 2's ``(target, source)``.
+
+    Only where the layout is certain: a non-square array whose shape is ``(source, target)``, or a square one in
+    a bundle its description says bioSNN's Brian2 engine wrote (which used that layout throughout). A square
+    array of any other writer could be either layout, and a ``(target, source)`` shape contradicts version 1:
+    both are refused, naming the array."""
+    sizes = {p.get("name"): p.get("size") for p in meta["populations"] if isinstance(p, dict)}
+    writer_known = (meta.get("engine"), meta.get("name")) in _V1_SOURCE_TARGET_WRITERS
     for pr in meta["projections"]:
         if not isinstance(pr, dict) or pr.get("connectivity", "dense") != "dense" or pr.get("weights") not in arrays:
             continue
         key = pr["weights"]
         shape = arrays[key].shape
+        src, tgt = sizes.get(pr.get("source")), sizes.get(pr.get("target"))
+        if len(shape) != 2:
+            continue  # the Bundle check names the wrong shape
+        if shape == (tgt, src) and src != tgt:
+            raise BundleError(f"{path}: version-1 bundle, but dense array {key!r} has the (target, source) shape "
+                              f"{shape} of version 2; its layout is uncertain, so it is not converted")
+        if shape[0] == shape[1] and not writer_known:
+            raise BundleError(f"{path}: version-1 bundle with a square dense array {key!r} {shape} from a writer "
+                              f"that does not say its layout (engine {meta.get('engine')!r}, name "
+                              f"{meta.get('name')!r}): (source, target) and (target, source) look the same, so it is "
+                              "not converted; write it again as version 2 with rows = target neurons")
         prefix = key.rsplit(".", 1)[0] + "." if "." in key else None
         for k in [k for k in arrays if k == key or (prefix and k.startswith(prefix) and arrays[k].shape == shape)]:
             if arrays[k].ndim == 2:
@@ -364,12 +404,13 @@ def read(path: str | os.PathLike, max_bytes: int | None = None) -> Bundle:
         raise
     except _DAMAGE as e:
         raise _damaged(path, e) from e
+    pops, projs = _structure(meta, path)
     if meta["version"] == 1:
-        _upgrade_from_1(meta, arrays)
+        _upgrade_from_1(meta, arrays, path)
     try:
         return Bundle(
-            populations=tuple(Population(**p) for p in meta["populations"]),
-            projections=tuple(Projection(**p) for p in meta["projections"]),
+            populations=pops,
+            projections=projs,
             arrays=arrays,
             engine=meta.get("engine", ""),
             name=meta.get("name", ""),

@@ -300,11 +300,9 @@ def cmd_info(args) -> int:
     from . import bundles
 
     if str(args.bundle).endswith(".nir"):
-        import nir
+        from .interop.nir_graph import describe
 
-        g = nir.read(args.bundle)
-        print(json.dumps({"metadata": g.metadata, "nodes": {k: type(n).__name__ for k, n in g.nodes.items()},
-                          "edges": [list(e) for e in g.edges]}, indent=2, default=str))
+        print(json.dumps(describe(args.bundle), indent=2, default=str))
         return 0
     print(json.dumps(bundles.describe(args.bundle), indent=2))
     return 0

@@ -76,6 +76,46 @@ def test_a_version_1_bundle_reads_with_dense_weights_turned_to_target_by_source(
     np.testing.assert_array_equal(st[""]["alive"], state["alive"])
 
 
+def _as_version_1(path, out, engine: str, name: str):
+    """``path``'s bundle re-labelled as version 1 by another writer (arrays as they are)."""
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(out, "w") as z:
+        meta = json.loads(zf.read("bundle.json"))
+        meta.update(version=1, engine=engine, name=name)
+        z.writestr("bundle.json", json.dumps(meta))
+        for member in zf.namelist():
+            if member != "bundle.json":
+                z.writestr(member, zf.read(member))
+    return out
+
+
+def test_a_version_1_square_weight_matrix_converts_only_when_its_writer_is_known(tmp_path):
+    """(source, target) and (target, source) of a square matrix look alike: without a writer known to use
+    version 1's layout the bundle is refused by array name, never transposed on a guess."""
+    pops = [bundles.Population("a", 3, "lif"), bundles.Population("b", 3, "lif")]
+    w = np.arange(9.0).reshape(3, 3)
+    path = bundles.write(tmp_path / "v2.npz", bundles.Bundle(pops, [bundles.Projection("ab", "a", "b", "w")],
+                                                              {"w": w}, engine="torch", name="net"))
+    with pytest.raises(bundles.BundleError, match=r"v1\.npz: version-1 bundle with a square dense array 'w'"):
+        bundles.read(_as_version_1(path, tmp_path / "v1.npz", "torch", "net"))
+    known = bundles.read(_as_version_1(path, tmp_path / "v1_brian.npz", "brian2", "diehl_cook"))
+    np.testing.assert_array_equal(known.arrays["w"], w.T)  # bioSNN's Brian2 engine wrote (source, target)
+
+
+def test_bundle_info_refuses_populations_it_could_not_build(tmp_path):
+    path = bundles.write(tmp_path / "net.npz", _bundle())
+    for size in (-128, "abc", float("nan")):
+        bad = tmp_path / "bad.npz"
+        with zipfile.ZipFile(path) as zf, zipfile.ZipFile(bad, "w") as z:
+            meta = json.loads(zf.read("bundle.json"))
+            meta["populations"][1]["size"] = size
+            z.writestr("bundle.json", json.dumps(meta))
+            for member in zf.namelist():
+                if member != "bundle.json":
+                    z.writestr(member, zf.read(member))
+        with pytest.raises(bundles.BundleError, match="population 'exc': size must be a positive integer"):
+            bundles.describe(bad)
+
+
 def test_write_replaces_atomically(tmp_path, monkeypatch):
     p = tmp_path / "net.npz"
     bundles.write(p, _bundle())

@@ -45,16 +45,12 @@ from torch import nn
 from ..nn.bundle import load_state, run_settings, to_bundle
 from ..nn.network import FixedDropout, Residual, SpikingNet
 from ..nn.neurons import LIF
+from .nir_graph import RESET, THRESHOLD_RULE, NIRError, validate
+from .nir_graph import read as read_nir
 
 __all__ = ["to_nir", "from_nir", "network_from_bundle", "export_bundle", "bundle_from_nir", "NIRError", "NIR_ARRAY"]
 
 NIR_ARRAY = "nir_graph"  # a bundle made from a NIR file keeps the file's bytes: its architecture
-RESET = "subtract"
-THRESHOLD_RULE = "u >= threshold"
-
-
-class NIRError(ValueError):
-    """A NIR graph that bioSNN cannot express as a SpikingNet (the message names the node and why)."""
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -196,10 +192,13 @@ def from_nir(graph, dt: float | None = None) -> tuple[SpikingNet, dict]:
     subtraction, or node kinds without a bioSNN counterpart are refused by node name."""
     import nir
 
+    validate(graph)
     meta = dict(graph.metadata or {})
     dt = dt if dt is not None else meta.get("dt")
     if dt is None:
         raise NIRError("the graph records no dt: pass dt= (the step the discrete network runs at)")
+    if not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
+        raise NIRError(f"dt must be a positive number of seconds, got {dt!r}")
     incoming: dict[str, list[str]] = {}
     outgoing: dict[str, list[str]] = {}
     for s, t in graph.edges:
@@ -341,12 +340,15 @@ def network_from_bundle(bundle) -> SpikingNet:
     if NIR_ARRAY in bundle.arrays:  # made by bundle_from_nir: the architecture is the embedded NIR file
         import tempfile
 
-        import nir
-
         with tempfile.TemporaryDirectory() as d:
             f = Path(d) / "graph.nir"
             f.write_bytes(bundle.arrays[NIR_ARRAY].tobytes())
-            net, _ = from_nir(nir.read(f), dt=bundle.extra.get("run", {}).get("dt"))
+            try:
+                graph = read_nir(f)
+            except NIRError as e:
+                raise NIRError(f"bundle {bundle.name!r}: its embedded NIR graph: {str(e).split(': ', 1)[-1]}") \
+                    from None
+            net, _ = from_nir(graph, dt=bundle.extra.get("run", {}).get("dt"))
         load_state(net, bundle)
         return net
     spec = bundle.extra.get("model")
@@ -449,12 +451,10 @@ def bundle_from_nir(path, out=None):
     neurons as every bundle stores them, the run settings the graph records, and the file itself
     (:data:`NIR_ARRAY`), from which :func:`network_from_bundle` rebuilds the architecture. Written to ``out``
     when given."""
-    import nir
-
     from .. import bundles
 
     path = Path(path)
-    net, run = from_nir(nir.read(path))
+    net, run = from_nir(read_nir(path))
     settings = run_settings(int(run["time_steps"]), str(run["encoder"]), float(run["dt"])) \
         if "time_steps" in run and "encoder" in run else None
     b = to_bundle(net, run=settings, name=path.stem, provenance=bundles.provenance(source=str(path)))

@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .nir import NIRError, RESET, THRESHOLD_RULE
+from .nir_graph import RESET, THRESHOLD_RULE, NIRError, validate
 
 __all__ = ["NIRBrianNetwork", "BrianResult", "simulate", "brian_to_nir", "linear_map"]
 
@@ -259,11 +259,13 @@ class NIRBrianNetwork:
         import brian2 as b2
         import nir
 
+        validate(graph)  # the same checks as the PyTorch reader's (τ > 0, r > 0, finite thresholds ...)
         meta = dict(graph.metadata or {})
         self.dt = float(dt if dt is not None else meta.get("dt", 0) or 0)
         self.time_steps = int(time_steps if time_steps is not None else meta.get("time_steps", 0) or 0)
-        if self.dt <= 0:
-            raise NIRError("the graph records no dt: pass dt= (the step of the simulation)")
+        if not math.isfinite(self.dt) or self.dt <= 0:
+            raise NIRError("the graph records no dt: pass dt= (the step of the simulation)" if not self.dt else
+                           f"dt must be a positive number of seconds, got {self.dt!r}")
         if self.time_steps < 1:
             raise NIRError("the graph records no time_steps: pass time_steps=")
         if images < 1:
