@@ -17,6 +17,7 @@ import importlib
 import errno
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -42,7 +43,7 @@ EXPERIMENTS = {
 
 def _experiment(name: str):
     if name not in EXPERIMENTS:
-        raise SystemExit(f"unknown experiment {name!r}; `biosnn list` shows: {', '.join(EXPERIMENTS)}")
+        raise ConfigError(f"unknown experiment {name!r}; `biosnn list` shows: {', '.join(EXPERIMENTS)}")
     return importlib.import_module(EXPERIMENTS[name])
 
 
@@ -357,12 +358,7 @@ def cmd_export(args) -> int:
 def cmd_inspect(args) -> int:
     from .inspect import inspect
 
-    try:
-        neurons = tuple(int(v) for v in args.neurons.split(",") if v.strip())
-    except ValueError:
-        raise ConfigError(f"--neurons: comma-separated integers, got {args.neurons!r}") from None
-    if not neurons:
-        raise ConfigError("--neurons: name at least one neuron")
+    neurons = args.neurons
     variables = tuple(v.strip() for v in args.vars.split(",") if v.strip()) if args.vars is not None else None
     out = inspect(args.source, args.engine, args.population, variables, neurons, args.items, args.out, args.variant)
     summary = json.loads((out / "inspect.json").read_text())
@@ -425,9 +421,55 @@ def _expected():
     return (ConfigError, DataError, BundleError, RunLockedError, WorkerDiedError, ValueError, OSError)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with bioSNN's error style: one line ``biosnn: error: <command>: <what>``, exit code 2, as for
+    every other expected error (argparse prints its usage first)."""
+
+    def error(self, message: str):
+        where = self.prog.split(maxsplit=1)[1] + ": " if " " in self.prog else ""
+        print(f"biosnn: error: {where}{' '.join(message.split())}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"an integer >= {low}, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"an integer >= {low}, got {text!r}")
+        return v
+    return parse
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"a positive, finite number of seconds, got {text!r}")
+    return v
+
+
+def _neuron_list(text: str) -> tuple[int, ...]:
+    try:
+        neurons = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated neuron indices, got {text!r}") from None
+    if not neurons:
+        raise argparse.ArgumentTypeError("name at least one neuron")
+    if min(neurons) < 0:
+        raise argparse.ArgumentTypeError(f"neuron indices are >= 0 (counted from the first), got {text!r}")
+    if len(set(neurons)) != len(neurons):
+        raise argparse.ArgumentTypeError(f"each neuron once, got {text!r}")
+    return neurons
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="biosnn", description="bioSNN: energy-efficient, low-latency SNNs")
+    p = _Parser(prog="biosnn", description="bioSNN: energy-efficient, low-latency SNNs")
     p.add_argument("--debug", action="store_true", help="show the full traceback of expected errors too")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list experiments").set_defaults(func=cmd_list)
@@ -454,9 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("bundle", metavar="RUN_OR_BUNDLE", help="a run folder (its main network), a bundle or a .nir file")
     e.add_argument("--to", choices=["nir", "bundle"], default="nir")
     e.add_argument("--out", help="the file to write (default: the source's name with .nir or .npz)")
-    e.add_argument("--time-steps", type=int, help="T the network runs for (default: what the bundle records)")
+    e.add_argument("--time-steps", type=_int_at_least(1), help="T the network runs for (default: what the bundle records)")
     e.add_argument("--encoder", choices=["direct", "poisson"], help="input coding (default: the bundle's)")
-    e.add_argument("--dt", type=float, help="seconds per step in the NIR graph (default: the bundle's, else 1e-3)")
+    e.add_argument("--dt", type=_positive_seconds, help="seconds per step in the NIR graph (default: the bundle's, else 1e-3)")
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
     e.set_defaults(func=cmd_export)
     n = sub.add_parser("inspect", help="re-simulate a saved network on a few test items with monitors: rasters, "
@@ -465,8 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--engine", choices=["torch", "brian2"], default="torch")
     n.add_argument("--population", help="whose state to trace (default: exc, or act1 for a SpikingNet)")
     n.add_argument("--vars", help="comma-separated state variables (default: the population's first three)")
-    n.add_argument("--neurons", default="0,1,2", help="comma-separated neuron indices to trace")
-    n.add_argument("--items", type=int, default=3, help="test items to show (default 3)")
+    n.add_argument("--neurons", type=_neuron_list, default=(0, 1, 2), help="comma-separated neuron indices to trace")
+    n.add_argument("--items", type=_int_at_least(1), default=3, help="test items to show (default 3)")
     n.add_argument("--variant", help="which variant of a compression run (default: its first)")
     n.add_argument("--out", help="output folder (default: <run>/inspect-<engine>)")
     n.set_defaults(func=cmd_inspect)

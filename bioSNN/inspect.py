@@ -66,6 +66,8 @@ def inspect(source, engine: str = "torch", population: str | None = None, variab
         raise ConfigError(f"--engine: choose torch or brian2, got {engine!r}")
     if items < 1:
         raise ConfigError(f"--items: at least 1, got {items}")
+    if not neurons or min(neurons) < 0:
+        raise ConfigError(f"--neurons: indices >= 0, at least one, got {list(neurons)}")
     path = resolve(source, variant)
     b = bundles.read(path)
     multimodal = b.engine == "brian2" and set(b.extra.get("network", {})) != {""}
@@ -103,6 +105,11 @@ def inspect(source, engine: str = "torch", population: str | None = None, variab
     return out
 
 
+def _check_items(items: int, available: int, dataset: str) -> None:
+    if items > available:
+        raise ConfigError(f"--items: {dataset} has {available} test items, got {items}")
+
+
 def _state_spec(population, variables, allowed):
     if population not in allowed:
         raise ConfigError(f"--population: {population!r} is not one of {sorted(allowed)}")
@@ -120,6 +127,7 @@ def _diehl_cook(b, dataset, engine, population, variables, neurons, items):
     frozen = FrozenDiehlCook.from_bundle(b)
     cfg = frozen.cfg
     ds = data.load(dataset)
+    _check_items(items, len(ds.x_test), dataset)
     x = np.asarray(ds.x_test[:items]).reshape(items, -1)
     if x.shape[1] != cfg.n_input or x.dtype != np.uint8:
         raise ConfigError(f"{dataset} test images ({x.shape[1]} pixels) do not fit the network ({cfg.n_input} inputs)")
@@ -139,7 +147,8 @@ def _stdp(b, frozen, stimuli: dict, engine, population, variables, neurons, item
     ens = next(x for x in frozen.ens if population.startswith(x.prefix))
     size = ens.cfg.n_input if population.endswith("input") else ens.cfg.n_exc
     if max(neurons) >= size or min(neurons) < 0:
-        raise ConfigError(f"--neurons: indices must lie in [0, {size})")
+        raise ConfigError(f"--neurons: {population} has {size} neurons, so indices must lie in [0, {size}); "
+                          f"got {list(neurons)}")
     window = items * (cfg.max_repeats + 1) * cfg.t_slot
     specs = {p: MonitorSpec(p, variables if p == population else (), tuple(neurons) if p == population else (0,),
                             dt_ms=cfg.dt, spikes=True, keep_ms=window) for p in allowed}
@@ -239,8 +248,13 @@ def _spiking_net(b, dataset, population, variables, neurons, items):
     net = network_from_bundle(b).eval()
     names = [net.name_of(a) for a in net.activations()]
     variables = _state_spec(population, variables, {n: ("v",) for n in names})
+    size = next((p.size for p in b.populations if p.name == population), None)
+    if size is not None and max(neurons) >= size:
+        raise ConfigError(f"--neurons: {population} has {size} neurons, so indices must lie in [0, {size}); "
+                          f"got {max(neurons)}")
     T, encoder, step_ms = int(run["time_steps"]), run["encoder"], float(run.get("dt", 1e-3)) * 1e3
     ds = data.load(dataset)
+    _check_items(items, len(ds.x_test), dataset)
     x = to_tensor_images(np.asarray(ds.x_test[:items]))
     window = items * T * step_ms
     recs = {n: MonitorSpec(n, variables if n == population else (), tuple(neurons) if n == population else (0,),

@@ -276,3 +276,37 @@ def test_a_run_config_repeats_that_run(demo_run, tmp_path, capsys):
         json.loads((demo_run / "metrics.json").read_text())["accuracy"]
     assert main(["run", "hybrid", "--config", str(demo_run / "config.json"), "--out", str(out)]) == 2
     assert "is the config of a 'demo' run, not 'hybrid'" in one_error_line(capsys)
+
+
+# --------------------------------------------------------------------------------- arguments of every subcommand
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's refusals
+        return e.code
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "{model}", "--time-steps", "0"], "export: argument --time-steps: an integer >= 1, got '0'"),
+    (["export", "{model}", "--dt", "nan"], "export: argument --dt: a positive, finite number of seconds"),
+    (["export", "{model}", "--dt=-1e-3"], "export: argument --dt: a positive, finite number of seconds"),
+    (["inspect", "{run}", "--neurons", "-1"], "inspect: argument --neurons: neuron indices are >= 0"),
+    (["inspect", "{run}", "--neurons", "0,x"], "inspect: argument --neurons: comma-separated neuron indices"),
+    (["inspect", "{run}", "--items", "0"], "inspect: argument --items: an integer >= 1, got '0'"),
+    (["inspect", "{run}", "--neurons", "0,999"], "--neurons: act1 has 16 neurons, so indices must lie in [0, 16)"),
+    (["inspect", "{run}", "--items", "1000000"], "--items: digits has 450 test items, got 1000000"),
+    (["run", "nope"], "unknown experiment 'nope'"),
+    (["frobnicate"], "argument cmd: invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_are_one_line_with_exit_code_2_before_any_work(demo_run, tmp_path, capsys, argv, message):
+    argv = [a.format(model=demo_run / "model.npz", run=demo_run) for a in argv]
+    before = sorted(p for p in demo_run.rglob("*"))
+    assert _exit_code(argv) == 2
+    assert message in one_error_line(capsys)
+    assert sorted(p for p in demo_run.rglob("*")) == before  # no inspect-* folder, no .nir file
+
+
+def test_bad_bundles_given_to_info_exit_2(tmp_path, capsys):
+    (tmp_path / "x.npz").write_bytes(b"no zip")
+    assert main(["info", str(tmp_path / "x.npz")]) == 2
+    assert "x.npz is damaged or not a bioSNN bundle" in one_error_line(capsys)
