@@ -27,7 +27,8 @@ from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
 from bioSNN.data.text import Vocab
 from bioSNN.models.seq2seq import SEQ2SEQ_MODELS, Attention, Seq2SeqModel, seq2seq_from_spec
-from bioSNN.nn.seq2seq import ParallelData, bleu, cased_tokenize, encode_pairs, seq2seq_loss, translate
+from bioSNN.nn.seq2seq import (ParallelData, bleu, cased_tokenize, encode_pairs, seq2seq_loss, translate,
+                               vocab_digest)
 from bioSNN.nn.sequence import SeqCheckpoint, count_parameters, fit_loop, length_batches, prepare_run, text_bundle
 from bioSNN.nn.train import step_schedule
 
@@ -181,7 +182,8 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             "greedy_decode_seconds": t_greedy,
             "examples": [{"source": sources["test"][i], "reference": d["test"].references[i], "greedy": greedy[i],
                           "beam": beam[i]} for i in range(min(cfg.examples, len(greedy)))]}
-        bundles.write(run_dir / f"{name}.npz", text_bundle(model, spec, prov, extra={"vocab": "vocab.json"}))
+        bundles.write(run_dir / f"{name}.npz", text_bundle(model, spec, prov, extra={
+            "vocab": "vocab.json", "vocab_sha256": vocab_digest(src_vocab, tgt_vocab)}))
         write_json(run_dir / "partial.json", res)
         log.info("%s: test BLEU %.2f greedy, %.2f beam %d; %.1f nJ per sentence", name, r_greedy["bleu"],
                  r_beam["bleu"], cfg.beam, res["models"][name]["energy_nj_per_sentence"])

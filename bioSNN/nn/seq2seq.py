@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch, tokenize
 
 __all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
-           "cased_tokenize", "attention_stats", "Translator", "load_translator"]
+           "cased_tokenize", "attention_stats", "Translator", "load_translator", "vocab_digest"]
 
 
 def cased_tokenize(text: str) -> list[str]:
@@ -211,15 +211,82 @@ class Translator:
     max_len: int  # source sentences are cut at this many tokens, as in training
 
     def translate(self, sentences: list[str], beam: int = 0) -> list[str]:
-        data = encode_pairs(list(sentences), [""] * len(sentences), self.src_vocab, self.tgt_vocab, self.max_len)
-        return translate(self.model, data, self.tgt_vocab, beam)
+        """One translation per sentence; an empty (or all-blank) sentence translates to ``""``."""
+        if isinstance(sentences, str) or not all(isinstance(x, str) for x in sentences):
+            raise TypeError("translate takes a list of sentences (strings)")
+        if not isinstance(beam, int) or beam < 0:
+            raise ValueError(f"beam: 0 (greedy) or a beam width >= 1, got {beam!r}")
+        out = [""] * len(sentences)
+        keep = [i for i, x in enumerate(sentences) if cased_tokenize(x)]
+        if keep:
+            data = encode_pairs([sentences[i] for i in keep], [""] * len(keep), self.src_vocab, self.tgt_vocab,
+                                self.max_len)
+            for i, t in zip(keep, translate(self.model, data, self.tgt_vocab, beam)):
+                out[i] = t
+        return out
+
+
+def vocab_digest(src_vocab: Vocab, tgt_vocab: Vocab) -> str:
+    """SHA-256 of the two vocabularies' token lists, in order: a bundle keeps it, so a loader notices a vocabulary
+    file that is not the one the model was trained with (two words swapped give the same size, other output)."""
+    import hashlib
+    import json
+
+    text = json.dumps({"source": list(src_vocab.tokens), "target": list(tgt_vocab.tokens)}, ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_MAX_VOCAB_BYTES = 64 << 20
+
+
+def _vocab_file(path: Path, name) -> Path:
+    """The vocabulary file a bundle names: a plain file name, in the bundle's own folder (never a path that
+    leads out of it)."""
+    from bioSNN.bundles import BundleError
+
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
+            or name.startswith("."):
+        raise BundleError(f"{path}: extra['vocab'] must name a file beside the bundle, got {name!r}")
+    folder = path.parent.resolve()
+    f = (folder / name).resolve()
+    if f.parent != folder:  # a symbolic link out of the folder
+        raise BundleError(f"{path}: its vocabulary {name!r} leads out of {folder}")
+    return f
+
+
+def _read_vocabs(vocab_file: Path) -> tuple[Vocab, Vocab]:
+    import json
+
+    from bioSNN.bundles import BundleError
+
+    if vocab_file.stat().st_size > _MAX_VOCAB_BYTES:
+        raise BundleError(f"{vocab_file}: {vocab_file.stat().st_size} bytes; a vocabulary file is at most "
+                          f"{_MAX_VOCAB_BYTES}")
+    try:
+        v = json.loads(vocab_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{vocab_file}: not a JSON vocabulary file ({type(e).__name__}: {e})") from None
+    if not isinstance(v, dict) or not {"source", "target"} <= set(v):
+        raise BundleError(f"{vocab_file}: a translation vocabulary is a JSON object with 'source' and 'target' "
+                          "token lists")
+    out = []
+    for side in ("source", "target"):
+        try:
+            out.append(Vocab.from_json(v[side]))
+        except ValueError as e:
+            raise BundleError(f"{vocab_file}: {side} vocabulary: {e}") from None
+    return out[0], out[1]
 
 
 def load_translator(path) -> Translator:
     """The translator of a ``lite_translate`` bundle (``RUN/conv_lif.npz`` …) with the vocabularies of its run
-    (``vocab.json`` beside it), in eval mode. Read without pickle (:mod:`bioSNN.bundles`)."""
-    import json
+    (``vocab.json`` beside it), in eval mode. Read without pickle (:mod:`bioSNN.bundles`).
 
+    The vocabulary file must sit in the bundle's folder, hold a ``source`` and a ``target`` list of unique tokens
+    that start with the special tokens, be as large as the model's embeddings and — for bundles that record it —
+    match the digest of the vocabularies the model was trained with; anything else is a
+    :class:`~bioSNN.bundles.BundleError` naming the file."""
     from bioSNN import bundles
     from bioSNN.models.seq2seq import seq2seq_from_spec
     from bioSNN.nn.sequence import load_module_state
@@ -228,15 +295,18 @@ def load_translator(path) -> Translator:
     b = bundles.read(path)
     s = b.extra.get("model")
     if not isinstance(s, dict) or "tgt_vocab" not in s:
-        raise ValueError(f"{path}: not a translation bundle (no encoder-decoder in extra['model'])")
-    vocab_file = path.parent / b.extra.get("vocab", "vocab.json")
+        raise bundles.BundleError(f"{path}: not a translation bundle (no encoder-decoder in extra['model'])")
+    vocab_file = _vocab_file(path, b.extra.get("vocab", "vocab.json"))
     if not vocab_file.is_file():
         raise FileNotFoundError(f"{vocab_file}: the vocabularies of {path.name} are missing (kept beside it)")
-    v = json.loads(vocab_file.read_text())
-    src_vocab, tgt_vocab = Vocab.from_json(v["source"]), Vocab.from_json(v["target"])
+    src_vocab, tgt_vocab = _read_vocabs(vocab_file)
     if (len(src_vocab), len(tgt_vocab)) != (s["src_vocab"], s["tgt_vocab"]):
-        raise ValueError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the model has "
-                         f"{s['src_vocab']} / {s['tgt_vocab']}")
+        raise bundles.BundleError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the "
+                                  f"model has {s['src_vocab']} / {s['tgt_vocab']}")
+    digest = b.extra.get("vocab_sha256")
+    if digest is not None and digest != vocab_digest(src_vocab, tgt_vocab):
+        raise bundles.BundleError(f"{vocab_file}: not the vocabularies {path.name} was trained with (same sizes, "
+                                  "other words or order: its SHA-256 differs from the bundle's vocab_sha256)")
     m = seq2seq_from_spec(s)
     load_module_state(m, b)
     # the source cut of the run: positions were made for 2 * max_len + 12 tokens

@@ -164,3 +164,74 @@ def test_attention_stats_tell_uniform_from_sharp_attention():
         m.log_scale.fill_(8.0)  # scores x 3000: one source word takes (almost) all
     r = attention_stats(m, data)
     assert r["entropy_over_uniform"] < 0.05 and r["mean_max_weight"] > 0.95
+
+
+# ------------------------------------------------------------------------------------ loading a stored translator
+def _stored_translator(folder, vocab_name="vocab.json", vocab=None):
+    import json
+
+    from bioSNN import bundles
+    from bioSNN.data.text import SPECIALS, Vocab
+    from bioSNN.models.seq2seq import seq2seq_from_spec
+    from bioSNN.nn.seq2seq import vocab_digest
+    from bioSNN.nn.sequence import text_bundle
+
+    src = Vocab(SPECIALS + ("ein", "hund", "rennt", "."))
+    tgt = Vocab(SPECIALS + ("a", "dog", "runs", "."))
+    spec = {"name": "gru", "dim": 8, "layers": 1, "kernel": 3, "time_steps": 2, "leak": 0.9, "dropout": 0.0,
+            "max_len": 32, "surrogate": "linear", "src_vocab": len(src), "tgt_vocab": len(tgt),
+            "attention": "convs2s", "source_max_len": 10}
+    torch.manual_seed(0)
+    model = seq2seq_from_spec(spec)
+    folder.mkdir(parents=True, exist_ok=True)
+    bundles.write(folder / "gru.npz", text_bundle(model, spec, {}, extra={
+        "vocab": vocab_name, "vocab_sha256": vocab_digest(src, tgt)}))
+    (folder / "vocab.json").write_text(json.dumps(vocab if vocab is not None else
+                                                  {"source": list(src.tokens), "target": list(tgt.tokens)}))
+    return folder / "gru.npz"
+
+
+def test_a_stored_translator_loads_and_translates_empty_input_to_empty_output(tmp_path):
+    from bioSNN.nn.seq2seq import load_translator
+
+    tr = load_translator(_stored_translator(tmp_path))
+    out = tr.translate(["Ein Hund rennt .", "", "   "])
+    assert out[1:] == ["", ""] and isinstance(out[0], str)
+    assert tr.translate([]) == []
+    with pytest.raises(TypeError, match="list of sentences"):
+        tr.translate("Ein Hund")
+
+
+@pytest.mark.parametrize("vocab_name, vocab, message", [
+    ("../../../../etc/hostname", None, "extra\\['vocab'\\] must name a file beside the bundle"),
+    ("vocab.json", ["a", "b"], "a JSON object with 'source' and 'target'"),
+    ("vocab.json", {"source": []}, "a JSON object with 'source' and 'target'"),
+    ("vocab.json", {"source": ["<pad>", "<unk>", "<bos>", "<eos>", "x", "x", "y", "z"],
+                    "target": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "dog", "runs", "."]},
+     "source vocabulary: a vocabulary holds each token once"),
+    ("vocab.json", {"source": ["<pad>", "<unk>", "<bos>", "<eos>", "ein", "hund", "rennt", "."],
+                    "target": ["<pad>", "<unk>", "<bos>", "<eos>", "dog", "a", "runs", "."]},  # two words swapped
+     "not the vocabularies gru.npz was trained with"),
+    ("vocab.json", {"source": ["<pad>", "<unk>", "<bos>", "<eos>", "ein"],
+                    "target": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "dog", "runs", "."]}, "the model has 8 / 8"),
+])
+def test_a_translator_bundle_with_a_bad_vocabulary_is_refused_naming_the_file(tmp_path, vocab_name, vocab, message):
+    from bioSNN.bundles import BundleError
+    from bioSNN.nn.seq2seq import load_translator
+
+    path = _stored_translator(tmp_path / "run", vocab_name, vocab)
+    with pytest.raises(BundleError, match=message) as e:
+        load_translator(path)
+    assert "run" in str(e.value)
+
+
+def test_a_vocabulary_linked_out_of_the_bundles_folder_is_refused(tmp_path):
+    from bioSNN.bundles import BundleError
+    from bioSNN.nn.seq2seq import load_translator
+
+    path = _stored_translator(tmp_path / "run")
+    outside = tmp_path / "elsewhere.json"
+    (tmp_path / "run" / "vocab.json").rename(outside)
+    (tmp_path / "run" / "vocab.json").symlink_to(outside)
+    with pytest.raises(BundleError, match="leads out of"):
+        load_translator(path)
