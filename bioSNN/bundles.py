@@ -66,6 +66,8 @@ class Population:
             raise BundleError(f"population name must be a non-empty string, got {self.name!r}")
         if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 1:
             raise BundleError(f"population {self.name!r}: size must be a positive integer, got {self.size!r}")
+        if not isinstance(self.model, str):
+            raise BundleError(f"population {self.name!r}: model must be a string, got {self.model!r}")
         object.__setattr__(self, "params", _check_params(f"population {self.name!r}", self.params))
 
 
@@ -88,6 +90,10 @@ class Projection:
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        for key in ("name", "source", "target", "weights", "connectivity"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise BundleError(f"projection {self.name!r}: {key} must be a non-empty string, got "
+                                  f"{getattr(self, key)!r}")
         object.__setattr__(self, "params", _check_params(f"projection {self.name!r}", self.params))
 
 

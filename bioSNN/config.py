@@ -138,18 +138,19 @@ def read_config_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    text = path.read_text(encoding="utf-8")
+    if path.suffix not in (".toml", ".json"):
+        raise ConfigError(f"config file {path} must end in .toml or .json")
+    if path.stat().st_size > 16 << 20:
+        raise ConfigError(f"config file {path} is {path.stat().st_size} bytes; a config is at most 16 MiB")
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix == ".json":
-            data = json.loads(text)
-            if not isinstance(data, dict):
-                raise ConfigError("the top level must be an object")
-            return data
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError) as e:
-        raise ConfigError(f"config file {path} is not valid {path.suffix[1:].upper()}: {e}") from None
-    raise ConfigError(f"config file {path} must end in .toml or .json")
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:
+        what = "UTF-8 text" if isinstance(e, UnicodeDecodeError) else f"valid {path.suffix[1:].upper()}"
+        raise ConfigError(f"config file {path} is not {what}: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be an object, got {type(data).__name__}")
+    return data
 
 
 def to_dict(cfg) -> dict:

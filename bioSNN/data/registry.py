@@ -108,24 +108,27 @@ def _events(name: str, raw: dict) -> EventData:
     )
 
 
-def _by_split(rows: list) -> dict[str, list]:
-    """Records grouped by their ``split`` field, splits in file order."""
+def _by_split(rows: list, required: tuple[str, ...]) -> dict[str, list]:
+    """Records grouped by their ``split`` field, splits in file order; each of ``required`` must hold records."""
     groups: dict[str, list] = {}
     for r in rows:
         groups.setdefault(r["split"], []).append(r)
+    missing = [s for s in required if s not in groups]
+    if missing:
+        raise ValueError(f"no records of the split(s) {missing} (found {sorted(map(str, groups))})")
     return groups
 
 
 def _sst2(name: str, rows: list) -> TextData:
     splits = {split: TextSplit([r["text"] for r in sel], np.array([r["label"] for r in sel], np.int64))
-              for split, sel in _by_split(rows).items()}
+              for split, sel in _by_split(rows, ("train", "dev", "test")).items()}
     return TextData(name, splits, ("negative", "positive"))
 
 
 def _multi30k(name: str, rows: list) -> TranslationData:
     splits = {split: ParallelSplit(np.array([r["id"] for r in sel], np.int64), [r["en"] for r in sel],
                                    [r["de"] for r in sel])
-              for split, sel in _by_split(rows).items()}
+              for split, sel in _by_split(rows, ("train", "val", "test_2016_flickr")).items()}
     return TranslationData(name, "en", "de", splits)
 
 
