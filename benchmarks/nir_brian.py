@@ -3,7 +3,7 @@
 The network is the DIET digits network of ``biosnn run diet --preset quick`` (VGG5 at width 0.25 on the 8×8
 digits, T = 5, direct input, trained leaks and thresholds), the hybrid one (``--experiment hybrid``: IF neurons,
 Poisson input, T = 5), or the bundle given with ``--bundle``. It is
-written to NIR (:func:`bioSNN.interop.nir.export_bundle`) and built in Brian2 from the file
+written to NIR (:func:`bioSNN.models.from_bundle.export_bundle`) and built in Brian2 from the file
 (:class:`bioSNN.interop.nir_brian.NIRBrianNetwork`). Cases, on the 450 test images:
 
 - ``torch``: the PyTorch engine as it runs (float32, one batch of all images, ``--threads`` threads);
@@ -58,7 +58,7 @@ def main(argv=None):
 
     from bioSNN import bundles, data
     from bioSNN.brian.backend import Backend, backend
-    from bioSNN.interop.nir import export_bundle, network_from_bundle
+    from bioSNN.models.from_bundle import export_bundle, network_from_bundle
     from bioSNN.interop.nir_brian import NIRBrianNetwork
     from bioSNN.nn.train import to_tensor_images
 

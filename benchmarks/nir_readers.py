@@ -44,7 +44,8 @@ def main(argv=None):
     from snntorch.import_nir import import_from_nir
 
     from bioSNN import bundles, data
-    from bioSNN.interop.nir import network_from_bundle, to_nir
+    from bioSNN.interop.nir import to_nir
+    from bioSNN.models.from_bundle import network_from_bundle
     from bioSNN.nn.train import to_tensor_images
 
     sys.path.insert(0, str(Path(__file__).parent))

@@ -25,8 +25,9 @@ import sys
 from pathlib import Path
 
 from .config import SCHEMA_VERSION, ConfigError, apply_overrides, parse_set_args, read_config_file, to_dict, validate
+from . import runs
 from .runs import (LOCK_FILE, RUN_LOG, RunClock, RunLock, RunLockedError, WorkerDiedError, new_run_dir,
-                   remove_stale_temporaries, stop_on_sigterm, write_json)
+                   is_run_config, remove_stale_temporaries, stop_on_sigterm, write_json)
 
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
@@ -59,7 +60,7 @@ def build_config(module, preset: str | None, config_file: str | None, sets: list
         cfg = apply_overrides(cfg, module.PRESETS[preset])
     if config_file:
         overrides = read_config_file(config_file)
-        if _is_run_config(overrides):
+        if is_run_config(overrides):
             if name and overrides["experiment"] != name:
                 raise ConfigError(f"{config_file} is the config of a {overrides['experiment']!r} run, not {name!r}")
             cfg, overrides = module.Config(), overrides["config"]
@@ -67,29 +68,10 @@ def build_config(module, preset: str | None, config_file: str | None, sets: list
     return apply_overrides(cfg, parse_set_args(sets))
 
 
-def _is_run_config(d: dict) -> bool:
-    return isinstance(d.get("config"), dict) and isinstance(d.get("experiment"), str)
-
-
 def read_run_config(run_dir: Path, name: str | None) -> dict:
-    """The ``config.json`` of run folder ``run_dir``, checked to be a run of experiment ``name`` (None: any)."""
-    path = run_dir / "config.json"
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir}: no such run folder")
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no config.json there (not a run folder)")
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(saved, dict) or not _is_run_config(saved):
-        raise ConfigError(f"{path} is not a run config (needs 'experiment' and 'config')")
-    if saved["experiment"] not in EXPERIMENTS:
-        raise ConfigError(f"{path}: unknown experiment {saved['experiment']!r}")
-    if name is not None and saved["experiment"] != name:
-        raise ConfigError(f"{run_dir} is a {saved['experiment']!r} run; resume it with `biosnn run "
-                          f"{saved['experiment']} --resume {run_dir}`")
-    return saved
+    """The ``config.json`` of run folder ``run_dir``, checked to be a run of experiment ``name`` (None: any of
+    :data:`EXPERIMENTS`)."""
+    return runs.read_run_config(run_dir, name, tuple(EXPERIMENTS))
 
 
 def _flat(d: dict, prefix: str = "") -> dict:
@@ -203,7 +185,7 @@ def cmd_run(args) -> int:
         preset = args.preset or "quick"
         if args.config and not args.preset:  # a run's config.json: the new run records that run's preset
             given = read_config_file(args.config)
-            if _is_run_config(given) and given.get("preset"):
+            if is_run_config(given) and given.get("preset"):
                 preset = given["preset"]
         run_dir = _shared_run_dir(args.out, args.name)
         saved = {"schema": SCHEMA_VERSION, "experiment": args.name, "preset": preset, "command": command,
@@ -309,29 +291,13 @@ def cmd_info(args) -> int:
     return 0
 
 
-def _run_bundle(run: Path) -> Path:
-    """The bundle of a run folder's main network (``metrics.json``'s ``main``, e.g. "DIET T=5" → diet_T5.npz)."""
-    metrics = run / "metrics.json"
-    if not metrics.is_file():
-        raise ConfigError(f"{run}: no metrics.json; export a finished run folder or a bundle")
-    main = str(json.loads(metrics.read_text()).get("main", ""))
-    kind, _, t = main.partition(" T=")
-    candidates = [run / f"{kind.lower()}_T{t}.npz"] if t else []
-    candidates.append(run / f"{main.replace(' ', '_').replace('=', '')}.npz")  # "lite", "snn bins=10"
-    candidates.append(run / "model.npz")  # the demo's
-    for c in candidates:
-        if c.is_file():
-            return c
-    have = sorted(p.name for p in run.glob("*.npz"))
-    raise ConfigError(f"{run}: no bundle of its main network {main!r} (bundles there: {have}); give one of them")
-
-
 def cmd_export(args) -> int:
-    from .interop.nir import bundle_from_nir, export_bundle
+    from .interop.nir import bundle_from_nir
+    from .models.from_bundle import export_bundle
 
     src = Path(args.bundle)
     if src.is_dir():
-        src = _run_bundle(src)
+        src = runs.main_bundle(src)
     is_nir = src.suffix == ".nir"
     if args.to == "nir" and is_nir:
         raise ConfigError(f"{src} is a NIR file already; --to bundle makes a bundle of it")

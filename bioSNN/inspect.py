@@ -51,9 +51,9 @@ def resolve(source: str | Path, variant: str | None = None) -> Path:
         return src / "variants" / name / "network.npz"
     if variant:
         raise ConfigError(f"{src}: --variant applies to compression run folders")
-    from .cli import _run_bundle
+    from .runs import main_bundle
 
-    return _run_bundle(src)
+    return main_bundle(src)
 
 
 def inspect(source, engine: str = "torch", population: str | None = None, variables: tuple[str, ...] | None = None,
@@ -205,9 +205,9 @@ def _short(cfg, items: int):
 def _multimodal_config(path: Path):
     """The multimodal run config of the run folder holding bundle ``path`` (``RUN/variants/<v>/network.npz``): its
     audio coding (mel bands, frames, dB range, ON/OFF statistics of the training set) decides the test inputs."""
-    from .cli import read_run_config
     from .config import apply_overrides
-    from .experiments import multimodal
+    from .experiments import multimodal  # the run's own config class and stimulus preparation
+    from .runs import read_run_config
 
     run_dir = path.resolve().parent.parent.parent
     try:
@@ -238,7 +238,7 @@ def _spiking_net(b, dataset, population, variables, neurons, items):
     import torch
 
     from . import data
-    from .interop.nir import network_from_bundle
+    from .models.from_bundle import network_from_bundle
     from .monitors import MonitorSpec
     from .nn.train import to_tensor_images
 

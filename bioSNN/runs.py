@@ -16,7 +16,7 @@ from pathlib import Path
 from .atomic import write_json
 from .config import SCHEMA_VERSION
 
-__all__ = ["new_run_dir", "read_finished", "check_same_config", "write_merged", "write_json", "RunLock", "RunLockedError",
+__all__ = ["new_run_dir", "read_finished", "is_run_config", "read_run_config", "main_bundle", "check_same_config", "write_merged", "write_json", "RunLock", "RunLockedError",
            "RunClock", "Interrupted", "stop_on_sigterm", "die_with_parent", "map_in_workers", "WorkerDiedError",
            "remove_stale_temporaries"]
 
@@ -47,6 +47,72 @@ def read_finished(run_dir: str | Path, experiment: str) -> tuple[dict, dict]:
     if saved.get("experiment") != experiment:
         raise ValueError(f"{run_dir}: a {saved.get('experiment')!r} run, not a {experiment} run")
     return saved["config"], json.loads((run_dir / "metrics.json").read_text())
+
+
+def is_run_config(d) -> bool:
+    """Whether ``d`` (a parsed ``config.json``) is a run folder's config: an experiment name and its config."""
+    return isinstance(d, dict) and isinstance(d.get("config"), dict) and isinstance(d.get("experiment"), str)
+
+
+def read_run_config(run_dir: str | Path, name: str | None, known: tuple[str, ...] = ()) -> dict:
+    """The ``config.json`` of run folder ``run_dir``, checked to be a run of experiment ``name`` (None: any of
+    ``known``, or any at all when ``known`` is empty); every defect a :class:`~bioSNN.config.ConfigError`."""
+    from .config import ConfigError
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder")
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.json there (not a run folder)")
+    if path.stat().st_size > 16 << 20:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes; a run config is at most 16 MiB")
+    try:
+        saved = json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ConfigError(f"{path} is not valid JSON ({' '.join(str(e).split())})") from None
+    if not is_run_config(saved):
+        raise ConfigError(f"{path} is not a run config (needs 'experiment' and 'config')")
+    if known and saved["experiment"] not in known:
+        raise ConfigError(f"{path}: unknown experiment {saved['experiment']!r}")
+    if name is not None and saved["experiment"] != name:
+        raise ConfigError(f"{run_dir} is a {saved['experiment']!r} run; resume it with `biosnn run "
+                          f"{saved['experiment']} --resume {run_dir}`")
+    return saved
+
+
+def main_bundle(run: str | Path) -> Path:
+    """The bundle of a finished run folder's main network: ``metrics.json``'s ``main_bundle``, a file name inside
+    the folder. Runs made before that key existed are read from their ``main`` label ("DIET T=5" → diet_T5.npz)
+    or the demo's ``model.npz``."""
+    from .config import ConfigError
+
+    run = Path(run)
+    metrics = run / "metrics.json"
+    if not metrics.is_file():
+        raise ConfigError(f"{run}: no metrics.json; give a finished run folder or a bundle")
+    try:
+        m = json.loads(metrics.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ConfigError(f"{metrics} is not valid JSON ({' '.join(str(e).split())})") from None
+    if not isinstance(m, dict):
+        raise ConfigError(f"{metrics}: not a JSON object")
+    name = m.get("main_bundle")
+    if name is not None:
+        if not isinstance(name, str) or Path(name).name != name or name.startswith("."):
+            raise ConfigError(f"{metrics}: main_bundle must name a file in the run folder, got {name!r}")
+        candidates = [run / name]
+    else:  # older runs: the file name follows the display label
+        main = str(m.get("main", ""))
+        kind, _, t = main.partition(" T=")
+        candidates = [run / f"{kind.lower()}_T{t}.npz"] if t else []
+        candidates += [run / f"{main.replace(' ', '_').replace('=', '')}.npz", run / "model.npz"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    have = sorted(p.name for p in run.glob("*.npz"))
+    raise ConfigError(f"{run}: no bundle of its main network {m.get('main')!r} (bundles there: {have}); give one "
+                      "of them")
 
 
 def check_same_config(base: dict, cfg: dict, allowed, run: str | Path, first: str | Path) -> None:

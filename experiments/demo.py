@@ -93,7 +93,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     bundles.write(run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov,
                                                    run=run_settings(cfg.time_steps, "poisson")))
     _figure(run_dir / "demo.png", net, x_te, y_te, cfg, history, conf, ds.class_names)
-    return {"accuracy": result.accuracy, "dataset": cfg.dataset, "n_train": len(x_tr), "n_test": len(x_te),
+    return {"accuracy": result.accuracy, "main_bundle": "model.npz", "dataset": cfg.dataset, "n_train": len(x_tr), "n_test": len(x_te),
             **result.summary(), "device_accuracy": device_acc, "history": history,
             "train_seconds": time.perf_counter() - t_start}
 

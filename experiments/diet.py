@@ -28,6 +28,7 @@ from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
 from bioSNN.nn import qat
 from bioSNN.nn.convert import balance_thresholds
+from bioSNN.models import ModelName, build_spiking
 from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import step_schedule
@@ -37,6 +38,7 @@ SUMMARY = "DIET-SNN: direct input, leak and threshold trained with the weights, 
 
 @dataclass(frozen=True)
 class Config(PipelineConfig):
+    model: ModelName = "vgg5"  # vgg5, vgg9, vgg11, vgg16, resnet20
     hybrid_epochs: int = 2
     diet_steps: tuple[int, ...] = (2, 3, 5, 10)
     diet_epochs: int = 5
@@ -96,7 +98,7 @@ def _neurons(net) -> dict:
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     validate(cfg)  # fail before the ANN trains, not after (the CLI has checked already; Python callers may not)
-    p = Pipeline(cfg, run_dir, progress)
+    p = Pipeline(cfg, run_dir, build_spiking, progress)
     res: dict = {"ann": {}, "diet": {}, "converted": {}, "hybrid": {}, "qat": {}}
     ann = p.build()
     res["ann"] = p.ann(ann)

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 from bioSNN import viz
 from bioSNN.config import validate
+from bioSNN.models import ModelName, build_spiking
 from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.network import Encoder
 from bioSNN.nn.surrogate import SurrogateName
@@ -32,6 +33,7 @@ SUMMARY = "ANN -> SNN conversion (threshold balancing) + hybrid STDB fine-tuning
 
 @dataclass(frozen=True)
 class Config(PipelineConfig):
+    model: ModelName = "vgg5"  # vgg5, vgg9, vgg11, vgg16, resnet20
     convert_steps: tuple[int, ...] = (25, 50, 100)
     balance_percentile: float = 100.0  # 100 = the maximum input
     convert_scale: float = 0.8  # threshold = scale x statistic, for the converted networks
@@ -65,7 +67,7 @@ PRESETS = {
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     validate(cfg)  # fail before the ANN trains (the CLI has checked already; callers from Python may not have)
-    p = Pipeline(cfg, run_dir, progress)
+    p = Pipeline(cfg, run_dir, build_spiking, progress)
     results = {"ann": {}, "converted": {}, "hybrid": {}}
     net = p.build()
     results["ann"] = p.ann(net)

@@ -218,7 +218,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                         for name in cfg.gradient_models}
     res["claims"] = _claims(res["models"])
     main = "lite" if "lite" in res["models"] else cfg.models[0]
-    metrics = {"accuracy": res["models"][main]["test_accuracy"], "main": main, "task": cfg.task,
+    metrics = {"accuracy": res["models"][main]["test_accuracy"], "main": main, "main_bundle": f"{main}.npz", "task": cfg.task,
                "vocab_size": len(vocab), "n_train": len(splits["train"]), "n_dev": len(splits["dev"]),
                "n_test": len(splits["test"]), **res, "train_seconds": time.perf_counter() - t_start}
     _figure(run_dir / "lite.png", res)

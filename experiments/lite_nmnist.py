@@ -146,7 +146,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             write_json(run_dir / "partial.json", res)
     main = str(10 if 10 in cfg.bins else cfg.bins[0])
     _figure(run_dir / "nmnist.png", res)
-    return {"accuracy": res["snn"][main]["accuracy"], "main": f"snn bins={main}", "n_train": len(tr),
+    return {"accuracy": res["snn"][main]["accuracy"], "main": f"snn bins={main}", "main_bundle": f"snn_bins{main}.npz", "n_train": len(tr),
             "n_test": len(te), **res}
 
 

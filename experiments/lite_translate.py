@@ -191,7 +191,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     main = "conv_lif" if "conv_lif" in res["models"] else cfg.models[0]
     _figure(run_dir / "translate.png", res)
     # metrics' "accuracy" (a fraction, as every experiment reports): the main model's test BLEU / 100
-    return {"accuracy": res["models"][main]["test_bleu_beam"] / 100, "main": main, "test_split": TEST_SPLIT,
+    return {"accuracy": res["models"][main]["test_bleu_beam"] / 100, "main": main, "main_bundle": f"{main}.npz", "test_split": TEST_SPLIT,
             "direction": f"{cfg.source}->{'en' if cfg.source == 'de' else 'de'}", "n_train": len(d["train"]),
             "n_val": len(d["val"]), "n_test": len(d["test"]), "vocab": {"source": len(src_vocab),
                                                                        "target": len(tgt_vocab)},

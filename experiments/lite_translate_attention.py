@@ -14,7 +14,8 @@ import torch
 
 from bioSNN.atomic import write_json
 from bioSNN.config import apply_overrides
-from bioSNN.nn.seq2seq import attention_stats, load_translator
+from bioSNN.models.seq2seq import load_translator
+from bioSNN.nn.seq2seq import attention_stats
 from bioSNN.runs import read_finished
 
 from . import lite_translate as exp

@@ -58,7 +58,7 @@ def merge(sources: list[str | Path], out: Path, ignore: tuple[str, ...] = ()) ->
     res = {"models": models, "claims": exp._claims(models)}
     exp._figure(out / "translate.png", res)
     main = "conv_lif" if "conv_lif" in models else order[0]
-    metrics = {"accuracy": models[main]["test_bleu_beam"] / 100, "main": main,
+    metrics = {"accuracy": models[main]["test_bleu_beam"] / 100, "main": main, "main_bundle": f"{main}.npz",
                **{k: head.get(k) for k in _RUN_KEYS}, **res, "merged_from": origin,
                "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls}
     write_merged(out, "lite_translate", metrics, {**base, "models": order})

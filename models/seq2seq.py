@@ -32,16 +32,20 @@ forcing); ``count_ops(src_len, tgt_len)`` gives MACs and accumulates per sentenc
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bioSNN import bundles
 from bioSNN.nn.neurons import LIF, lif_sequence
+from bioSNN.nn.seq2seq import Translator, read_vocabularies, vocab_digest, vocabulary_file
+from bioSNN.nn.sequence import load_module_state
 
 __all__ = ["ConvSeq2Seq", "GRUSeq2Seq", "SEQ2SEQ_MODELS", "Seq2SeqModel", "ATTENTION", "Attention", "build_seq2seq",
-           "seq2seq_from_spec"]
+           "seq2seq_from_spec", "load_translator"]
 
 Seq2SeqModel = Literal["conv_lif", "conv_relu", "gru"]
 SEQ2SEQ_MODELS: tuple[str, ...] = get_args(Seq2SeqModel)
@@ -319,3 +323,33 @@ def seq2seq_from_spec(spec: dict) -> nn.Module:
     return build_seq2seq(spec["name"], spec["src_vocab"], spec["tgt_vocab"], spec["dim"], spec["layers"],
                          spec["kernel"], spec["time_steps"], spec["leak"], spec["dropout"], spec["max_len"],
                          spec["surrogate"], spec.get("attention", "dot"))
+
+
+def load_translator(path) -> Translator:
+    """The translator of a ``lite_translate`` bundle (``RUN/conv_lif.npz`` …) with the vocabularies of its run
+    (``vocab.json`` beside it), in eval mode. Read without pickle (:mod:`bioSNN.bundles`).
+
+    The vocabulary file must sit in the bundle's folder, hold a ``source`` and a ``target`` list of unique tokens
+    that start with the special tokens, be as large as the model's embeddings and — for bundles that record it —
+    match the digest of the vocabularies the model was trained with; anything else is a
+    :class:`~bioSNN.bundles.BundleError` naming the file."""
+    path = Path(path)
+    b = bundles.read(path)
+    s = b.extra.get("model")
+    if not isinstance(s, dict) or "tgt_vocab" not in s:
+        raise bundles.BundleError(f"{path}: not a translation bundle (no encoder-decoder in extra['model'])")
+    vocab_file = vocabulary_file(path, b.extra.get("vocab", "vocab.json"))
+    if not vocab_file.is_file():
+        raise FileNotFoundError(f"{vocab_file}: the vocabularies of {path.name} are missing (kept beside it)")
+    src_vocab, tgt_vocab = read_vocabularies(vocab_file)
+    if (len(src_vocab), len(tgt_vocab)) != (s["src_vocab"], s["tgt_vocab"]):
+        raise bundles.BundleError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the "
+                                  f"model has {s['src_vocab']} / {s['tgt_vocab']}")
+    digest = b.extra.get("vocab_sha256")
+    if digest is not None and digest != vocab_digest(src_vocab, tgt_vocab):
+        raise bundles.BundleError(f"{vocab_file}: not the vocabularies {path.name} was trained with (same sizes, "
+                                  "other words or order: its SHA-256 differs from the bundle's vocab_sha256)")
+    m = seq2seq_from_spec(s)
+    load_module_state(m, b)
+    # the source cut of the run: positions were made for 2 * max_len + 12 tokens
+    return Translator(m.eval(), src_vocab, tgt_vocab, int(s.get("source_max_len", (s["max_len"] - 12) // 2)))

@@ -197,11 +197,11 @@ def test_a_run_folder_with_any_config_json_is_refused_in_one_line_or_resumable(t
 @given(vocab=JSON | st.fixed_dictionaries({"source": st.lists(st.text(max_size=3), max_size=8) | JSON,
                                           "target": st.lists(st.text(max_size=3), max_size=8) | JSON}))
 def test_any_vocabulary_file_is_a_bundle_error_or_two_vocabularies(tmp_path, vocab):
-    from bioSNN.nn.seq2seq import _read_vocabs
+    from bioSNN.nn.seq2seq import read_vocabularies
 
     p = _write(tmp_path, "vocab.json", json.dumps(vocab).encode())
     try:
-        src, tgt = _read_vocabs(p)
+        src, tgt = read_vocabularies(p)
     except bundles.BundleError as e:
         _one_line(e)
     else:
@@ -211,10 +211,10 @@ def test_any_vocabulary_file_is_a_bundle_error_or_two_vocabularies(tmp_path, voc
 @FAST
 @given(payload=st.binary(max_size=256))
 def test_arbitrary_bytes_as_a_vocabulary_file_are_a_bundle_error(tmp_path, payload):
-    from bioSNN.nn.seq2seq import _read_vocabs
+    from bioSNN.nn.seq2seq import read_vocabularies
 
     with pytest.raises(bundles.BundleError) as e:
-        _read_vocabs(_write(tmp_path, "vocab.json", payload))
+        read_vocabularies(_write(tmp_path, "vocab.json", payload))
     _one_line(e.value)
 
 

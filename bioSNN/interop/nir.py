@@ -48,7 +48,8 @@ from ..nn.neurons import LIF
 from .nir_graph import RESET, THRESHOLD_RULE, NIRError, validate
 from .nir_graph import read as read_nir
 
-__all__ = ["to_nir", "from_nir", "network_from_bundle", "export_bundle", "bundle_from_nir", "NIRError", "NIR_ARRAY"]
+__all__ = ["to_nir", "from_nir", "bundle_from_nir", "NIRError", "NIR_ARRAY", "TEXT_REFUSALS", "TEXT_NOT_EXPRESSED",
+           "SEQ2SEQ_REFUSAL", "SEQ2SEQ_NOT_EXPRESSED", "brian_refusal"]
 
 NIR_ARRAY = "nir_graph"  # a bundle made from a NIR file keeps the file's bytes: its architecture
 
@@ -332,52 +333,8 @@ def _module(name: str, node, dt: float) -> nn.Module | None:
     raise NIRError(f"{name}: NIR node {type(node).__name__} has no bioSNN counterpart")
 
 
-def network_from_bundle(bundle) -> SpikingNet:
-    """The :class:`SpikingNet` a PyTorch-engine bundle holds, rebuilt from its ``extra["model"]`` (the model
-    zoo's factory arguments) and its stored state."""
-    from bioSNN.models import build_spiking
-
-    if NIR_ARRAY in bundle.arrays:  # made by bundle_from_nir: the architecture is the embedded NIR file
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as d:
-            f = Path(d) / "graph.nir"
-            f.write_bytes(bundle.arrays[NIR_ARRAY].tobytes())
-            try:
-                graph = read_nir(f)
-            except NIRError as e:
-                raise NIRError(f"bundle {bundle.name!r}: its embedded NIR graph: {str(e).split(': ', 1)[-1]}") \
-                    from None
-            net, _ = from_nir(graph, dt=bundle.extra.get("run", {}).get("dt"))
-        load_state(net, bundle)
-        return net
-    spec = bundle.extra.get("model")
-    if isinstance(spec, dict) and "tgt_vocab" in spec:  # a translator of bioSNN.models.seq2seq
-        raise NIRError(f"bundle {bundle.name!r} ({spec.get('name')}) is an encoder-decoder translator. "
-                       + _SEQ2SEQ_REFUSAL.get(spec.get("name"), "") + SEQ2SEQ_NOT_EXPRESSED)
-    if isinstance(spec, dict) and spec.get("name") in _TEXT_REFUSALS:
-        return _text_network(bundle, spec)
-    if bundle.engine == "brian2":
-        raise NIRError(f"bundle {bundle.name!r} is a Brian2 STDP network. " + brian_refusal())
-    if bundle.engine != "torch" or not spec:
-        raise NIRError(f"bundle {bundle.name!r} ({bundle.engine}) records no PyTorch model to rebuild; NIR export "
-                       "covers the PyTorch engine's networks")
-    pops = {p.name: p for p in bundle.populations}
-    shape = tuple(pops["input"].params["shape"]["value"])
-    if spec["model"] == "event_convnet":
-        from bioSNN.models.events import event_convnet
-
-        net = event_convnet(shape, pops["output"].size, tuple(spec["channels"]), spec["hidden"])
-        load_state(net, bundle)
-        return net
-    net = build_spiking(spec["model"], shape, pops["output"].size, spec.get("width", 1.0), spec.get("hidden", 1024),
-                        spec.get("dropout", 0.0))
-    load_state(net, bundle)
-    return net
-
-
 # sequence models of bioSNN.models.sequence: what keeps each from NIR (None: exportable after its embedding)
-_TEXT_REFUSALS = {
+TEXT_REFUSALS = {
     "lite": None,
     "conv_attention": "its attention pooling (softmax over positions) has no NIR node",
     "conv_relu": "its attention pooling (softmax over positions) has no NIR node, and it does not spike",
@@ -394,7 +351,7 @@ TEXT_NOT_EXPRESSED = (
 
 
 # translators of bioSNN.models.seq2seq: none has a NIR form (the bioSNN bundle holds all of each)
-_SEQ2SEQ_REFUSAL = {
+SEQ2SEQ_REFUSAL = {
     "conv_lif": "Its LIF convolution blocks alone would be Conv1d + LIF nodes, but ",
     "conv_relu": "It does not spike, and ",
     "gru": "GRU cells have no NIR node, and ",
@@ -405,51 +362,10 @@ SEQ2SEQ_NOT_EXPRESSED = (
     "output token is fed back as the next input; the bundle (biosnn export --to bundle) keeps the whole model")
 
 
-def _text_network(bundle, spec: dict) -> SpikingNet:
-    """The spiking part of a LITE text bundle (:meth:`SpikingTextClassifier.as_spiking_net`); others refused."""
-    from bioSNN.models.sequence import build_text_model
-    from bioSNN.nn.sequence import load_module_state
-
-    why = _TEXT_REFUSALS[spec["name"]]
-    if why is not None:
-        raise NIRError(f"bundle {bundle.name!r} ({spec['name']}): {why}; only the LITE text model (LIF layers "
-                       "after the embedding) has a NIR form")
-    args = {k: spec[k] for k in ("embed", "hidden", "steps_per_token", "depth", "dropout", "leak", "readout")}
-    model = build_text_model(spec["name"], spec["vocab_size"], spec["n_classes"], **args)
-    load_module_state(model, bundle)
-    return model.eval().as_spiking_net()
-
-
-def export_bundle(path, out, time_steps: int | None = None, encoder: str | None = None, dt: float | None = None):
-    """Write the network of the bundle at ``path`` as a NIR file ``out``; ``time_steps``, ``encoder`` and ``dt``
-    default to what the bundle records (``extra["run"]``; dt 1 ms where it records none). Returns the graph."""
-    import nir
-
-    from .. import bundles
-
-    b = bundles.read(path)
-    net = network_from_bundle(b)  # refuses what has no NIR form first
-    run = b.extra.get("run", {})
-    extra_meta = None
-    spec = b.extra.get("model")
-    if isinstance(spec, dict) and spec.get("name") in _TEXT_REFUSALS:  # LITE: T steps per token, embedding input
-        run = {"time_steps": spec["steps_per_token"], "encoder": "token_embedding"}
-        extra_meta = {"not_expressed": TEXT_NOT_EXPRESSED, "steps_per_token": spec["steps_per_token"],
-                      "readout": spec["readout"], "vocab_size": spec["vocab_size"]}
-    time_steps = time_steps or run.get("time_steps")
-    encoder = encoder or run.get("encoder")
-    dt = dt or run.get("dt", 1e-3)
-    if not time_steps or not encoder:
-        raise NIRError(f"{path} records no time steps or encoder; give --time-steps and --encoder")
-    graph = to_nir(net, time_steps, encoder, dt, device=b.device, metadata=extra_meta)
-    nir.write(out, graph)
-    return graph
-
-
 def bundle_from_nir(path, out=None):
     """A PyTorch-engine bundle of the NIR graph in the file ``path`` (read by :func:`from_nir`): the weights and
     neurons as every bundle stores them, the run settings the graph records, and the file itself
-    (:data:`NIR_ARRAY`), from which :func:`network_from_bundle` rebuilds the architecture. Written to ``out``
+    (:data:`NIR_ARRAY`), from which :func:`bioSNN.models.from_bundle.network_from_bundle` rebuilds the architecture. Written to ``out``
     when given."""
     from .. import bundles
 

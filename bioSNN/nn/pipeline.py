@@ -24,8 +24,6 @@ from typing import Callable, ClassVar
 
 import torch
 
-from bioSNN.models import ModelName, build_spiking
-
 from .. import bundles
 from ..atomic import write_json
 from ..config import ConfigError
@@ -46,7 +44,7 @@ class PipelineConfig:
     """Settings of the data, the model, the ANN phase and the phases' common training."""
 
     dataset: DatasetName = "mnist"  # image dataset of bioSNN.data (mnist, fashion_mnist, cifar10, digits)
-    model: ModelName = "vgg5"  # vgg5, vgg9, vgg11, vgg16, resnet20
+    model: str = "vgg5"  # an architecture of the factory the Pipeline is given (experiments narrow it to their zoo)
     width: float = 1.0  # channel multiplier of the model
     hidden: int = 1024  # width of the VGG classifier's hidden layers
     dropout: float = 0.2
@@ -81,11 +79,12 @@ class PipelineConfig:
 
 class Pipeline:
     """The phases of one run in ``run_dir`` (checkpoints in ``run_dir/checkpoints``). Building it sets the torch
-    threads and seed, joins a ``torchrun`` group if there is one, and loads the data."""
+    threads and seed, joins a ``torchrun`` group if there is one, and loads the data. ``build(model, input_shape,
+    n_classes, width, hidden, dropout)`` makes a fresh network (the model zoo's ``build_spiking``)."""
 
-    def __init__(self, cfg: PipelineConfig, run_dir: Path, progress: bool = True):
+    def __init__(self, cfg: PipelineConfig, run_dir: Path, build: Callable[..., SpikingNet], progress: bool = True):
         self.t_start = time.perf_counter()
-        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.cfg, self.run_dir, self.progress, self._build = cfg, Path(run_dir), progress, build
         torch.set_num_threads(cfg.threads)
         dist.setup()
         torch.manual_seed(cfg.seed)
@@ -105,7 +104,7 @@ class Pipeline:
     def build(self) -> SpikingNet:
         """A fresh network of the configured model (its weights drawn from torch's global generator)."""
         c = self.cfg
-        return build_spiking(c.model, self.shape, self.n_classes, c.width, c.hidden, c.dropout)
+        return self._build(c.model, self.shape, self.n_classes, c.width, c.hidden, c.dropout)
 
     # ------------------------------------------------------------------------------------------------ phases
     def ann(self, net: SpikingNet) -> dict:
@@ -202,7 +201,8 @@ class Pipeline:
         label = {"hybrid": "hybrid", "diet": "DIET"}.get(main_kind, main_kind)
         rows = table(results, kinds)
         metrics = {"accuracy": results[main_kind][main_t]["accuracy"] if main_t else results["ann"]["accuracy"],
-                   "main": f"{label} T={main_t}" if main_t else "ann", "dataset": c.dataset, "model": c.model,
+                   "main": f"{label} T={main_t}" if main_t else "ann",
+                   "main_bundle": f"{main_kind}_T{main_t}.npz" if main_t else None, "dataset": c.dataset, "model": c.model,
                    "n_train": len(self.train[0]), "n_test": len(self.test[0]), "table": rows, **results,
                    "train_seconds": time.perf_counter() - self.t_start, "world_size": dist.rank_world()[1]}
         figure(results)

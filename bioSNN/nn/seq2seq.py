@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch, tokenize
 
 __all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
-           "cased_tokenize", "attention_stats", "Translator", "load_translator", "vocab_digest"]
+           "cased_tokenize", "attention_stats", "Translator", "vocab_digest", "read_vocabularies",
+           "vocabulary_file"]
 
 
 def cased_tokenize(text: str) -> list[str]:
@@ -240,7 +241,7 @@ def vocab_digest(src_vocab: Vocab, tgt_vocab: Vocab) -> str:
 _MAX_VOCAB_BYTES = 64 << 20
 
 
-def _vocab_file(path: Path, name) -> Path:
+def vocabulary_file(path: Path, name) -> Path:
     """The vocabulary file a bundle names: a plain file name, in the bundle's own folder (never a path that
     leads out of it)."""
     from bioSNN.bundles import BundleError
@@ -255,7 +256,9 @@ def _vocab_file(path: Path, name) -> Path:
     return f
 
 
-def _read_vocabs(vocab_file: Path) -> tuple[Vocab, Vocab]:
+def read_vocabularies(vocab_file: Path) -> tuple[Vocab, Vocab]:
+    """The source and target vocabularies of a translation run's ``vocab.json``, checked (structure, size cap,
+    unique tokens with the specials first); a :class:`~bioSNN.bundles.BundleError` naming the file."""
     import json
 
     from bioSNN.bundles import BundleError
@@ -277,37 +280,3 @@ def _read_vocabs(vocab_file: Path) -> tuple[Vocab, Vocab]:
         except ValueError as e:
             raise BundleError(f"{vocab_file}: {side} vocabulary: {e}") from None
     return out[0], out[1]
-
-
-def load_translator(path) -> Translator:
-    """The translator of a ``lite_translate`` bundle (``RUN/conv_lif.npz`` …) with the vocabularies of its run
-    (``vocab.json`` beside it), in eval mode. Read without pickle (:mod:`bioSNN.bundles`).
-
-    The vocabulary file must sit in the bundle's folder, hold a ``source`` and a ``target`` list of unique tokens
-    that start with the special tokens, be as large as the model's embeddings and — for bundles that record it —
-    match the digest of the vocabularies the model was trained with; anything else is a
-    :class:`~bioSNN.bundles.BundleError` naming the file."""
-    from bioSNN import bundles
-    from bioSNN.models.seq2seq import seq2seq_from_spec
-    from bioSNN.nn.sequence import load_module_state
-
-    path = Path(path)
-    b = bundles.read(path)
-    s = b.extra.get("model")
-    if not isinstance(s, dict) or "tgt_vocab" not in s:
-        raise bundles.BundleError(f"{path}: not a translation bundle (no encoder-decoder in extra['model'])")
-    vocab_file = _vocab_file(path, b.extra.get("vocab", "vocab.json"))
-    if not vocab_file.is_file():
-        raise FileNotFoundError(f"{vocab_file}: the vocabularies of {path.name} are missing (kept beside it)")
-    src_vocab, tgt_vocab = _read_vocabs(vocab_file)
-    if (len(src_vocab), len(tgt_vocab)) != (s["src_vocab"], s["tgt_vocab"]):
-        raise bundles.BundleError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the "
-                                  f"model has {s['src_vocab']} / {s['tgt_vocab']}")
-    digest = b.extra.get("vocab_sha256")
-    if digest is not None and digest != vocab_digest(src_vocab, tgt_vocab):
-        raise bundles.BundleError(f"{vocab_file}: not the vocabularies {path.name} was trained with (same sizes, "
-                                  "other words or order: its SHA-256 differs from the bundle's vocab_sha256)")
-    m = seq2seq_from_spec(s)
-    load_module_state(m, b)
-    # the source cut of the run: positions were made for 2 * max_len + 12 tokens
-    return Translator(m.eval(), src_vocab, tgt_vocab, int(s.get("source_max_len", (s["max_len"] - 12) // 2)))

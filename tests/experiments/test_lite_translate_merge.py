@@ -10,7 +10,7 @@ import pytest
 from bioSNN import bundles
 from bioSNN.experiments import lite_translate_attention
 from bioSNN.experiments.lite_translate_merge import merge
-from bioSNN.nn.seq2seq import load_translator
+from bioSNN.models.seq2seq import load_translator
 
 from .test_resume import _strip, cli, only_run
 

@@ -118,7 +118,7 @@ def test_what_bioSNN_cannot_express_is_refused_by_node_name():
 def test_biosnn_export_writes_a_runs_bundle_as_nir_that_runs_the_same(tmp_path, capsys, isolated_cache):
     from bioSNN import bundles
     from bioSNN.cli import main
-    from bioSNN.interop.nir import network_from_bundle
+    from bioSNN.models.from_bundle import network_from_bundle
 
     assert main(["run", "diet", "--out", str(tmp_path / "runs"), "--no-progress", "--set", "ann_epochs=2", "--set",
                  "diet_steps=3", "--set", "diet_epochs=1", "--set", "compare_steps=", "--set", "device_bits=",
@@ -183,7 +183,7 @@ def _lite_bundle(path, name="lite"):
 
 
 def test_lite_text_model_exports_its_spiking_layers_and_says_what_nir_cannot_hold(tmp_path):
-    from bioSNN.interop.nir import export_bundle
+    from bioSNN.models.from_bundle import export_bundle
 
     model = _lite_bundle(tmp_path / "lite.npz")
     export_bundle(tmp_path / "lite.npz", tmp_path / "lite.nir")
@@ -203,7 +203,7 @@ def test_lite_text_model_exports_its_spiking_layers_and_says_what_nir_cannot_hol
 
 @pytest.mark.parametrize("name", ["lstm", "conv_attention"])
 def test_text_models_without_a_nir_form_are_refused_with_the_reason(tmp_path, name):
-    from bioSNN.interop.nir import export_bundle
+    from bioSNN.models.from_bundle import export_bundle
 
     _lite_bundle(tmp_path / "m.npz", name)
     with pytest.raises(NIRError, match="LSTM cells" if name == "lstm" else "attention pooling"):
@@ -214,7 +214,7 @@ def test_text_models_without_a_nir_form_are_refused_with_the_reason(tmp_path, na
 @pytest.mark.parametrize("name", ["conv_lif", "conv_relu", "gru"])
 def test_translators_are_refused_with_what_nir_cannot_express(tmp_path, name):
     from bioSNN import bundles
-    from bioSNN.interop.nir import export_bundle
+    from bioSNN.models.from_bundle import export_bundle
     from bioSNN.models.seq2seq import build_seq2seq
     from bioSNN.nn.sequence import text_bundle
 
@@ -230,7 +230,7 @@ def test_translators_are_refused_with_what_nir_cannot_express(tmp_path, name):
 
 def test_event_convnet_bundle_exports_and_runs_the_same_on_frames(tmp_path):
     from bioSNN import bundles
-    from bioSNN.interop.nir import export_bundle
+    from bioSNN.models.from_bundle import export_bundle
     from bioSNN.models.events import event_convnet
     from bioSNN.nn.bundle import run_settings, to_bundle
 

@@ -13,7 +13,8 @@ import torch
 
 from bioSNN import bundles, data
 from bioSNN.brian.backend import Backend, backend
-from bioSNN.interop.nir import NIRError, export_bundle, from_nir, network_from_bundle, to_nir
+from bioSNN.interop.nir import NIRError, from_nir, to_nir
+from bioSNN.models.from_bundle import export_bundle, network_from_bundle
 from bioSNN.interop.nir_brian import NIRBrianNetwork, brian_to_nir, simulate
 from bioSNN.nn.train import to_tensor_images
 

@@ -192,7 +192,7 @@ def _stored_translator(folder, vocab_name="vocab.json", vocab=None):
 
 
 def test_a_stored_translator_loads_and_translates_empty_input_to_empty_output(tmp_path):
-    from bioSNN.nn.seq2seq import load_translator
+    from bioSNN.models.seq2seq import load_translator
 
     tr = load_translator(_stored_translator(tmp_path))
     out = tr.translate(["Ein Hund rennt .", "", "   "])
@@ -217,7 +217,7 @@ def test_a_stored_translator_loads_and_translates_empty_input_to_empty_output(tm
 ])
 def test_a_translator_bundle_with_a_bad_vocabulary_is_refused_naming_the_file(tmp_path, vocab_name, vocab, message):
     from bioSNN.bundles import BundleError
-    from bioSNN.nn.seq2seq import load_translator
+    from bioSNN.models.seq2seq import load_translator
 
     path = _stored_translator(tmp_path / "run", vocab_name, vocab)
     with pytest.raises(BundleError, match=message) as e:
@@ -227,7 +227,7 @@ def test_a_translator_bundle_with_a_bad_vocabulary_is_refused_naming_the_file(tm
 
 def test_a_vocabulary_linked_out_of_the_bundles_folder_is_refused(tmp_path):
     from bioSNN.bundles import BundleError
-    from bioSNN.nn.seq2seq import load_translator
+    from bioSNN.models.seq2seq import load_translator
 
     path = _stored_translator(tmp_path / "run")
     outside = tmp_path / "elsewhere.json"
