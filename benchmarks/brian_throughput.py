@@ -13,7 +13,7 @@ STDP), same presentation (350 ms image + 150 ms rest, dt 0.5 ms), MNIST training
 - ``multimodal``, ``multimodal-before`` the two-ensemble network of ``biosnn run multimodal`` (784 MNIST pixels and
                       800 spoken-digit features, N each, cross-modal STDP both ways), paired training items;
 - ``plain-standalone`` a bare single ``cpp_standalone`` run of the same network with TimedArray input and no
-                      per-image operations (the reference speed of ENVIRONMENT.md, ≈ 65 img/s at N = 400);
+                      per-image operations (the speed a user gets from Brian2 alone);
 - ``runtime-loop``    the customary Brian2 way: runtime (cython) mode, one ``net.run`` per image and rest,
                       normalisation in Python between images;
 - ``bindsnet``        BindsNET's ``DiehlAndCook2015`` model with the same times, if BindsNET is importable

@@ -245,7 +245,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             "details": {r["variant"]: {k: r[k] for k in ("curve", "confusion", "mean_repeats_train",
                                                          "unassigned_neurons", "test_spikes_per_image",
                                                          "build_seconds", "wall_seconds")} for r in results},
-            "cost_model": compression.__doc__.split("Cost model for the reports")[1].strip()}
+            "cost_model": compression.COST_MODEL}
 
 
 def _figures(run_dir: Path, results: list[dict], receptive_fields: bool = True):

@@ -61,7 +61,7 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
     main = "full" if "full" in table else next(iter(table))
     metrics = {"accuracy": table[main]["accuracy"], "main_variant": main, "variants": table, "details": details,
                "merged_from": origin, "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls,
-               "cost_model": exp.compression.__doc__.split("Cost model for the reports")[1].strip()}
+               "cost_model": exp.compression.COST_MODEL}
     write_merged(out, "compression", metrics, {**base, "variants": list(table)})
     return metrics
 

@@ -43,7 +43,8 @@ class Backend:
     directory
         Project folder of a standalone backend (generated code, binary, results).
     threads
-        OpenMP threads of ``cpp_standalone`` (0 = off; on 2 cores, 1 thread was fastest, see ENVIRONMENT.md).
+        OpenMP threads of ``cpp_standalone`` (0 = off; on a 2-core CPU 1 thread ran 2-4x faster than 2 OpenMP
+        threads for the Diehl&Cook network).
     cuda_compute_capability
         Target GPU architecture for ``cuda_standalone`` when no GPU is detected (9.0 = H100/H200).
     gpu
@@ -138,7 +139,7 @@ def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = N
 
     brian2cuda 1.0a7 writes ``-std=c++11`` into its makefile, but the Thrust/CUB headers of CUDA >= 12 need
     C++17, and CUDA 13 no longer ships cuRAND in the toolkit. The makefile is patched to C++17 and pointed at
-    the cuRAND of the ``nvidia-curand`` wheel when the toolkit lacks it (see ENVIRONMENT.md).
+    the cuRAND of the ``nvidia-curand`` wheel when the toolkit lacks it.
     """
     import re
     import subprocess

@@ -18,14 +18,7 @@ pruned + 2-bit during training from image 5,000, every 1,000 images: one level s
 weight, weak synapses raised to m/4: 66.2 %; with ``snap_to_absent``: 75.6 %; per-neuron levels as well:
 **76.4 %** (82 % of synapses pruned).
 
-Cost model for the reports (stated so numbers can be checked):
-
-- *synaptic events* per test image = Σ over inputs of (expected input spikes) × (kept synapses of that input);
-  expected spikes = rate × presentation time of each pixel;
-- *energy* = synaptic events × E_AC of :mod:`bioSNN.energy` (the PyTorch engine's constants: one accumulate
-  per event, 0.9 pJ at 45 nm), the same for every event (a crossbar read or an accumulate), so energy ratios
-  equal event ratios;
-- *area* = memory cells: kept synapses × bits per synapse, against the full network at ``reference_bits``.
+Cost model for the reports: :data:`COST_MODEL`.
 """
 
 from __future__ import annotations
@@ -38,7 +31,15 @@ import numpy as np
 from .. import device as _device
 from .. import energy
 
-__all__ = ["CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "compress_with_feedback",
+# how the reports count synaptic events, energy and area (stated so every number can be checked)
+COST_MODEL = """- *synaptic events* per test image = Σ over inputs of (expected input spikes) × (kept synapses of that input);
+  expected spikes = rate × presentation time of each pixel;
+- *energy* = synaptic events × E_AC of :mod:`bioSNN.energy` (the PyTorch engine's constants: one accumulate
+  per event, 0.9 pJ at 45 nm), the same for every event (a crossbar read or an accumulate), so energy ratios
+  equal event ratios;
+- *area* = memory cells: kept synapses × bits per synapse, against the full network at ``reference_bits``."""
+
+__all__ = ["COST_MODEL", "CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "compress_with_feedback",
            "synaptic_events", "cost_report"]
 
 _VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
