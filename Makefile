@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-cuda clean
+.PHONY: demo test lint test-cuda clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "bioSNN needs Python >= 3.11, found " + sys.version'
@@ -47,11 +47,16 @@ test:
 	  cuda=1; echo "CUDA code generation check started beside the tests (log: $(CUDA_LOG))"; \
 	  $(MAKE) --no-print-directory test-cuda > $(CUDA_LOG) 2>&1 & pid=$$!; \
 	else echo "nvcc not found: CUDA code generation check skipped"; fi; \
-	$(MAKE) --no-print-directory $(VENV)/.installed-test \
+	$(MAKE) --no-print-directory $(VENV)/.installed-test && $(MAKE) --no-print-directory lint \
 	  && $(BIN)/python -m pytest -m "not slow and not gpu and not cuda_build" -n auto --dist loadfile --durations=12; rc=$$?; \
 	crc=0; if [ $$cuda = 1 ]; then wait $$pid; crc=$$?; echo "---- CUDA check ($(CUDA_LOG))"; \
 	  tail -n 25 $(CUDA_LOG); fi; \
 	if [ $$rc != 0 ] || [ $$crc != 0 ]; then echo "test failed: tests rc=$$rc, CUDA check rc=$$crc"; exit 1; fi
+
+# ruff: the lint rules and formatting of pyproject.toml (the pre-commit hooks run the same)
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # generate the Diehl&Cook network with brian2cuda and compile it with nvcc (no GPU needed)
 test-cuda: $(CUDA_VENV)/.installed

@@ -37,9 +37,16 @@ def profile(images: np.ndarray, n_exc: int, formulation: str, workdir: Path) -> 
         wall = time.perf_counter() - t0 - net.build_seconds
         info = net.profiling_info()
     total = sum(info.values())
-    return {"n_exc": n_exc, "formulation": formulation, "images": len(images), "slots": p.slots,
-            "images_per_s": len(images) / p.seconds, "wall_s": wall, "profiled_s": total,
-            "objects": {k: {"s": v, "share": v / total} for k, v in info.items()}}
+    return {
+        "n_exc": n_exc,
+        "formulation": formulation,
+        "images": len(images),
+        "slots": p.slots,
+        "images_per_s": len(images) / p.seconds,
+        "wall_s": wall,
+        "profiled_s": total,
+        "objects": {k: {"s": v, "share": v / total} for k, v in info.items()},
+    }
 
 
 def main(argv=None):

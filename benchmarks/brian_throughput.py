@@ -55,8 +55,12 @@ def bench_biosnn(images, n_exc, t_rest, workdir, before=False):
         net = DiehlCookNetwork(cfg, images, be)
         net.present(np.arange(min(20, len(images))), plastic=True, progress=False)  # build + warm-up
         p = net.present(np.arange(len(images)), plastic=True, progress=False)
-        return {"images_per_s": len(images) / p.seconds, "build_s": net.build_seconds, "repeats": int(p.repeats.sum()),
-                "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN))}
+        return {
+            "images_per_s": len(images) / p.seconds,
+            "build_s": net.build_seconds,
+            "repeats": int(p.repeats.sum()),
+            "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN)),
+        }
 
 
 def bench_multimodal(n_items, n_exc, workdir, before=False):
@@ -64,7 +68,6 @@ def bench_multimodal(n_items, n_exc, workdir, before=False):
 
     from bioSNN.brian.backend import Backend, backend
     from bioSNN.brian.network import EnsembleNetwork
-
     from bioSNN.experiments import multimodal
 
     cfg = multimodal.Config()
@@ -78,8 +81,13 @@ def bench_multimodal(n_items, n_exc, workdir, before=False):
         net = EnsembleNetwork({n: (configs[n], stimuli[n]) for n in configs}, be, cross=cfg.cross)
         net.present({n: v[:20] for n, v in ids.items()}, plastic=True, progress=False)  # build + warm-up
         p = net.present(ids, plastic=True, progress=False)
-        return {"images_per_s": n_items / p.seconds, "build_s": net.build_seconds, "repeats": int(p.repeats.sum()),
-                "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN)), "note": "items are image+audio pairs"}
+        return {
+            "images_per_s": n_items / p.seconds,
+            "build_s": net.build_seconds,
+            "repeats": int(p.repeats.sum()),
+            "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN)),
+            "note": "items are image+audio pairs",
+        }
 
 
 def _plain_network(b2, rates, n_exc, namespace=None):
@@ -94,10 +102,24 @@ def _plain_network(b2, rates, n_exc, namespace=None):
     im = inhibitory_model(InhibitoryParams(), c.integration, c.dt)
     sm = PowerLawSTDP().synapse_model()
     inp = b2.PoissonGroup(784, rates=rates, namespace=namespace)
-    exc = b2.NeuronGroup(n_exc, em.equations, threshold=em.threshold, reset=em.reset, refractory=em.refractory,
-                         method=em.method, namespace=em.namespace)
-    inh = b2.NeuronGroup(n_exc, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
-                         method=im.method, namespace=im.namespace)
+    exc = b2.NeuronGroup(
+        n_exc,
+        em.equations,
+        threshold=em.threshold,
+        reset=em.reset,
+        refractory=em.refractory,
+        method=em.method,
+        namespace=em.namespace,
+    )
+    inh = b2.NeuronGroup(
+        n_exc,
+        im.equations,
+        threshold=im.threshold,
+        reset=im.reset,
+        refractory=im.refractory,
+        method=im.method,
+        namespace=im.namespace,
+    )
     exc.v, inh.v, exc.theta, exc.plastic = -65 * b2.mV, -60 * b2.mV, 20 * b2.mV, 1.0
     syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
     syn.connect()
@@ -128,8 +150,11 @@ def bench_plain_standalone(images, n_exc, workdir):
         t0 = time.perf_counter()
         b2.device.run(with_output=False)
         run = time.perf_counter() - t0
-    return {"images_per_s": len(images) / run, "build_s": build,
-            "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN))}
+    return {
+        "images_per_s": len(images) / run,
+        "build_s": build,
+        "peak_rss_mb": max(_rss_mb(), _rss_mb(resource.RUSAGE_CHILDREN)),
+    }
 
 
 def bench_runtime_loop(images, n_exc):
@@ -181,23 +206,35 @@ def bench_bindsnet(images, n_exc):
         import torch
 
         DiehlAndCook2015, poisson = _import_bindsnet()
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         return {"skipped": f"BindsNET not importable: {type(e).__name__}: {e}"}
     torch.set_num_threads(1)  # the other engines here run on one core too
-    net = DiehlAndCook2015(n_inpt=784, n_neurons=n_exc, exc=22.5, inh=17.5, dt=0.5, norm=78.4,
-                           theta_plus=0.05, inpt_shape=(1, 28, 28))
+    net = DiehlAndCook2015(
+        n_inpt=784, n_neurons=n_exc, exc=22.5, inh=17.5, dt=0.5, norm=78.4, theta_plus=0.05, inpt_shape=(1, 28, 28)
+    )
     rest = torch.zeros(int(150 / 0.5), 784, dtype=torch.bool)
     t0 = time.perf_counter()
     for img in images:
         x = poisson(datum=torch.tensor(img, dtype=torch.float32).flatten() / 255 * 63.75, time=350, dt=0.5)
         x = torch.cat([x.bool(), rest])  # 350 ms image + 150 ms of silence, as in the other cases
         net.run(inputs={"X": x.view(-1, 1, 1, 28, 28)}, time=500)
-    return {"images_per_s": len(images) / (time.perf_counter() - t0), "note": "350 ms image + 150 ms silence, "
-            "BindsNET's own PostPre STDP and current-based nodes", "peak_rss_mb": _rss_mb()}
+    return {
+        "images_per_s": len(images) / (time.perf_counter() - t0),
+        "note": "350 ms image + 150 ms silence, BindsNET's own PostPre STDP and current-based nodes",
+        "peak_rss_mb": _rss_mb(),
+    }
 
 
-CASES = ("biosnn", "biosnn-before", "biosnn-reset", "plain-standalone", "runtime-loop", "bindsnet", "multimodal",
-         "multimodal-before")
+CASES = (
+    "biosnn",
+    "biosnn-before",
+    "biosnn-reset",
+    "plain-standalone",
+    "runtime-loop",
+    "bindsnet",
+    "multimodal",
+    "multimodal-before",
+)
 
 
 def run_case(case: str, n: int, images: int, loop_images: int) -> dict:
@@ -232,8 +269,9 @@ def main(argv=None):
     ap.add_argument("--n-exc", type=int, nargs="+", default=[100, 400])
     ap.add_argument("--images", type=int, default=300, help="training images per measurement")
     ap.add_argument("--loop-images", type=int, default=30, help="images for the slow runtime loop and BindsNET")
-    ap.add_argument("--cases", nargs="+", default=["biosnn", "biosnn-before", "plain-standalone", "runtime-loop",
-                                                   "bindsnet"])
+    ap.add_argument(
+        "--cases", nargs="+", default=["biosnn", "biosnn-before", "plain-standalone", "runtime-loop", "bindsnet"]
+    )
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--name", default="brian_throughput", help="name of the JSON file written")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # a single case, in this process
@@ -244,8 +282,19 @@ def main(argv=None):
     results = []
     for n in args.n_exc:
         for case in args.cases:
-            cmd = [sys.executable, __file__, "--one", "--cases", case, "--n-exc", str(n), "--images",
-                   str(args.images), "--loop-images", str(args.loop_images)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--one",
+                "--cases",
+                case,
+                "--n-exc",
+                str(n),
+                "--images",
+                str(args.images),
+                "--loop-images",
+                str(args.loop_images),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True)
             lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if out.returncode != 0 or not lines:
@@ -260,8 +309,10 @@ def main(argv=None):
     (out / f"{args.name}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1))
     print(f"\n{'N':>5} {'case':<18} {'img/s':>8} {'peak MB':>8}")
     for r in results:
-        print(f"{r['n_exc']:>5} {r['case']:<18} {r.get('images_per_s', float('nan')):>8.1f} "
-              f"{r.get('peak_rss_mb', float('nan')):>8.0f}")
+        print(
+            f"{r['n_exc']:>5} {r['case']:<18} {r.get('images_per_s', float('nan')):>8.1f} "
+            f"{r.get('peak_rss_mb', float('nan')):>8.0f}"
+        )
 
 
 if __name__ == "__main__":

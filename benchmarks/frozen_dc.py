@@ -55,8 +55,8 @@ def main(argv=None):
     cfg = net.cfg
     state = brian_bundle.state_from_bundle(b, {"": cfg})[0][""]
     ds = data.load("mnist")
-    x = np.concatenate([ds.x_train[-args.n_label:], ds.x_test[:args.n_test]]).reshape(-1, cfg.n_input)
-    y_lab, y_test = ds.y_train[-args.n_label:], ds.y_test[:args.n_test]
+    x = np.concatenate([ds.x_train[-args.n_label :], ds.x_test[: args.n_test]]).reshape(-1, cfg.n_input)
+    y_lab, y_test = ds.y_train[-args.n_label :], ds.y_test[: args.n_test]
     label_ids, test_ids = np.arange(args.n_label), np.arange(args.n_label, len(x))
     torch.set_num_threads(args.threads)
     results = {}
@@ -67,10 +67,18 @@ def main(argv=None):
             acc = float((readout.predict(test_counts, assign, 10) == y_test).mean())
         else:
             acc = None
-        results[name] = {"accuracy": acc, "seconds": seconds, "images": images, "images_per_second": images / seconds,
-                         **(extra or {})}
-        print(f"{name:>24}: {images / seconds:8.1f} images/s  ({seconds:.1f} s for {images} images)"
-              + (f"  accuracy {acc:.4f}" if acc is not None else ""), flush=True)
+        results[name] = {
+            "accuracy": acc,
+            "seconds": seconds,
+            "images": images,
+            "images_per_second": images / seconds,
+            **(extra or {}),
+        }
+        print(
+            f"{name:>24}: {images / seconds:8.1f} images/s  ({seconds:.1f} s for {images} images)"
+            + (f"  accuracy {acc:.4f}" if acc is not None else ""),
+            flush=True,
+        )
 
     for case in args.cases:
         if case == "brian2-cpp_standalone":
@@ -85,17 +93,30 @@ def main(argv=None):
                     lab = bn.present(label_ids, plastic=False, progress=False)
                     test = bn.present(test_ids, plastic=False, progress=False)
                     wall = time.perf_counter() - t0
-            score(case, lab.counts, test.counts, wall, len(x),
-                  {"build_seconds": build + bn.build_seconds, "simulated_seconds": lab.seconds + test.seconds})
+            score(
+                case,
+                lab.counts,
+                test.counts,
+                wall,
+                len(x),
+                {"build_seconds": build + bn.build_seconds, "simulated_seconds": lab.seconds + test.seconds},
+            )
         elif case == "torch-fused":
             t0 = time.perf_counter()
-            counts = [net.present(x, ids, streams=-(-len(ids) // cfg.chunk),
-                                  generator=torch.Generator().manual_seed(args.seed * 1_000_003 + phase),
-                                  kernel="fused", threads=args.threads).counts
-                      for phase, ids in enumerate((label_ids, test_ids))]
+            counts = [
+                net.present(
+                    x,
+                    ids,
+                    streams=-(-len(ids) // cfg.chunk),
+                    generator=torch.Generator().manual_seed(args.seed * 1_000_003 + phase),
+                    kernel="fused",
+                    threads=args.threads,
+                ).counts
+                for phase, ids in enumerate((label_ids, test_ids))
+            ]
             score(case, *counts, time.perf_counter() - t0, len(x), {"threads": args.threads})
         elif case == "torch-tensor":
-            ids = test_ids[:args.tensor_images]
+            ids = test_ids[: args.tensor_images]
             t0 = time.perf_counter()
             net.present(x, ids, streams=200, generator=torch.Generator().manual_seed(args.seed), kernel="tensor")
             score(case, None, None, time.perf_counter() - t0, len(ids), {"threads": args.threads, "streams": 200})
@@ -108,10 +129,18 @@ def main(argv=None):
     name = args.name or f"n{cfg.n_exc}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"bundle": str(args.bundle), "n_exc": cfg.n_exc, "n_label": args.n_label, "n_test": args.n_test,
-              "machine": {"cpus": __import__("os").cpu_count(), "processor": platform.processor() or platform.machine(),
-                          "torch": torch.__version__},
-              "cases": results}
+    report = {
+        "bundle": str(args.bundle),
+        "n_exc": cfg.n_exc,
+        "n_label": args.n_label,
+        "n_test": args.n_test,
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+            "torch": torch.__version__,
+        },
+        "cases": results,
+    }
     (out / f"frozen_dc_{name}.json").write_text(json.dumps(report, indent=2))
     return 0
 

@@ -38,8 +38,21 @@ import torch
 def quick_bundle(work: Path, experiment: str = "diet") -> Path:
     """Train the quick preset of ``experiment`` (diet or hybrid) into ``work`` (a minute or two) and return its
     T = 5 bundle."""
-    subprocess.run([sys.executable, "-m", "bioSNN.cli", "run", experiment, "--preset", "quick", "--out", str(work),
-                    "--no-progress"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bioSNN.cli",
+            "run",
+            experiment,
+            "--preset",
+            "quick",
+            "--out",
+            str(work),
+            "--no-progress",
+        ],
+        check=True,
+    )
     (run,) = [p for p in work.iterdir() if p.is_dir()]
     return run / f"{experiment}_T5.npz"
 
@@ -47,8 +60,12 @@ def quick_bundle(work: Path, experiment: str = "diet") -> Path:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bundle", help="a PyTorch-engine bundle (default: train the quick preset of --experiment)")
-    ap.add_argument("--experiment", choices=["diet", "hybrid"], default="diet",
-                    help="whose quick preset to train when no --bundle is given (hybrid: Poisson input)")
+    ap.add_argument(
+        "--experiment",
+        choices=["diet", "hybrid"],
+        default="diet",
+        help="whose quick preset to train when no --bundle is given (hybrid: Poisson input)",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
@@ -58,8 +75,8 @@ def main(argv=None):
 
     from bioSNN import bundles, data
     from bioSNN.brian.backend import Backend, backend
-    from bioSNN.models.from_bundle import export_bundle, network_from_bundle
     from bioSNN.interop.nir_brian import NIRBrianNetwork
+    from bioSNN.models.from_bundle import export_bundle, network_from_bundle
     from bioSNN.nn.train import to_tensor_images
 
     torch.set_num_threads(args.threads)
@@ -82,8 +99,10 @@ def main(argv=None):
             t0 = time.perf_counter()
             out = net.snn(x, T, encoder, generator=gen())
             times.append(time.perf_counter() - t0)
-        rows["torch"] = {"images_per_s": len(x) / statistics.median(times),
-                         "accuracy": float((out.logits.argmax(1).numpy() == y).mean())}
+        rows["torch"] = {
+            "images_per_s": len(x) / statistics.median(times),
+            "accuracy": float((out.logits.argmax(1).numpy() == y).mean()),
+        }
         ref = copy.deepcopy(net).double().snn(x.double(), T, encoder, generator=gen(), record=True)
     ref_spikes = {names[k]: v.numpy() for k, v in ref.spikes.items()}
     rows["torch-float64"] = {"accuracy": float((ref.logits.argmax(1).numpy() == y).mean())}
@@ -104,10 +123,20 @@ def main(argv=None):
             "max_abs_output_difference": float(np.abs(res.outputs - ref.logits.numpy()).max()),
         }
 
-    results = {"bundle": str(bundle), "time_steps": T, "encoder": encoder, "images": len(x),
-               "threads": args.threads, "repeats": args.repeats, "machine": platform.platform(),
-               "python": platform.python_version(), "torch": torch.__version__,
-               "brian2": __import__("brian2").__version__, "nir": nir.__version__, "cases": rows}
+    results = {
+        "bundle": str(bundle),
+        "time_steps": T,
+        "encoder": encoder,
+        "images": len(x),
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "brian2": __import__("brian2").__version__,
+        "nir": nir.__version__,
+        "cases": rows,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"nir_brian_{Path(bundle).stem}.json").write_text(json.dumps(results, indent=2))

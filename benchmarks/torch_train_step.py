@@ -45,8 +45,11 @@ def reference_weights(x: torch.Tensor, time_steps: int, seed: int = 0) -> dict[s
     from bioSNN.nn import LIFParams, lif_step
 
     g = torch.Generator().manual_seed(seed)
-    w = {"conv1": torch.randn(16, 1, 5, 5, generator=g), "conv2": torch.randn(32, 16, 5, 5, generator=g),
-         "fc": torch.randn(10, 512, generator=g) * 0.1}
+    w = {
+        "conv1": torch.randn(16, 1, 5, 5, generator=g),
+        "conv2": torch.randn(32, 16, 5, 5, generator=g),
+        "fc": torch.randn(10, 512, generator=g) * 0.1,
+    }
     pool = nn.AvgPool2d(2)
     with torch.no_grad():
         i1 = nn.functional.conv2d(x, w["conv1"])
@@ -73,8 +76,19 @@ def make_biosnn(w, mode):
     from bioSNN.nn.network import SpikingNet
 
     c1, c2, fc = _layers(w)
-    net = SpikingNet([c1, LIF(LEAK, THRESHOLD, surrogate="fast_sigmoid"), nn.AvgPool2d(2), c2,
-                      LIF(LEAK, THRESHOLD, surrogate="fast_sigmoid"), nn.AvgPool2d(2), nn.Flatten(), fc], (1, 28, 28))
+    net = SpikingNet(
+        [
+            c1,
+            LIF(LEAK, THRESHOLD, surrogate="fast_sigmoid"),
+            nn.AvgPool2d(2),
+            c2,
+            LIF(LEAK, THRESHOLD, surrogate="fast_sigmoid"),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+            fc,
+        ],
+        (1, 28, 28),
+    )
     return net, lambda x, T: net.snn(x, T, "direct", mode=mode).logits
 
 
@@ -146,11 +160,23 @@ def make_spikingjelly(w):
     tau = 1.0 / (1.0 - LEAK)
     net = nn.Sequential(
         layer.SeqToANNContainer(c1),
-        neuron.LIFNode(tau=tau, decay_input=False, v_threshold=THRESHOLD, v_reset=None,
-                       surrogate_function=surrogate.Sigmoid(), step_mode="m"),
+        neuron.LIFNode(
+            tau=tau,
+            decay_input=False,
+            v_threshold=THRESHOLD,
+            v_reset=None,
+            surrogate_function=surrogate.Sigmoid(),
+            step_mode="m",
+        ),
         layer.SeqToANNContainer(nn.AvgPool2d(2), c2),
-        neuron.LIFNode(tau=tau, decay_input=False, v_threshold=THRESHOLD, v_reset=None,
-                       surrogate_function=surrogate.Sigmoid(), step_mode="m"),
+        neuron.LIFNode(
+            tau=tau,
+            decay_input=False,
+            v_threshold=THRESHOLD,
+            v_reset=None,
+            surrogate_function=surrogate.Sigmoid(),
+            step_mode="m",
+        ),
         layer.SeqToANNContainer(nn.AvgPool2d(2), nn.Flatten(), fc),
     )
 
@@ -197,8 +223,13 @@ def main(argv=None):
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(BATCH, 1, 28, 28, generator=g), torch.randint(0, 10, (BATCH,), generator=g)
     w = reference_weights(x, max(args.steps))
-    results = {"threads": args.threads, "batch": BATCH, "torch": torch.__version__, "cpu": platform.processor(),
-               "cases": {}}
+    results = {
+        "threads": args.threads,
+        "batch": BATCH,
+        "torch": torch.__version__,
+        "cpu": platform.processor(),
+        "cases": {},
+    }
     with torch.no_grad():
         net = make_biosnn(w, "layer")[0]
         ref, rates = {}, {}
@@ -221,8 +252,7 @@ def main(argv=None):
                 diff = float((make(w)[1](x, T) - ref[T]).abs().max())
             med, best = time_case(make, w, x, y, T, args.repeats)
             row[f"T{T}"] = {"ms_median": med, "ms_min": best, "max_abs_output_diff": diff}
-            print(f"{name:>13}  T={T:>3}: {med:8.1f} ms/step (min {best:.1f})  |Δout| vs biosnn {diff:.2e}",
-                  flush=True)
+            print(f"{name:>13}  T={T:>3}: {med:8.1f} ms/step (min {best:.1f})  |Δout| vs biosnn {diff:.2e}", flush=True)
         results["cases"][name] = row
     # the peers are the two SNN libraries; plain-torch (a hand-written step loop) is a reference only
     peers = [n for n in ("snntorch", "spikingjelly") if "skipped" not in results["cases"].get(n, {"skipped": 1})]

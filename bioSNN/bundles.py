@@ -19,16 +19,28 @@ import os
 import subprocess
 import zipfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from .atomic import atomic_path, json_default
 
-__all__ = ["FORMAT", "VERSION", "MAX_BYTES", "BundleError", "Population", "Projection", "Bundle", "write", "read",
-           "describe", "provenance"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "MAX_BYTES",
+    "BundleError",
+    "Population",
+    "Projection",
+    "Bundle",
+    "write",
+    "read",
+    "describe",
+    "provenance",
+]
 
 FORMAT = "biosnn-bundle"
 VERSION = 2  # 2: dense weights (target, source), as in NIR and PyTorch; 1: (source, target), read and converted
@@ -92,8 +104,9 @@ class Projection:
     def __post_init__(self):
         for key in ("name", "source", "target", "weights", "connectivity"):
             if not isinstance(getattr(self, key), str) or not getattr(self, key):
-                raise BundleError(f"projection {self.name!r}: {key} must be a non-empty string, got "
-                                  f"{getattr(self, key)!r}")
+                raise BundleError(
+                    f"projection {self.name!r}: {key} must be a non-empty string, got {getattr(self, key)!r}"
+                )
         object.__setattr__(self, "params", _check_params(f"projection {self.name!r}", self.params))
 
 
@@ -138,14 +151,20 @@ class Bundle:
             if pr.weights not in arrays:
                 raise BundleError(f"projection {pr.name!r}: weight array {pr.weights!r} is missing")
             shape = arrays[pr.weights].shape
-            expected = {"dense": (pops[pr.target].size, pops[pr.source].size),
-                        "one_to_one": (pops[pr.source].size,)}.get(pr.connectivity)
+            expected = {
+                "dense": (pops[pr.target].size, pops[pr.source].size),
+                "one_to_one": (pops[pr.source].size,),
+            }.get(pr.connectivity)
             if pr.connectivity == "one_to_one" and pops[pr.source].size != pops[pr.target].size:
-                raise BundleError(f"projection {pr.name!r}: one_to_one needs equal sizes, got "
-                                  f"{pops[pr.source].size} and {pops[pr.target].size}")
+                raise BundleError(
+                    f"projection {pr.name!r}: one_to_one needs equal sizes, got "
+                    f"{pops[pr.source].size} and {pops[pr.target].size}"
+                )
             if expected is not None and shape != expected:
-                raise BundleError(f"projection {pr.name!r}: {pr.connectivity} weights must have shape {expected}, "
-                                  f"array {pr.weights!r} has {shape}")
+                raise BundleError(
+                    f"projection {pr.name!r}: {pr.connectivity} weights must have shape {expected}, "
+                    f"array {pr.weights!r} has {shape}"
+                )
 
     def population(self, name: str) -> Population:
         for p in self.populations:
@@ -177,8 +196,9 @@ class Bundle:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).resolve().parent
+        )
         return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -188,8 +208,14 @@ def provenance(dataset: str | None = None, seed: int | None = None, **more) -> d
     """Where a bundle came from: dataset, seed, git commit of bioSNN, bioSNN version, UTC time, plus ``more``."""
     from . import __version__
 
-    return {"dataset": dataset, "seed": seed, "git_commit": _git_commit(), "biosnn_version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), **more}
+    return {
+        "dataset": dataset,
+        "seed": seed,
+        "git_commit": _git_commit(),
+        "biosnn_version": __version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **more,
+    }
 
 
 def write(path: str | os.PathLike, bundle: Bundle) -> Path:
@@ -219,14 +245,21 @@ def _max_bytes(max_bytes: int | None) -> int:
 def _check_meta(meta, path: Path) -> dict:
     """The parsed ``bundle.json``, checked for the types :func:`read` relies on (format, version, sections)."""
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BundleError(f"{path}: format is {meta.get('format') if isinstance(meta, dict) else meta!r}, "
-                          f"expected {FORMAT!r}")
+        raise BundleError(
+            f"{path}: format is {meta.get('format') if isinstance(meta, dict) else meta!r}, expected {FORMAT!r}"
+        )
     version = meta.get("version")
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
-        raise BundleError(f"{path}: bundle version {version!r} is not supported (this bioSNN reads 1..{VERSION}); "
-                          "upgrade bioSNN")
-    for key, kind in (("arrays", dict), ("populations", list), ("projections", list), ("provenance", dict),
-                      ("extra", dict)):
+        raise BundleError(
+            f"{path}: bundle version {version!r} is not supported (this bioSNN reads 1..{VERSION}); upgrade bioSNN"
+        )
+    for key, kind in (
+        ("arrays", dict),
+        ("populations", list),
+        ("projections", list),
+        ("provenance", dict),
+        ("extra", dict),
+    ):
         if key in meta and not isinstance(meta[key], kind):
             what = "list" if kind is list else "object"
             raise BundleError(f"{path}: {key!r} of the description must be a JSON {what}")
@@ -240,8 +273,9 @@ def _check_meta(meta, path: Path) -> dict:
         raise BundleError(f"{path}: 'device' must be a JSON object or null")
     for k, spec in meta.get("arrays", {}).items():
         shape = spec.get("shape") if isinstance(spec, dict) else None
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
             raise BundleError(f"{path}: array {k!r} has no valid shape in the description ({spec!r})")
         try:
             dtype = np.dtype(spec.get("dtype"))
@@ -274,8 +308,20 @@ def _damaged(path, e: Exception) -> BundleError:
     return BundleError(f"{path} is damaged or not a bioSNN bundle ({type(e).__name__}: {e})")
 
 
-_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError,
-           ValueError, OSError, AttributeError, NotImplementedError, OverflowError)
+_DAMAGE = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    KeyError,
+    TypeError,
+    UnicodeDecodeError,
+    json.JSONDecodeError,
+    ValueError,
+    OSError,
+    AttributeError,
+    NotImplementedError,
+    OverflowError,
+)
 
 
 def describe(path: str | os.PathLike) -> dict:
@@ -322,13 +368,14 @@ def _read_member(zf: zipfile.ZipFile, member: str, spec: dict, path: Path) -> np
         else:
             raise BundleError(f"{path}: array member {member!r} has npy format {version}, not 1.0 or 2.0")
         if tuple(h_shape) != shape or h_dtype.str != dtype.str:
-            raise BundleError(f"{path}: array {member[:-4]!r} is {h_dtype.str}{list(h_shape)}, "
-                              f"described as {dtype.str}{list(shape)}")
+            raise BundleError(
+                f"{path}: array {member[:-4]!r} is {h_dtype.str}{list(h_shape)}, described as {dtype.str}{list(shape)}"
+            )
         n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         buf = bytearray(n)
         view, got = memoryview(buf), 0
         while got < n:
-            k = f.readinto(view[got:got + (1 << 24)])
+            k = f.readinto(view[got : got + (1 << 24)])
             if not k:
                 raise BundleError(f"{path}: array {member[:-4]!r} is truncated ({got} of {n} bytes)")
             got += k
@@ -361,13 +408,17 @@ def _upgrade_from_1(meta: dict, arrays: dict, path: Path) -> None:
         if len(shape) != 2:
             continue  # the Bundle check names the wrong shape
         if shape == (tgt, src) and src != tgt:
-            raise BundleError(f"{path}: version-1 bundle, but dense array {key!r} has the (target, source) shape "
-                              f"{shape} of version 2; its layout is uncertain, so it is not converted")
+            raise BundleError(
+                f"{path}: version-1 bundle, but dense array {key!r} has the (target, source) shape "
+                f"{shape} of version 2; its layout is uncertain, so it is not converted"
+            )
         if shape[0] == shape[1] and not writer_known:
-            raise BundleError(f"{path}: version-1 bundle with a square dense array {key!r} {shape} from a writer "
-                              f"that does not say its layout (engine {meta.get('engine')!r}, name "
-                              f"{meta.get('name')!r}): (source, target) and (target, source) look the same, so it is "
-                              "not converted; write it again as version 2 with rows = target neurons")
+            raise BundleError(
+                f"{path}: version-1 bundle with a square dense array {key!r} {shape} from a writer "
+                f"that does not say its layout (engine {meta.get('engine')!r}, name "
+                f"{meta.get('name')!r}): (source, target) and (target, source) look the same, so it is "
+                "not converted; write it again as version 2 with rows = target neurons"
+            )
         prefix = key.rsplit(".", 1)[0] + "." if "." in key else None
         for k in [k for k in arrays if k == key or (prefix and k.startswith(prefix) and arrays[k].shape == shape)]:
             if arrays[k].ndim == 2:
@@ -395,11 +446,14 @@ def read(path: str | os.PathLike, max_bytes: int | None = None) -> Bundle:
         with zf:
             names = set(zf.namelist())
             specs = meta.get("arrays", {})
-            total = sum(int(np.prod(sp["shape"], dtype=np.int64)) * np.dtype(sp["dtype"]).itemsize
-                        for sp in specs.values())
+            total = sum(
+                int(np.prod(sp["shape"], dtype=np.int64)) * np.dtype(sp["dtype"]).itemsize for sp in specs.values()
+            )
             if total > limit:
-                raise BundleError(f"{path}: its arrays declare {total} bytes, more than the {limit} allowed "
-                                  "(read(..., max_bytes=N) or BIOSNN_BUNDLE_MAX_BYTES=N to accept it)")
+                raise BundleError(
+                    f"{path}: its arrays declare {total} bytes, more than the {limit} allowed "
+                    "(read(..., max_bytes=N) or BIOSNN_BUNDLE_MAX_BYTES=N to accept it)"
+                )
             arrays = {}
             for k, spec in specs.items():
                 member = f"{k}.npy"

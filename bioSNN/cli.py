@@ -1,20 +1,20 @@
 """``biosnn`` command line: list and run experiments, inspect bundles and datasets.
 
-    biosnn list
-    biosnn run NAME [--preset quick|full] [--config FILE] [--set key=value ...] [--out runs] [--resume DIR]
-    biosnn data [NAME ...]          which datasets are found locally, or load and summarise some
-    biosnn command RUN_DIR          the `biosnn run` command that repeats a run folder's config
-    biosnn info BUNDLE|FILE.nir     print a bundle's or NIR graph's description (arrays are not read)
-    biosnn export RUN_OR_BUNDLE [--to nir|bundle] [--out FILE]
-                                    a run's or bundle's network as a NIR graph, or a NIR graph as a bundle
+biosnn list
+biosnn run NAME [--preset quick|full] [--config FILE] [--set key=value ...] [--out runs] [--resume DIR]
+biosnn data [NAME ...]          which datasets are found locally, or load and summarise some
+biosnn command RUN_DIR          the `biosnn run` command that repeats a run folder's config
+biosnn info BUNDLE|FILE.nir     print a bundle's or NIR graph's description (arrays are not read)
+biosnn export RUN_OR_BUNDLE [--to nir|bundle] [--out FILE]
+                                a run's or bundle's network as a NIR graph, or a NIR graph as a bundle
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import errno
+import importlib
 import json
 import logging
 import math
@@ -24,10 +24,21 @@ import shutil
 import sys
 from pathlib import Path
 
-from .config import SCHEMA_VERSION, ConfigError, apply_overrides, parse_set_args, read_config_file, to_dict, validate
 from . import runs
-from .runs import (LOCK_FILE, RUN_LOG, RunClock, RunLock, RunLockedError, WorkerDiedError, new_run_dir,
-                   is_run_config, remove_stale_temporaries, stop_on_sigterm, write_json)
+from .config import SCHEMA_VERSION, ConfigError, apply_overrides, parse_set_args, read_config_file, to_dict, validate
+from .runs import (
+    LOCK_FILE,
+    RUN_LOG,
+    RunClock,
+    RunLock,
+    RunLockedError,
+    WorkerDiedError,
+    is_run_config,
+    new_run_dir,
+    remove_stale_temporaries,
+    stop_on_sigterm,
+    write_json,
+)
 
 # name -> module; each module defines SUMMARY, Config, PRESETS and run()
 EXPERIMENTS = {
@@ -136,8 +147,10 @@ def _resumable(mod) -> tuple[str, ...]:
 def _prepare_resume(mod, args, command: list[str]):
     """Config and run folder of ``--resume``: every check passes before anything is written."""
     if args.config or args.preset:
-        raise ConfigError("--resume continues a run with its own config; drop --config/--preset (use --set for "
-                          f"what may change: {', '.join(_resumable(mod)) or 'nothing'})")
+        raise ConfigError(
+            "--resume continues a run with its own config; drop --config/--preset (use --set for "
+            f"what may change: {', '.join(_resumable(mod)) or 'nothing'})"
+        )
     run_dir = Path(args.resume)
     saved = read_run_config(run_dir, args.name)
     try:
@@ -149,16 +162,21 @@ def _prepare_resume(mod, args, command: list[str]):
     before, after = _flat(to_dict(old)), _flat(to_dict(cfg))
     for key in sorted(after):
         if after[key] != before.get(key) and key not in _resumable(mod):
-            raise ConfigError(f"--resume cannot change {key!r} ({before.get(key)!r} -> {after[key]!r}): the "
-                              f"checkpoints hold a run with the old value; may change: "
-                              f"{', '.join(_resumable(mod)) or 'nothing'}. Start a new run for other settings")
+            raise ConfigError(
+                f"--resume cannot change {key!r} ({before.get(key)!r} -> {after[key]!r}): the "
+                f"checkpoints hold a run with the old value; may change: "
+                f"{', '.join(_resumable(mod)) or 'nothing'}. Start a new run for other settings"
+            )
     saved = {**saved, "config": to_dict(cfg), "resumes": [*saved.get("resumes", []), command]}
     return cfg, run_dir, saved
 
 
 def _has_checkpoints(run_dir: Path) -> bool:
-    return any((run_dir / "checkpoints").glob("*")) or any(run_dir.glob("variants/*/checkpoint.npz")) \
+    return (
+        any((run_dir / "checkpoints").glob("*"))
+        or any(run_dir.glob("variants/*/checkpoint.npz"))
         or any(run_dir.glob("variants/*/result.json"))
+    )
 
 
 _BOOKKEEPING = {"config.json", RUN_LOG, LOCK_FILE}
@@ -188,8 +206,13 @@ def cmd_run(args) -> int:
             if is_run_config(given) and given.get("preset"):
                 preset = given["preset"]
         run_dir = _shared_run_dir(args.out, args.name)
-        saved = {"schema": SCHEMA_VERSION, "experiment": args.name, "preset": preset, "command": command,
-                 "config": to_dict(cfg)}
+        saved = {
+            "schema": SCHEMA_VERSION,
+            "experiment": args.name,
+            "preset": preset,
+            "command": command,
+            "config": to_dict(cfg),
+        }
     args.run_dir = run_dir  # for the message after Ctrl-C
     lock = RunLock(run_dir).acquire() if main_rank else None
     try:
@@ -197,8 +220,11 @@ def cmd_run(args) -> int:
             if args.resume:
                 remove_stale_temporaries(run_dir)  # half-written files of a killed process
             if args.resume and not _has_checkpoints(run_dir):
-                print(f"biosnn: warning: {run_dir} holds no checkpoint (deleted?): the run starts over from the "
-                      "beginning", file=sys.stderr)
+                print(
+                    f"biosnn: warning: {run_dir} holds no checkpoint (deleted?): the run starts over from the "
+                    "beginning",
+                    file=sys.stderr,
+                )
             write_json(run_dir / "config.json", saved)
             print(f"run folder: {run_dir}  (preset {saved.get('preset')}; --set values apply on top of it)")
         stop_on_sigterm()
@@ -224,8 +250,10 @@ def cmd_run(args) -> int:
         if not 0.0 <= metrics["accuracy"] <= 1.0:
             raise RuntimeError(f"experiment {args.name} reported accuracy {metrics['accuracy']}, not a fraction")
         write_json(run_dir / "metrics.json", metrics)
-        print(f"accuracy {metrics['accuracy']:.4f}  wall {metrics['wall_seconds']:.1f} s (all segments of the run)"
-              f"  -> {run_dir / 'metrics.json'}")
+        print(
+            f"accuracy {metrics['accuracy']:.4f}  wall {metrics['wall_seconds']:.1f} s (all segments of the run)"
+            f"  -> {run_dir / 'metrics.json'}"
+        )
         return 0
     except BaseException:
         if not args.resume and main_rank:
@@ -266,9 +294,14 @@ def cmd_data(args) -> int:
     for name in args.names:
         ds = data.load(name, download=not args.no_download)
         fields = {f.name: getattr(ds, f.name) for f in dataclasses.fields(ds)}
-        desc = {k: (f"{v.dtype}{list(v.shape)}" if hasattr(v, "shape") else
-                    (f"{len(v)} items" if isinstance(v, (list, tuple, dict)) and len(v) > 12 else v))
-                for k, v in fields.items()}
+        desc = {
+            k: (
+                f"{v.dtype}{list(v.shape)}"
+                if hasattr(v, "shape")
+                else (f"{len(v)} items" if isinstance(v, (list, tuple, dict)) and len(v) > 12 else v)
+            )
+            for k, v in fields.items()
+        }
         print(name, json.dumps(desc, indent=1, default=str))
     return 0
 
@@ -309,15 +342,19 @@ def cmd_export(args) -> int:
     if args.to == "bundle":
         if is_nir:
             b = bundle_from_nir(src, out)
-            print(f"{out}: bundle of the NIR graph {src.name} ({len(b.populations)} populations, "
-                  f"T = {b.extra['run']['time_steps']}, encoder {b.extra['run']['encoder']})")
+            print(
+                f"{out}: bundle of the NIR graph {src.name} ({len(b.populations)} populations, "
+                f"T = {b.extra['run']['time_steps']}, encoder {b.extra['run']['encoder']})"
+            )
         else:
             shutil.copyfile(src, out)
             print(f"{out}: bundle {src.name}")
         return 0
     g = export_bundle(src, out, args.time_steps, args.encoder, args.dt)
-    print(f"{out}: NIR graph of {len(g.nodes)} nodes (T = {g.metadata['time_steps']}, encoder "
-          f"{g.metadata['encoder']}, dt = {g.metadata['dt']} s)")
+    print(
+        f"{out}: NIR graph of {len(g.nodes)} nodes (T = {g.metadata['time_steps']}, encoder "
+        f"{g.metadata['encoder']}, dt = {g.metadata['dt']} s)"
+    )
     return 0
 
 
@@ -329,9 +366,11 @@ def cmd_inspect(args) -> int:
     out = inspect(args.source, args.engine, args.population, variables, neurons, args.items, args.out, args.variant)
     summary = json.loads((out / "inspect.json").read_text())
     rates = summary.get("rates_hz") or summary.get("spikes_per_neuron_per_step")
-    print(f"{out}: inspect.png, recording.npz, inspect.json; firing rates "
-          + ", ".join(f"{k} {v:.3g}" for k, v in rates.items())
-          + (" Hz" if "rates_hz" in summary else " spikes/neuron/step"))
+    print(
+        f"{out}: inspect.png, recording.npz, inspect.json; firing rates "
+        + ", ".join(f"{k} {v:.3g}" for k, v in rates.items())
+        + (" Hz" if "rates_hz" in summary else " spikes/neuron/step")
+    )
     return 0
 
 
@@ -343,7 +382,7 @@ class _TqdmHandler(logging.StreamHandler):
 
         try:
             tqdm.write(self.format(record), file=sys.stdout)
-        except Exception:  # noqa: BLE001 (logging must never raise)
+        except Exception:
             self.handleError(record)
 
 
@@ -368,8 +407,11 @@ def _log_to_console(verbose: bool) -> None:
 def _one_line(e: BaseException) -> str:
     """An expected error as one line: OS errors as 'what: file', others by their message."""
     if isinstance(e, OSError) and e.strerror and not isinstance(e, _data_errors()):
-        what = {errno.ENOSPC: "disk full (no space left on device)", errno.EROFS: "read-only file system",
-                errno.EACCES: "permission denied"}.get(e.errno, e.strerror)
+        what = {
+            errno.ENOSPC: "disk full (no space left on device)",
+            errno.EROFS: "read-only file system",
+            errno.EACCES: "permission denied",
+        }.get(e.errno, e.strerror)
         return f"{what}: {e.filename}" if e.filename else what
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -381,8 +423,8 @@ def _data_errors():
 
 
 def _expected():
-    from .data import DataError
     from .bundles import BundleError
+    from .data import DataError
 
     return (ConfigError, DataError, BundleError, RunLockedError, WorkerDiedError, ValueError, OSError)
 
@@ -406,6 +448,7 @@ def _int_at_least(low: int):
         if v < low:
             raise argparse.ArgumentTypeError(f"an integer >= {low}, got {text!r}")
         return v
+
     return parse
 
 
@@ -442,8 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run an experiment into a new run folder")
     r.add_argument("name")
     r.add_argument("--preset", default=None, help="named settings: quick (the default; smoke run, < 3 min) or full")
-    r.add_argument("--config", help="TOML or JSON file of config overrides, or a run folder's config.json (repeats "
-                                     "that run)")
+    r.add_argument(
+        "--config", help="TOML or JSON file of config overrides, or a run folder's config.json (repeats that run)"
+    )
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config field")
     r.add_argument("--out", default="runs", help="parent folder of run folders (default: runs)")
     r.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
@@ -457,18 +501,27 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("command", help="print the `biosnn run` command that repeats a run folder's config")
     c.add_argument("run_dir")
     c.set_defaults(func=cmd_command)
-    e = sub.add_parser("export", help="write a run's or bundle's network as a NIR graph (for other simulators), or "
-                                      "a NIR graph as a bundle")
+    e = sub.add_parser(
+        "export",
+        help="write a run's or bundle's network as a NIR graph (for other simulators), or a NIR graph as a bundle",
+    )
     e.add_argument("bundle", metavar="RUN_OR_BUNDLE", help="a run folder (its main network), a bundle or a .nir file")
     e.add_argument("--to", choices=["nir", "bundle"], default="nir")
     e.add_argument("--out", help="the file to write (default: the source's name with .nir or .npz)")
-    e.add_argument("--time-steps", type=_int_at_least(1), help="T the network runs for (default: what the bundle records)")
+    e.add_argument(
+        "--time-steps", type=_int_at_least(1), help="T the network runs for (default: what the bundle records)"
+    )
     e.add_argument("--encoder", choices=["direct", "poisson"], help="input coding (default: the bundle's)")
-    e.add_argument("--dt", type=_positive_seconds, help="seconds per step in the NIR graph (default: the bundle's, else 1e-3)")
+    e.add_argument(
+        "--dt", type=_positive_seconds, help="seconds per step in the NIR graph (default: the bundle's, else 1e-3)"
+    )
     e.add_argument("--force", action="store_true", help="replace an existing --out file")
     e.set_defaults(func=cmd_export)
-    n = sub.add_parser("inspect", help="re-simulate a saved network on a few test items with monitors: rasters, "
-                                       "membrane and threshold traces, firing rates, receptive fields")
+    n = sub.add_parser(
+        "inspect",
+        help="re-simulate a saved network on a few test items with monitors: rasters, "
+        "membrane and threshold traces, firing rates, receptive fields",
+    )
     n.add_argument("source", metavar="RUN_OR_BUNDLE", help="a run folder or a bundle")
     n.add_argument("--engine", choices=["torch", "brian2"], default="torch")
     n.add_argument("--population", help="whose state to trace (default: exc, or act1 for a SpikingNet)")
@@ -489,16 +542,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         run_dir = getattr(args, "run_dir", None)
-        hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" if run_dir is not None \
-            and run_dir.exists() else (" before anything was saved; nothing to resume" if run_dir else "")
+        hint = (
+            f"; resume with `biosnn run {args.name} --resume {run_dir}`"
+            if run_dir is not None and run_dir.exists()
+            else (" before anything was saved; nothing to resume" if run_dir else "")
+        )
         print(f"biosnn: interrupted{hint}", file=sys.stderr)
         return 128 + getattr(e, "signum", 2)  # the shell's code for a death by that signal: 130 SIGINT, 143 SIGTERM
     except _expected() as e:
         if args.debug:
             raise
         run_dir = getattr(args, "run_dir", None)
-        hint = f"; resume with `biosnn run {args.name} --resume {run_dir}`" \
-            if isinstance(e, WorkerDiedError) and run_dir is not None else ""
+        hint = (
+            f"; resume with `biosnn run {args.name} --resume {run_dir}`"
+            if isinstance(e, WorkerDiedError) and run_dir is not None
+            else ""
+        )
         print(f"biosnn: error: {_one_line(e)}{hint}", file=sys.stderr)
         return 2
 

@@ -20,11 +20,19 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-__all__ = ["ConfigError", "apply_overrides", "parse_set_args", "read_config_file", "to_dict", "validate",
-           "SCHEMA_VERSION"]
+__all__ = [
+    "ConfigError",
+    "apply_overrides",
+    "parse_set_args",
+    "read_config_file",
+    "to_dict",
+    "validate",
+    "SCHEMA_VERSION",
+]
 
 # version of the run folder's config.json layout (experiment, preset, command, config); older folders lack it
 SCHEMA_VERSION = 1
@@ -32,6 +40,7 @@ SCHEMA_VERSION = 1
 
 class ConfigError(ValueError):
     """A config value is of the wrong type, out of range, or inconsistent with another; names the key."""
+
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
@@ -160,10 +169,14 @@ def to_dict(cfg) -> dict:
 
 def _in_range(value, rule: str) -> bool:
     rule = rule.replace(" ", "")
-    for op, test in ((">=", lambda v, b: v >= b), ("<=", lambda v, b: v <= b), (">", lambda v, b: v > b),
-                     ("<", lambda v, b: v < b)):
+    for op, test in (
+        (">=", lambda v, b: v >= b),
+        ("<=", lambda v, b: v <= b),
+        (">", lambda v, b: v > b),
+        ("<", lambda v, b: v < b),
+    ):
         if rule.startswith(op):
-            return test(value, float(rule[len(op):]))
+            return test(value, float(rule[len(op) :]))
     lo, hi = rule[1:-1].split(",")
     ok_lo = value >= float(lo) if rule[0] == "[" else value > float(lo)
     ok_hi = value <= float(hi) if rule[-1] == "]" else value < float(hi)

@@ -92,19 +92,20 @@ class DeviceConfig:
             raise ValueError(f"fault rates must be >= 0 and sum to <= 1, got {self.stuck_off}, {self.stuck_on}")
 
     @classmethod
-    def from_bits(cls, bits: int, **kwargs) -> "DeviceConfig":
+    def from_bits(cls, bits: int, **kwargs) -> DeviceConfig:
         """A device with ``2**bits`` levels."""
         if int(bits) != bits or bits < 1:
             raise ValueError(f"bits must be an integer >= 1, got {bits}")
         return cls(levels=2 ** int(bits), **kwargs)
 
     @classmethod
-    def proportional(cls, bits: int, w_max: float = 1.0, **kwargs) -> "DeviceConfig":
+    def proportional(cls, bits: int, w_max: float = 1.0, **kwargs) -> DeviceConfig:
         """A ``proportional`` device with ``2**bits`` equally spaced nonzero weights w_max·k/2**bits,
         k = 1 … 2**bits (g_min = g_max / 2**bits): every state serves a kept synapse of a pruned crossbar."""
         g_max = kwargs.pop("g_max", cls.g_max)
-        return cls.from_bits(bits, mapping="proportional", w_max=w_max, g_min=g_max / 2 ** int(bits), g_max=g_max,
-                             **kwargs)
+        return cls.from_bits(
+            bits, mapping="proportional", w_max=w_max, g_min=g_max / 2 ** int(bits), g_max=g_max, **kwargs
+        )
 
     @property
     def bits(self) -> float:
@@ -199,8 +200,10 @@ def _program_conductances(g: np.ndarray, cfg: DeviceConfig) -> np.ndarray:
 def from_conductance(g, cfg: DeviceConfig):
     """Weights represented by conductances ``g`` (the layout :func:`to_conductance` returns)."""
     if g.shape[0] != cfg.devices_per_synapse:
-        raise ValueError(f"{cfg.mapping} mapping expects a leading axis of {cfg.devices_per_synapse} "
-                         f"device(s), got shape {tuple(g.shape)}")
+        raise ValueError(
+            f"{cfg.mapping} mapping expects a leading axis of {cfg.devices_per_synapse} "
+            f"device(s), got shape {tuple(g.shape)}"
+        )
     if cfg.mapping == "proportional":
         return g[0] * (cfg.w_max / cfg.g_max)
     scale = cfg.w_max / (cfg.g_max - cfg.g_min)
@@ -231,8 +234,9 @@ def program(w, cfg: DeviceConfig):
         import torch
 
         arr = w.detach().cpu().double().numpy()
-        return torch.as_tensor(from_conductance(to_conductance(arr, cfg, programmed=True), cfg),
-                               dtype=w.dtype, device=w.device)
+        return torch.as_tensor(
+            from_conductance(to_conductance(arr, cfg, programmed=True), cfg), dtype=w.dtype, device=w.device
+        )
     return from_conductance(to_conductance(w, cfg, programmed=True), cfg)
 
 

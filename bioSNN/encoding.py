@@ -158,8 +158,10 @@ def audio_features(
         if kind != "mel":
             raise ValueError("denoise_percentile applies to kind='mel' only")
         if not 0 <= denoise_percentile <= 100 or denoise_factor < 0:
-            raise ValueError(f"denoise_percentile must be in [0, 100] and denoise_factor >= 0, got "
-                             f"{denoise_percentile} and {denoise_factor}")
+            raise ValueError(
+                f"denoise_percentile must be in [0, 100] and denoise_factor >= 0, got "
+                f"{denoise_percentile} and {denoise_factor}"
+            )
     if np.issubdtype(y.dtype, np.integer):
         y = y.astype(np.float32) / float(np.iinfo(y.dtype).max + 1)
     y = y.astype(np.float32)
@@ -170,16 +172,18 @@ def audio_features(
     if y.size < n_fft:
         y = np.pad(y, (0, n_fft - y.size))
     if kind == "mel":
-        s = librosa.feature.melspectrogram(y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length,
-                                           n_mels=n_features, fmax=sample_rate / 2)
+        s = librosa.feature.melspectrogram(
+            y=y, sr=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_features, fmax=sample_rate / 2
+        )
         if denoise_percentile is not None:
             s = np.maximum(s - denoise_factor * np.percentile(s, denoise_percentile, axis=1, keepdims=True), 0.0)
             if trim_db is not None:
                 s = _trim_quiet_frames(s, trim_db)
         feat = librosa.power_to_db(s, ref=1.0, top_db=db_range)
     elif kind == "mfcc":
-        feat = librosa.feature.mfcc(y=y, sr=sample_rate, n_mfcc=n_features, n_fft=n_fft, hop_length=hop_length,
-                                    n_mels=max(40, n_features))
+        feat = librosa.feature.mfcc(
+            y=y, sr=sample_rate, n_mfcc=n_features, n_fft=n_fft, hop_length=hop_length, n_mels=max(40, n_features)
+        )
     else:
         raise ValueError(f"kind must be 'mel' or 'mfcc', got {kind!r}")
     return _time_warp(feat, n_frames).astype(np.float32)
@@ -191,13 +195,21 @@ def _trim_quiet_frames(power: np.ndarray, trim_db: float) -> np.ndarray:
     if energy.max() > 0:
         keep = np.flatnonzero(energy > energy.max() * 10 ** (-trim_db / 10))
         if keep.size >= 2:
-            return power[:, keep[0]:keep[-1] + 1]
+            return power[:, keep[0] : keep[-1] + 1]
     return power
 
 
-def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_features: int = 40,
-                       n_frames: int = 40, db_range: float = 80.0, snr_db: float | None = None,
-                       seed: int = 0, denoise_percentile: float | None = None) -> np.ndarray:
+def utterance_features(
+    ds,
+    idx=None,
+    kind: Literal["mel", "mfcc"] = "mel",
+    n_features: int = 40,
+    n_frames: int = 40,
+    db_range: float = 80.0,
+    snr_db: float | None = None,
+    seed: int = 0,
+    denoise_percentile: float | None = None,
+) -> np.ndarray:
     """:func:`audio_features` of many utterances of a waveform dataset (``ds.waveform(i, normalise=True)``,
     ``ds.sample_rate``, e.g. FSDD), flattened: ``(len(idx), n_features * n_frames)`` float32.
 
@@ -213,8 +225,9 @@ def utterance_features(ds, idx=None, kind: Literal["mel", "mfcc"] = "mel", n_fea
         wave = ds.waveform(int(i), normalise=True)
         if snr_db is not None:
             wave = noise.white_noise(wave, snr_db, seed=seed + int(i))
-        out[row] = audio_features(wave, ds.sample_rate, kind, n_features, n_frames, db_range=db_range,
-                                  denoise_percentile=denoise_percentile).ravel()
+        out[row] = audio_features(
+            wave, ds.sample_rate, kind, n_features, n_frames, db_range=db_range, denoise_percentile=denoise_percentile
+        ).ravel()
     return out
 
 
@@ -258,8 +271,12 @@ def audio_inputs(n_features: int, n_frames: int, code: Literal["minmax", "onoff"
     return n_features * n_frames * (2 if code == "onoff" else 1)
 
 
-def code_audio(features: np.ndarray, code: Literal["minmax", "onoff"],
-               stats: tuple[np.ndarray, np.ndarray] | None = None, z_full: float = 2.0) -> np.ndarray:
+def code_audio(
+    features: np.ndarray,
+    code: Literal["minmax", "onoff"],
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+    z_full: float = 2.0,
+) -> np.ndarray:
     """uint8 input intensities (0-255, the format of pixels) of feature rows: ``"minmax"`` scales each row to
     0-255 like a grey image; ``"onoff"`` is :func:`onoff_code` with the training rows' ``stats``
     (:func:`onoff_stats`)."""
@@ -282,8 +299,9 @@ def features_to_rates(features: np.ndarray, max_rate: float = 63.75, axis=None) 
     return norm * max_rate
 
 
-def events_to_frames(events: dict, sensor_size: tuple[int, int, int], n_bins: int,
-                     duration_us: int | None = None) -> np.ndarray:
+def events_to_frames(
+    events: dict, sensor_size: tuple[int, int, int], n_bins: int, duration_us: int | None = None
+) -> np.ndarray:
     """Bin DVS events ``{x, y, p, t_us}`` into count frames ``(n_bins, polarities, height, width)`` float32.
 
     Time ``[0, duration_us)`` (default: last timestamp + 1) is split into ``n_bins`` equal bins.
@@ -294,8 +312,11 @@ def events_to_frames(events: dict, sensor_size: tuple[int, int, int], n_bins: in
     b = np.minimum(t * n_bins // duration, n_bins - 1)
     keep = t < duration
     frames = np.zeros((n_bins, pols, height, width), np.float32)
-    np.add.at(frames, (b[keep], np.asarray(events["p"])[keep], np.asarray(events["y"])[keep],
-                       np.asarray(events["x"])[keep]), 1.0)
+    np.add.at(
+        frames,
+        (b[keep], np.asarray(events["p"])[keep], np.asarray(events["y"])[keep], np.asarray(events["x"])[keep]),
+        1.0,
+    )
     return frames
 
 

@@ -14,7 +14,8 @@ variables (``population``, ``variables``, ``neurons``). The same specs run in ei
 - a PyTorch SpikingNet (demo, hybrid, DIET runs): ``torch``; populations are the activations (``act1``, ...),
   variable ``v``. (Its Brian2 path, :mod:`bioSNN.interop.nir_brian`, records spikes only.)
 
-Writes into ``out`` (default ``inspect-<engine>`` beside the bundle): ``inspect.png`` (rasters, traces, firing rates and,
+Writes into ``out`` (default ``inspect-<engine>`` beside the bundle): ``inspect.png`` (rasters, traces, firing rates
+and,
 for the STDP networks, receptive fields of the traced neurons), ``recording.npz`` (every recording as plain
 arrays) and ``inspect.json`` (settings, firing rates per population, spike counts per item).
 """
@@ -56,9 +57,16 @@ def resolve(source: str | Path, variant: str | None = None) -> Path:
     return main_bundle(src)
 
 
-def inspect(source, engine: str = "torch", population: str | None = None, variables: tuple[str, ...] | None = None,
-            neurons: tuple[int, ...] = (0, 1, 2), items: int = 3, out: str | Path | None = None,
-            variant: str | None = None) -> Path:
+def inspect(
+    source,
+    engine: str = "torch",
+    population: str | None = None,
+    variables: tuple[str, ...] | None = None,
+    neurons: tuple[int, ...] = (0, 1, 2),
+    items: int = 3,
+    out: str | Path | None = None,
+    variant: str | None = None,
+) -> Path:
     """Simulate ``source`` on ``items`` test items with monitors and write the outputs; returns ``out``."""
     from . import bundles
 
@@ -77,16 +85,21 @@ def inspect(source, engine: str = "torch", population: str | None = None, variab
         dataset = f"{run_cfg.image_dataset}+{run_cfg.audio_dataset}"
     elif not dataset:
         raise ConfigError(f"{path}: the bundle names no dataset (provenance.dataset); cannot pick test items")
-    out = Path(out) if out else (path.parent if path.parent.name != "variants" else path.parent.parent) / \
-        f"inspect-{engine}"
+    out = (
+        Path(out)
+        if out
+        else (path.parent if path.parent.name != "variants" else path.parent.parent) / f"inspect-{engine}"
+    )
     if multimodal:
         result = _multimodal(b, run_cfg, engine, population, variables, neurons, items)
     elif b.engine == "brian2":
         result = _diehl_cook(b, dataset, engine, population or "exc", variables, neurons, items)
     else:
         if engine == "brian2":
-            raise ConfigError(f"{path}: a SpikingNet runs in Brian2 through NIR (biosnn export), which records "
-                              "spikes only; use --engine torch here")
+            raise ConfigError(
+                f"{path}: a SpikingNet runs in Brian2 through NIR (biosnn export), which records "
+                "spikes only; use --engine torch here"
+            )
         result = _spiking_net(b, dataset, population or "act1", variables, neurons, items)
     out.mkdir(parents=True, exist_ok=True)
     recs, summary, fields = result
@@ -147,17 +160,30 @@ def _stdp(b, frozen, stimuli: dict, engine, population, variables, neurons, item
     ens = next(x for x in frozen.ens if population.startswith(x.prefix))
     size = ens.cfg.n_input if population.endswith("input") else ens.cfg.n_exc
     if max(neurons) >= size or min(neurons) < 0:
-        raise ConfigError(f"--neurons: {population} has {size} neurons, so indices must lie in [0, {size}); "
-                          f"got {list(neurons)}")
+        raise ConfigError(
+            f"--neurons: {population} has {size} neurons, so indices must lie in [0, {size}); got {list(neurons)}"
+        )
     window = items * (cfg.max_repeats + 1) * cfg.t_slot
-    specs = {p: MonitorSpec(p, variables if p == population else (), tuple(neurons) if p == population else (0,),
-                            dt_ms=cfg.dt, spikes=True, keep_ms=window) for p in allowed}
+    specs = {
+        p: MonitorSpec(
+            p,
+            variables if p == population else (),
+            tuple(neurons) if p == population else (0,),
+            dt_ms=cfg.dt,
+            spikes=True,
+            keep_ms=window,
+        )
+        for p in allowed
+    }
     shown = {n: stimuli[n][:items] for n in names}
     if engine == "torch":
         import torch
 
-        r = frozen.present(shown if frozen.coupled_net else shown[""], monitors=tuple(specs.values()),
-                           generator=torch.Generator().manual_seed(0))
+        r = frozen.present(
+            shown if frozen.coupled_net else shown[""],
+            monitors=tuple(specs.values()),
+            generator=torch.Generator().manual_seed(0),
+        )
         counts = r.counts if frozen.coupled_net else {"": r.counts}
         repeats, recs = r.repeats, {s: r.recordings[s] for s in specs.values()}
     else:
@@ -167,9 +193,12 @@ def _stdp(b, frozen, stimuli: dict, engine, population, variables, neurons, item
         configs = {x.name: _short(x.cfg, items) for x in frozen.ens}
         state, cross_state, _ = brian_bundle.state_from_bundle(b, configs)
         with backend(Backend("numpy")):
-            bn = EnsembleNetwork({n: (configs[n], shown[n]) for n in names}, Backend("numpy"),
-                                 monitors=tuple(specs.values()),
-                                 cross=CrossConfig(gain=frozen.cross_gain) if cross_state else None)
+            bn = EnsembleNetwork(
+                {n: (configs[n], shown[n]) for n in names},
+                Backend("numpy"),
+                monitors=tuple(specs.values()),
+                cross=CrossConfig(gain=frozen.cross_gain) if cross_state else None,
+            )
             for n in names:
                 bn.state[n].update(state[n])
             for k, v in cross_state.items():
@@ -177,17 +206,32 @@ def _stdp(b, frozen, stimuli: dict, engine, population, variables, neurons, item
             p = bn.present({n: np.arange(items) for n in names}, plastic=False, progress=False)
         counts, repeats, recs = p.counts, p.repeats, {s: bn.recordings[s] for s in specs.values()}
     t_end = (items + int(repeats.sum())) * cfg.t_slot  # the slots the items took
-    sizes = {f"{x.prefix}{pop}": (x.cfg.n_input if pop == "input" else x.cfg.n_exc) for x in frozen.ens
-             for pop in ("input", "exc", "inh")}
+    sizes = {
+        f"{x.prefix}{pop}": (x.cfg.n_input if pop == "input" else x.cfg.n_exc)
+        for x in frozen.ens
+        for pop in ("input", "exc", "inh")
+    }
     rates = {s.population: len(recs[s].spike_t) / sizes[s.population] / (t_end * 1e-3) for s in specs.values()}
     side = int(round(math.sqrt(ens.cfg.n_input)))
-    fields = ens.w.cpu().numpy()[:, list(neurons)].T.reshape(len(neurons), side, side) \
-        if population == f"{ens.prefix}exc" and side * side == ens.cfg.n_input else None
-    summary = {"network": "diehl_cook", "population": population, "variables": list(variables),
-               "neurons": list(neurons), "rates_hz": rates, "simulated_ms": t_end}
+    fields = (
+        ens.w.cpu().numpy()[:, list(neurons)].T.reshape(len(neurons), side, side)
+        if population == f"{ens.prefix}exc" and side * side == ens.cfg.n_input
+        else None
+    )
+    summary = {
+        "network": "diehl_cook",
+        "population": population,
+        "variables": list(variables),
+        "neurons": list(neurons),
+        "rates_hz": rates,
+        "simulated_ms": t_end,
+    }
     if frozen.coupled_net:
-        summary.update(ensembles=names, cross_gain=frozen.cross_gain,
-                       exc_spikes_per_item={n: counts[n].sum(1).tolist() for n in names})
+        summary.update(
+            ensembles=names,
+            cross_gain=frozen.cross_gain,
+            exc_spikes_per_item={n: counts[n].sum(1).tolist() for n in names},
+        )
     else:
         summary.update(n_exc=cfg.n_exc, exc_spikes_per_item=counts[""].sum(1).tolist())
     return recs, summary, fields
@@ -213,8 +257,10 @@ def _multimodal_config(path: Path):
     try:
         saved = read_run_config(run_dir, "multimodal")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: a multimodal network is inspected from its run folder (RUN/variants/<variant>/"
-                          "network.npz beside RUN/config.json), whose audio coding gives the test inputs") from None
+        raise ConfigError(
+            f"{path}: a multimodal network is inspected from its run folder (RUN/variants/<variant>/"
+            "network.npz beside RUN/config.json), whose audio coding gives the test inputs"
+        ) from None
     return apply_overrides(multimodal.Config(), saved["config"])
 
 
@@ -228,8 +274,16 @@ def _multimodal(b, run_cfg, engine, population, variables, neurons, items):
     if items > len(img_ids):
         raise ConfigError(f"--items: at most {len(img_ids)} test pairs")
     stimuli = {"image": d["images"][img_ids[:items]], "audio": d["audio"][aud_ids[:items]]}
-    recs, summary, fields = _stdp(b, frozen, {n: stimuli[n] for n in frozen.names}, engine,
-                                  population or f"{frozen.names[0]}_exc", variables, neurons, items)
+    recs, summary, fields = _stdp(
+        b,
+        frozen,
+        {n: stimuli[n] for n in frozen.names},
+        engine,
+        population or f"{frozen.names[0]}_exc",
+        variables,
+        neurons,
+        items,
+    )
     summary["labels"] = np.asarray(d["test_labels"][:items]).tolist()
     return recs, summary, fields
 
@@ -250,31 +304,56 @@ def _spiking_net(b, dataset, population, variables, neurons, items):
     variables = _state_spec(population, variables, {n: ("v",) for n in names})
     size = next((p.size for p in b.populations if p.name == population), None)
     if size is not None and max(neurons) >= size:
-        raise ConfigError(f"--neurons: {population} has {size} neurons, so indices must lie in [0, {size}); "
-                          f"got {max(neurons)}")
+        raise ConfigError(
+            f"--neurons: {population} has {size} neurons, so indices must lie in [0, {size}); got {max(neurons)}"
+        )
     T, encoder, step_ms = int(run["time_steps"]), run["encoder"], float(run.get("dt", 1e-3)) * 1e3
     ds = data.load(dataset)
     _check_items(items, len(ds.x_test), dataset)
     x = to_tensor_images(np.asarray(ds.x_test[:items]))
     window = items * T * step_ms
-    recs = {n: MonitorSpec(n, variables if n == population else (), tuple(neurons) if n == population else (0,),
-                           dt_ms=step_ms, spikes=True, keep_ms=window) for n in names}
+    recs = {
+        n: MonitorSpec(
+            n,
+            variables if n == population else (),
+            tuple(neurons) if n == population else (0,),
+            dt_ms=step_ms,
+            spikes=True,
+            keep_ms=window,
+        )
+        for n in names
+    }
     from .monitors import Recording
 
     merged = {s: Recording(s) for s in recs.values()}
     per_item, sizes = [], {}
     with torch.no_grad():
         for k in range(items):  # one item at a time: a recording follows the batch's first sample
-            o = net.snn(x[k:k + 1], T, encoder, monitors=tuple(recs.values()), step_ms=step_ms, record=True,
-                        generator=torch.Generator().manual_seed(k))
+            o = net.snn(
+                x[k : k + 1],
+                T,
+                encoder,
+                monitors=tuple(recs.values()),
+                step_ms=step_ms,
+                record=True,
+                generator=torch.Generator().manual_seed(k),
+            )
             for s, r in o.recordings.items():
                 merged[s].append(r.t, r.state, r.spike_i, r.spike_t, k * T * step_ms * 1e-3)
             per_item.append(int(o.logits.argmax(1)[0]))
             sizes = {n: int(v[0, 0].numel()) for n, v in o.spikes.items()}
     rates = {s.population: len(merged[s].spike_t) / sizes[s.population] / (items * T) for s in recs.values()}
-    summary = {"network": "spiking_net", "time_steps": T, "encoder": encoder, "population": population,
-               "variables": list(variables), "neurons": list(neurons), "spikes_per_neuron_per_step": rates,
-               "predictions": per_item, "labels": np.asarray(ds.y_test[:items]).tolist()}
+    summary = {
+        "network": "spiking_net",
+        "time_steps": T,
+        "encoder": encoder,
+        "population": population,
+        "variables": list(variables),
+        "neurons": list(neurons),
+        "spikes_per_neuron_per_step": rates,
+        "predictions": per_item,
+        "labels": np.asarray(ds.y_test[:items]).tolist(),
+    }
     return merged, summary, None
 
 

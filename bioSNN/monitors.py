@@ -51,8 +51,9 @@ class MonitorSpec:
         if self.dt_ms <= 0:
             raise ValueError(f"dt_ms must be > 0, got {self.dt_ms}")
         if self.keep_ms <= 0 or self.start_ms < 0:
-            raise ValueError(f"the recording window needs keep_ms > 0 and start_ms >= 0, got {self.keep_ms}, "
-                             f"{self.start_ms}")
+            raise ValueError(
+                f"the recording window needs keep_ms > 0 and start_ms >= 0, got {self.keep_ms}, {self.start_ms}"
+            )
 
     def records_at(self, t_ms: float) -> bool:
         """Whether simulated time ``t_ms`` lies in the recording window (what an engine records while running)."""
@@ -76,7 +77,7 @@ class Recording:
     spike_t: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
-    def from_samples(cls, spec: MonitorSpec, t: list, samples: dict, spike_i: list, spike_t: list) -> "Recording":
+    def from_samples(cls, spec: MonitorSpec, t: list, samples: dict, spike_i: list, spike_t: list) -> Recording:
         """The recording of an engine that collected, step by step, sample times ``t`` (s), per variable a list of
         ``(len(indices),)`` arrays, and spikes (indices, times in s)."""
         rec = cls(spec)

@@ -47,7 +47,7 @@ def occlude(images: np.ndarray, fraction: float, seed=0) -> np.ndarray:
         rows = rng.integers(0, h - size + 1, n)
         cols = rng.integers(0, w - size + 1, n)
         for i in range(n):
-            x[i, rows[i]:rows[i] + size, cols[i]:cols[i] + size] = 0
+            x[i, rows[i] : rows[i] + size, cols[i] : cols[i] + size] = 0
     return x.reshape(images.shape) if flat else x
 
 

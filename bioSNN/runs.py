@@ -16,9 +16,25 @@ from pathlib import Path
 from .atomic import write_json
 from .config import SCHEMA_VERSION
 
-__all__ = ["new_run_dir", "read_finished", "is_run_config", "read_run_config", "main_bundle", "check_same_config", "write_merged", "write_json", "RunLock", "RunLockedError",
-           "RunClock", "Interrupted", "stop_on_sigterm", "die_with_parent", "map_in_workers", "WorkerDiedError",
-           "remove_stale_temporaries"]
+__all__ = [
+    "new_run_dir",
+    "read_finished",
+    "is_run_config",
+    "read_run_config",
+    "main_bundle",
+    "check_same_config",
+    "write_merged",
+    "write_json",
+    "RunLock",
+    "RunLockedError",
+    "RunClock",
+    "Interrupted",
+    "stop_on_sigterm",
+    "die_with_parent",
+    "map_in_workers",
+    "WorkerDiedError",
+    "remove_stale_temporaries",
+]
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -76,8 +92,10 @@ def read_run_config(run_dir: str | Path, name: str | None, known: tuple[str, ...
     if known and saved["experiment"] not in known:
         raise ConfigError(f"{path}: unknown experiment {saved['experiment']!r}")
     if name is not None and saved["experiment"] != name:
-        raise ConfigError(f"{run_dir} is a {saved['experiment']!r} run; resume it with `biosnn run "
-                          f"{saved['experiment']} --resume {run_dir}`")
+        raise ConfigError(
+            f"{run_dir} is a {saved['experiment']!r} run; resume it with `biosnn run "
+            f"{saved['experiment']} --resume {run_dir}`"
+        )
     return saved
 
 
@@ -111,8 +129,9 @@ def main_bundle(run: str | Path) -> Path:
         if c.is_file():
             return c
     have = sorted(p.name for p in run.glob("*.npz"))
-    raise ConfigError(f"{run}: no bundle of its main network {m.get('main')!r} (bundles there: {have}); give one "
-                      "of them")
+    raise ConfigError(
+        f"{run}: no bundle of its main network {m.get('main')!r} (bundles there: {have}); give one of them"
+    )
 
 
 def check_same_config(base: dict, cfg: dict, allowed, run: str | Path, first: str | Path) -> None:
@@ -120,8 +139,10 @@ def check_same_config(base: dict, cfg: dict, allowed, run: str | Path, first: st
     from ``base`` (of ``first``), keys in ``allowed`` excepted."""
     for key in sorted(set(base) | set(cfg)):
         if key not in allowed and base.get(key) != cfg.get(key):
-            raise ValueError(f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
-                             f"{first}); pass --ignore {key} if it does not matter for the variants taken")
+            raise ValueError(
+                f"{run}: config key {key!r} differs ({cfg.get(key)!r} vs {base.get(key)!r} in "
+                f"{first}); pass --ignore {key} if it does not matter for the variants taken"
+            )
 
 
 def write_merged(out: Path, experiment: str, metrics: dict, config: dict) -> None:
@@ -129,8 +150,9 @@ def write_merged(out: Path, experiment: str, metrics: dict, config: dict) -> Non
     ``merged`` whose ``config`` is the sources' shared one with what the merge joined (its command, from
     :func:`bioSNN.cli.reproduce_command`, trains everything merged in one run)."""
     write_json(out / "metrics.json", metrics)
-    write_json(out / "config.json", {"schema": SCHEMA_VERSION, "experiment": experiment, "merged": True,
-                                     "config": config})
+    write_json(
+        out / "config.json", {"schema": SCHEMA_VERSION, "experiment": experiment, "merged": True, "config": config}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -155,7 +177,7 @@ class RunLock:
         self.path = Path(run_dir) / LOCK_FILE
         self._fd: int | None = None
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         import fcntl
 
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -169,10 +191,14 @@ class RunLock:
                 who = f"process {h['pid']} (`{h['command']}`, since {h['since']})"
             except (ValueError, KeyError, TypeError):
                 who = "another process"
-            raise RunLockedError(f"{self.path.parent} is in use by {who}; wait for it to end or stop it first") \
-                from None
-        info = {"pid": os.getpid(), "command": " ".join(sys.argv),
-                "since": _dt.datetime.now().isoformat(timespec="seconds")}
+            raise RunLockedError(
+                f"{self.path.parent} is in use by {who}; wait for it to end or stop it first"
+            ) from None
+        info = {
+            "pid": os.getpid(),
+            "command": " ".join(sys.argv),
+            "since": _dt.datetime.now().isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
@@ -183,7 +209,7 @@ class RunLock:
             os.close(self._fd)  # closing the only descriptor releases the flock
             self._fd = None
 
-    def __enter__(self) -> "RunLock":
+    def __enter__(self) -> RunLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
@@ -203,8 +229,12 @@ def map_in_workers(fn, jobs: list, workers: int) -> list:
     from concurrent.futures.process import BrokenProcessPool
 
     try:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=mp.get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            min(workers, len(jobs)),
+            mp_context=mp.get_context("spawn"),
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             try:
                 return list(pool.map(fn, jobs))
             except KeyboardInterrupt:  # SIGTERM reaches this process only: stop the workers, don't wait on them
@@ -213,8 +243,9 @@ def map_in_workers(fn, jobs: list, workers: int) -> list:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     except BrokenProcessPool:
-        raise WorkerDiedError("a worker process died (killed, or out of memory?); every variant keeps its last "
-                              "checkpoint") from None
+        raise WorkerDiedError(
+            "a worker process died (killed, or out of memory?); every variant keeps its last checkpoint"
+        ) from None
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -291,8 +322,13 @@ class RunClock:
             if seg["status"] == "running":  # the process that wrote it died without a word
                 self._settle_killed(seg)
         self._log = log
-        self._seg = {"command": command or sys.argv, "started": _dt.datetime.now().isoformat(timespec="seconds"),
-                     "start_time": time.time(), "seconds": 0.0, "status": "running"}
+        self._seg = {
+            "command": command or sys.argv,
+            "started": _dt.datetime.now().isoformat(timespec="seconds"),
+            "start_time": time.time(),
+            "seconds": 0.0,
+            "status": "running",
+        }
         log["segments"].append(self._seg)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -305,8 +341,10 @@ class RunClock:
         start = seg.get("start_time")
         if start is None:  # a log of an older bioSNN: its last heartbeat is all there is
             return
-        last = max((p.stat().st_mtime for p in self.path.parent.rglob("*")
-                    if p.is_file() and p.name != LOCK_FILE), default=start)
+        last = max(
+            (p.stat().st_mtime for p in self.path.parent.rglob("*") if p.is_file() and p.name != LOCK_FILE),
+            default=start,
+        )
         seg["seconds"] = max(float(seg["seconds"]), last - start)
         seg["ended"] = _dt.datetime.fromtimestamp(start + seg["seconds"]).isoformat(timespec="seconds")
 

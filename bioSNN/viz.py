@@ -43,8 +43,13 @@ def plot_raster(ax, spikes: np.ndarray, dt_label: str = "time step", title: str 
     spikes = np.asarray(spikes)[:, :max_neurons]
     t, n = np.nonzero(spikes)
     ax.scatter(t, n, s=2, marker="|", color="k")
-    ax.set(xlabel=dt_label, ylabel="neuron", title=title, xlim=(-0.5, spikes.shape[0] - 0.5),
-           ylim=(-0.5, spikes.shape[1] - 0.5))
+    ax.set(
+        xlabel=dt_label,
+        ylabel="neuron",
+        title=title,
+        xlim=(-0.5, spikes.shape[0] - 0.5),
+        ylim=(-0.5, spikes.shape[1] - 0.5),
+    )
     return ax
 
 
@@ -55,13 +60,27 @@ def plot_confusion(ax, confusion: np.ndarray, class_names=None, title: str = "co
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     k = len(c)
     names = class_names or [str(i) for i in range(k)]
-    ax.set(xticks=range(k), yticks=range(k), xticklabels=names, yticklabels=names, xlabel="predicted",
-           ylabel="true", title=title)
+    ax.set(
+        xticks=range(k),
+        yticks=range(k),
+        xticklabels=names,
+        yticklabels=names,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
+    )
     for i in range(k):
         for j in range(k):
             if c[i, j]:
-                ax.text(j, i, int(c[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if norm[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    int(c[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
     return ax
 
 
@@ -75,7 +94,7 @@ def plot_tiles(fig, images: np.ndarray, n_cols: int | None = None, cmap: str = "
     grid = np.full((n_rows * (h + 1) - 1, n_cols * (w + 1) - 1), np.nan)
     for i, im in enumerate(images):
         r, c = divmod(i, n_cols)
-        grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = im
+        grid[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = im
     ax = fig.add_subplot(111)
     ax.imshow(grid, cmap=cmap, interpolation="nearest")
     ax.axis("off")

@@ -30,14 +30,26 @@ from bioSNN.encoding import code_audio, onoff_stats, utterance_features
 
 # (kind, features, frames, dB range of the mel floor); "mel_onoff" is the multimodal default: log-mel features
 # standardised with the training utterances' mean and std, split into ON and OFF inputs (twice the inputs)
-CANDIDATES = (("mel_onoff", 20, 20, 80.0), ("mel_onoff", 8, 8, 80.0),
-              ("mel", 8, 8, 80.0), ("mel", 16, 16, 80.0), ("mel", 20, 20, 80.0), ("mel", 28, 28, 80.0),
-              ("mel", 40, 20, 80.0), ("mfcc", 20, 20, 80.0), ("mfcc", 13, 30, 80.0),
-              ("mel", 8, 8, 30.0), ("mel", 20, 20, 40.0), ("mel", 20, 20, 30.0), ("mel", 20, 20, 20.0))
+CANDIDATES = (
+    ("mel_onoff", 20, 20, 80.0),
+    ("mel_onoff", 8, 8, 80.0),
+    ("mel", 8, 8, 80.0),
+    ("mel", 16, 16, 80.0),
+    ("mel", 20, 20, 80.0),
+    ("mel", 28, 28, 80.0),
+    ("mel", 40, 20, 80.0),
+    ("mfcc", 20, 20, 80.0),
+    ("mfcc", 13, 30, 80.0),
+    ("mel", 8, 8, 30.0),
+    ("mel", 20, 20, 40.0),
+    ("mel", 20, 20, 30.0),
+    ("mel", 20, 20, 20.0),
+)
 
 
-def stimuli(ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.0,
-            train: np.ndarray | None = None) -> np.ndarray:
+def stimuli(
+    ds, kind: str, n_features: int, n_frames: int, db_range: float = 80.0, train: np.ndarray | None = None
+) -> np.ndarray:
     """``(n_utterances, inputs)`` uint8, the ensemble's input intensities: min-max per utterance, or for
     ``mel_onoff`` the ON/OFF code with statistics of the ``train`` utterances (all when None)."""
     base = "mel" if kind == "mel_onoff" else kind
@@ -65,8 +77,16 @@ def class_mean_accuracy(x_tr, y_tr, x_te, y_te) -> float:
     return float((d.argmin(1) == y_te).mean())
 
 
-def noise_rows(ds, tr, te, snrs=(None, 20.0, 10.0, 5.0, 0.0), denoise=(None, 10.0), n_prototypes: int = 400,
-               db_range: float = 40.0, seed: int = 0) -> list[dict]:
+def noise_rows(
+    ds,
+    tr,
+    te,
+    snrs=(None, 20.0, 10.0, 5.0, 0.0),
+    denoise=(None, 10.0),
+    n_prototypes: int = 400,
+    db_range: float = 40.0,
+    seed: int = 0,
+) -> list[dict]:
     """Accuracy of the ON/OFF code under white noise on the test utterances (clean training utterances), with
     and without spectral subtraction (``denoise``: percentiles, None = off)."""
     rows = []
@@ -77,13 +97,15 @@ def noise_rows(ds, tr, te, snrs=(None, 20.0, 10.0, 5.0, 0.0), denoise=(None, 10.
         x_tr = code_audio(f_tr, "onoff", stats).astype(np.float32) / 255.0
         row = {"kind": "mel_onoff", "n_features": 20, "n_frames": 20, "db_range": db_range, "denoise_percentile": q}
         for snr in snrs:
-            f_te = utterance_features(ds, te, "mel", 20, 20, db_range, snr_db=snr, seed=seed + 100,
-                                      denoise_percentile=q)
+            f_te = utterance_features(
+                ds, te, "mel", 20, 20, db_range, snr_db=snr, seed=seed + 100, denoise_percentile=q
+            )
             x_te = code_audio(f_te, "onoff", stats).astype(np.float32) / 255.0
             key = "clean" if snr is None else f"snr_{snr:g}dB"
             row[f"class_mean_{key}"] = class_mean_accuracy(x_tr, ds.labels[tr], x_te, ds.labels[te])
-            row[f"prototypes_{n_prototypes}_{key}"] = prototype_accuracy(x_tr, ds.labels[tr], x_te, ds.labels[te],
-                                                                         n_prototypes, seed)
+            row[f"prototypes_{n_prototypes}_{key}"] = prototype_accuracy(
+                x_tr, ds.labels[tr], x_te, ds.labels[te], n_prototypes, seed
+            )
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -100,10 +122,15 @@ def main(argv=None) -> dict:
     tr, te = np.flatnonzero(~ds.is_test), np.flatnonzero(ds.is_test)
     if args.noise:
         rows = noise_rows(ds, tr, te, n_prototypes=max(args.prototypes))
-        result = {"dataset": "fsdd", "train": len(tr), "test": len(te), "rows": rows,
-                  "method": "white noise (bioSNN.noise.white_noise, seed 100 + utterance index) on test utterances "
-                            "only; ON/OFF statistics, k-means prototypes (n_init 1, seed 0) and class means from "
-                            "clean training utterances"}
+        result = {
+            "dataset": "fsdd",
+            "train": len(tr),
+            "test": len(te),
+            "rows": rows,
+            "method": "white noise (bioSNN.noise.white_noise, seed 100 + utterance index) on test utterances "
+            "only; ON/OFF statistics, k-means prototypes (n_init 1, seed 0) and class means from "
+            "clean training utterances",
+        }
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "metrics_noise.json", result)
@@ -113,16 +140,27 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         x8 = stimuli(ds, kind, nf, nt, db, train=tr)
         x = x8.astype(np.float32) / 255.0
-        row = {"kind": kind, "n_features": nf, "n_frames": nt, "db_range": db if kind != "mfcc" else None,
-               "inputs": x.shape[1], "mean_intensity": float(x.mean()),
-               "class_mean": class_mean_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te])}
+        row = {
+            "kind": kind,
+            "n_features": nf,
+            "n_frames": nt,
+            "db_range": db if kind != "mfcc" else None,
+            "inputs": x.shape[1],
+            "mean_intensity": float(x.mean()),
+            "class_mean": class_mean_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te]),
+        }
         for k in args.prototypes:
             row[f"prototypes_{k}"] = prototype_accuracy(x[tr], ds.labels[tr], x[te], ds.labels[te], k)
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"dataset": "fsdd", "train": len(tr), "test": len(te), "rows": rows,
-              "method": "k-means prototypes (n_init 1, seed 0) labelled by majority; nearest class mean as ceiling"}
+    result = {
+        "dataset": "fsdd",
+        "train": len(tr),
+        "test": len(te),
+        "rows": rows,
+        "method": "k-means prototypes (n_init 1, seed 0) labelled by majority; nearest class mean as ceiling",
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", result)

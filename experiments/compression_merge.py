@@ -59,9 +59,16 @@ def merge(sources: list[str], out: Path, ignore: tuple[str, ...] = ()) -> dict:
     results = [{"variant": v, **table[v], **details[v]} for v in table]
     exp._figures(out, results, receptive_fields=False)
     main = "full" if "full" in table else next(iter(table))
-    metrics = {"accuracy": table[main]["accuracy"], "main_variant": main, "variants": table, "details": details,
-               "merged_from": origin, "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls,
-               "cost_model": exp.compression.COST_MODEL}
+    metrics = {
+        "accuracy": table[main]["accuracy"],
+        "main_variant": main,
+        "variants": table,
+        "details": details,
+        "merged_from": origin,
+        "config_keys_ignored": list(ignore),
+        "wall_seconds_of_runs": walls,
+        "cost_model": exp.compression.COST_MODEL,
+    }
     write_merged(out, "compression", metrics, {**base, "variants": list(table)})
     return metrics
 
@@ -74,8 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     m = merge(args.runs, args.out, tuple(args.ignore))
     for v, r in m["variants"].items():
-        print(f"{v:>10}: accuracy {r['accuracy']:.4f}  kept {100 * (1 - r['fraction_pruned']):.1f} %  "
-              f"bits {r['bits_per_synapse']}  energy x{r['energy_vs_full']:.2f}  area x{r['area_vs_full']:.3f}")
+        print(
+            f"{v:>10}: accuracy {r['accuracy']:.4f}  kept {100 * (1 - r['fraction_pruned']):.1f} %  "
+            f"bits {r['bits_per_synapse']}  energy x{r['energy_vs_full']:.2f}  area x{r['area_vs_full']:.3f}"
+        )
 
 
 if __name__ == "__main__":

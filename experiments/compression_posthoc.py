@@ -38,8 +38,9 @@ from bioSNN.config import apply_overrides
 from . import compression as experiment
 
 
-def apply_scheme(w: np.ndarray, alive: np.ndarray, comp: compression.CompressionConfig,
-                 w_sum: float) -> tuple[np.ndarray, np.ndarray]:
+def apply_scheme(
+    w: np.ndarray, alive: np.ndarray, comp: compression.CompressionConfig, w_sum: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The compressed ``(w, alive)`` of a trained ``(n_input, n_exc)`` weight array: one compression step
     (:func:`bioSNN.brian.compression.compress`) as the experiment takes it during training."""
     if not comp.active:
@@ -51,13 +52,20 @@ def apply_scheme(w: np.ndarray, alive: np.ndarray, comp: compression.Compression
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run_dir", type=Path)
-    ap.add_argument("--schemes", nargs="+", default=["full", "pruned", "q2", "q2:global", "pruned+q2",
-                                                     "pruned+q2:global", "pruned+q2:raise"])
+    ap.add_argument(
+        "--schemes",
+        nargs="+",
+        default=["full", "pruned", "q2", "q2:global", "pruned+q2", "pruned+q2:global", "pruned+q2:raise"],
+    )
     ap.add_argument("--n-label", type=int, default=0, help="label on the last N of the run's labelling images")
     ap.add_argument("--n-test", type=int, default=0, help="test on the first N of the run's test images")
     ap.add_argument("--variant", default="full", help="the run's variant whose trained network is compressed")
-    ap.add_argument("--engine", choices=("torch", "brian2"), default="torch",
-                    help="the engine that labels and tests (default: torch, as the experiment does)")
+    ap.add_argument(
+        "--engine",
+        choices=("torch", "brian2"),
+        default="torch",
+        help="the engine that labels and tests (default: torch, as the experiment does)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     saved = json.loads((args.run_dir / "config.json").read_text())
@@ -74,9 +82,12 @@ def main(argv=None) -> int:
     path = out / f"posthoc_label{n_label}_test{n_test}{'_brian2' if args.engine == 'brian2' else ''}.json"
     run_cfg = dataclasses.replace(cfg, test_engine=args.engine, workers=1)
     results = json.loads(path.read_text()) if path.exists() else {}
-    be = Backend(cfg.backend if args.engine == "brian2" else "numpy",
-                 directory=str(out / "posthoc_project") if args.engine == "brian2" and cfg.backend.endswith(
-                     "standalone") else None)
+    be = Backend(
+        cfg.backend if args.engine == "brian2" else "numpy",
+        directory=str(out / "posthoc_project")
+        if args.engine == "brian2" and cfg.backend.endswith("standalone")
+        else None,
+    )
     label_ids = np.arange(n_tr - n_label, n_tr)
     test_ids = np.arange(n_tr, n_tr + n_test)
     with backend(be):
@@ -91,10 +102,16 @@ def main(argv=None) -> int:
             lab, test = experiment.label_and_test(run_cfg, net_cfg, w, state["theta"], x, label_ids, test_ids, net)
             assign = readout.assign_labels(lab.counts, y_tr[label_ids], ds.n_classes)
             acc = float((readout.predict(test.counts, assign, ds.n_classes) == y_te[:n_test]).mean())
-            results[name] = {"accuracy": acc, "synapses_kept": int(alive.sum()),
-                             "fraction_pruned": float(1 - alive.mean()), "bits": scheme.bits,
-                             "test_spikes_per_image": float(test.counts.sum(1).mean()),
-                             "n_label": n_label, "n_test": n_test, "seconds": time.perf_counter() - t0}
+            results[name] = {
+                "accuracy": acc,
+                "synapses_kept": int(alive.sum()),
+                "fraction_pruned": float(1 - alive.mean()),
+                "bits": scheme.bits,
+                "test_spikes_per_image": float(test.counts.sum(1).mean()),
+                "n_label": n_label,
+                "n_test": n_test,
+                "seconds": time.perf_counter() - t0,
+            }
             write_json(path, results)
             print(f"{name:>24}: accuracy {acc:.4f}  pruned {100 * (1 - alive.mean()):.1f} %", flush=True)
     return 0

@@ -84,8 +84,10 @@ def main(argv=None) -> int:
                 entry["mean"] = statistics.fmean(accs)
                 entry["std"] = statistics.stdev(accs) if len(accs) > 1 else None
                 write_json(path, results)
-                print(f"{v:>12} {engine:>6} seed {seed}: accuracy {acc:.4f}  "
-                      f"({lab.seconds + test.seconds:.1f} s)", flush=True)
+                print(
+                    f"{v:>12} {engine:>6} seed {seed}: accuracy {acc:.4f}  ({lab.seconds + test.seconds:.1f} s)",
+                    flush=True,
+                )
     return 0
 
 

@@ -24,7 +24,10 @@ from bioSNN.nn.bundle import run_settings, to_bundle
 from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import Checkpoint, evaluate, fit, image_tensors
 
-SUMMARY = "spiking MLP on Poisson-coded digits (embedded UCI 8x8 by default): surrogate-gradient training + device quantization"
+SUMMARY = (
+    "spiking MLP on Poisson-coded digits (embedded UCI 8x8 by default): surrogate-gradient training + device "
+    "quantization"
+)
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,19 @@ class Config:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "hidden": ">=1", "time_steps": ">=1", "leak": "(0,1]", "threshold": ">0",
-        "epochs": ">=0", "batch_size": ">=1", "lr": ">0", "train_limit": ">=0",
-        "test_limit": ">=0", "device_bits": "[1,16]", "threads": ">=1", "seed": ">=0"}
+        "hidden": ">=1",
+        "time_steps": ">=1",
+        "leak": "(0,1]",
+        "threshold": ">0",
+        "epochs": ">=0",
+        "batch_size": ">=1",
+        "lr": ">0",
+        "train_limit": ">=0",
+        "test_limit": ">=0",
+        "device_bits": "[1,16]",
+        "threads": ">=1",
+        "seed": ">=0",
+    }
 
 
 # a resumed run may train more epochs; nothing else
@@ -68,9 +81,20 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     prov = bundles.provenance(cfg.dataset, cfg.seed)
     spec = {"model": "mlp", "hidden": cfg.hidden}
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    history = fit(net, opt, Checkpoint(run_dir / "checkpoints" / "last.npz", spec, prov), (x_tr, y_tr),
-                  (x_te, y_te), cfg.epochs, cfg.time_steps, "poisson", cfg.batch_size, seed=cfg.seed, label="demo",
-                  verbose=progress)
+    history = fit(
+        net,
+        opt,
+        Checkpoint(run_dir / "checkpoints" / "last.npz", spec, prov),
+        (x_tr, y_tr),
+        (x_te, y_te),
+        cfg.epochs,
+        cfg.time_steps,
+        "poisson",
+        cfg.batch_size,
+        seed=cfg.seed,
+        label="demo",
+        verbose=progress,
+    )
     result = evaluate(net, x_te, y_te, cfg.time_steps, "poisson", seed=cfg.seed + 1)
     conf = np.zeros((ds.n_classes, ds.n_classes), np.int64)
     np.add.at(conf, (y_te.numpy(), result.predictions), 1)
@@ -90,12 +114,21 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         for layer, w in zip(layers, original):
             layer.weight.copy_(w)
 
-    bundles.write(run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov,
-                                                   run=run_settings(cfg.time_steps, "poisson")))
+    bundles.write(
+        run_dir / "model.npz", to_bundle(net, model=spec, provenance=prov, run=run_settings(cfg.time_steps, "poisson"))
+    )
     _figure(run_dir / "demo.png", net, x_te, y_te, cfg, history, conf, ds.class_names)
-    return {"accuracy": result.accuracy, "main_bundle": "model.npz", "dataset": cfg.dataset, "n_train": len(x_tr), "n_test": len(x_te),
-            **result.summary(), "device_accuracy": device_acc, "history": history,
-            "train_seconds": time.perf_counter() - t_start}
+    return {
+        "accuracy": result.accuracy,
+        "main_bundle": "model.npz",
+        "dataset": cfg.dataset,
+        "n_train": len(x_tr),
+        "n_test": len(x_te),
+        **result.summary(),
+        "device_accuracy": device_acc,
+        "history": history,
+        "train_seconds": time.perf_counter() - t_start,
+    }
 
 
 def _figure(path, net, x_te, y_te, cfg, history, conf, class_names):
@@ -106,8 +139,9 @@ def _figure(path, net, x_te, y_te, cfg, history, conf, class_names):
     ax2.plot(history["epoch"], history["test_accuracy"], color="tab:blue", marker="o", ms=3)
     ax2.set_ylabel("test accuracy", color="tab:blue")
     with torch.no_grad():
-        spikes = net.snn(x_te[:1], cfg.time_steps, "poisson", generator=torch.Generator().manual_seed(0),
-                         record=True).spikes
+        spikes = net.snn(
+            x_te[:1], cfg.time_steps, "poisson", generator=torch.Generator().manual_seed(0), record=True
+        ).spikes
     viz.plot_raster(axes[1], spikes["act1"][:, 0].numpy(), title=f"hidden spikes, test sample (label {int(y_te[0])})")
     viz.plot_confusion(axes[2], conf, list(class_names))
     viz.save(fig, path)

@@ -26,9 +26,9 @@ import torch
 from bioSNN import viz
 from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
+from bioSNN.models import ModelName, build_spiking
 from bioSNN.nn import qat
 from bioSNN.nn.convert import balance_thresholds
-from bioSNN.models import ModelName, build_spiking
 from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.surrogate import SurrogateName
 from bioSNN.nn.train import step_schedule
@@ -60,26 +60,56 @@ class Config(PipelineConfig):
 
     RULES: ClassVar[dict] = {
         **PipelineConfig.RULES,
-        "diet_steps": ">=1", "diet_epochs": ">=0", "diet_lr": ">0",
-        "lr_milestones": "(0,1]", "percentile": "(0,100]", "scale": ">0",
-        "energy_penalty": ">=0", "compare_steps": ">=1", "convert_scale": ">0", "device_bits": "[1,16]",
-        "qat_steps": ">=1", "qat_epochs": ">=0", "qat_lr": ">0"}
+        "diet_steps": ">=1",
+        "diet_epochs": ">=0",
+        "diet_lr": ">0",
+        "lr_milestones": "(0,1]",
+        "percentile": "(0,100]",
+        "scale": ">0",
+        "energy_penalty": ">=0",
+        "compare_steps": ">=1",
+        "convert_scale": ">0",
+        "device_bits": "[1,16]",
+        "qat_steps": ">=1",
+        "qat_epochs": ">=0",
+        "qat_lr": ">0",
+    }
 
     def cross_check(self) -> None:
         super().cross_check()
         if self.device_bits and self.qat_steps not in self.diet_steps:
-            raise ConfigError(f"qat_steps: QAT starts from a DIET network, so it must be one of diet_steps "
-                              f"{list(self.diet_steps)}, got {self.qat_steps}")
+            raise ConfigError(
+                f"qat_steps: QAT starts from a DIET network, so it must be one of diet_steps "
+                f"{list(self.diet_steps)}, got {self.qat_steps}"
+            )
 
 
 # a resumed run may train its phases for more epochs and add QAT on other devices; nothing else
-RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "ann_epochs", "diet_epochs", "hybrid_epochs", "qat_epochs",
-                              "device_bits")
+RESUMABLE: tuple[str, ...] = (
+    "checkpoint_seconds",
+    "ann_epochs",
+    "diet_epochs",
+    "hybrid_epochs",
+    "qat_epochs",
+    "device_bits",
+)
 
 PRESETS = {
-    "quick": {"dataset": "digits", "width": 0.25, "hidden": 128, "ann_epochs": 15, "diet_steps": (2, 5),
-              "diet_epochs": 3, "diet_lr": 5e-4, "hybrid_epochs": 3, "hybrid_lr": 5e-4, "balance_samples": 256,
-              "device_bits": (2,), "qat_epochs": 2, "qat_lr": 2e-4},
+    "quick": {
+        "dataset": "digits",
+        "width": 0.25,
+        "hidden": 128,
+        "ann_epochs": 15,
+        "diet_steps": (2, 5),
+        "diet_epochs": 3,
+        "diet_lr": 5e-4,
+        "hybrid_epochs": 3,
+        "hybrid_lr": 5e-4,
+        "balance_samples": 256,
+        "device_bits": (2,),
+        "qat_epochs": 2,
+        "qat_lr": 2e-4,
+    },
     "full": {"dataset": "mnist", "ann_lr_milestones": (0.6, 0.8)},
 }
 
@@ -92,8 +122,10 @@ def _optimizer(cfg: Config, params, lr: float):
 
 
 def _neurons(net) -> dict:
-    return {net.name_of(a): {"leak": float(a.leak.detach()), "threshold": float(a.threshold.detach())}
-            for a in net.activations()}
+    return {
+        net.name_of(a): {"leak": float(a.leak.detach()), "threshold": float(a.threshold.detach())}
+        for a in net.activations()
+    }
 
 
 def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
@@ -111,13 +143,26 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         net.set_neurons(leak=1.0, reset="soft", surrogate=cfg.surrogate, train_leak=True, train_threshold=True)
         before = p.evaluate(net, t).accuracy if p.main else 0.0
         opt = _optimizer(cfg, net.parameters(), cfg.diet_lr)
-        hist = p.fit(net, opt, f"diet_T{t}", cfg.diet_epochs, t, "direct",
-                     step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones), f"DIET T={t}",
-                     energy_penalty=cfg.energy_penalty)
+        hist = p.fit(
+            net,
+            opt,
+            f"diet_T{t}",
+            cfg.diet_epochs,
+            t,
+            "direct",
+            step_schedule(opt, cfg.diet_epochs, cfg.lr_milestones),
+            f"DIET T={t}",
+            energy_penalty=cfg.energy_penalty,
+        )
         diet_nets[t] = net
         if p.main:
-            res["diet"][str(t)] = {**p.evaluate(net, t).summary(), "initial_thresholds": init,
-                                   "accuracy_before_training": before, "neurons": _neurons(net), "history": hist}
+            res["diet"][str(t)] = {
+                **p.evaluate(net, t).summary(),
+                "initial_thresholds": init,
+                "accuracy_before_training": before,
+                "neurons": _neurons(net),
+                "history": hist,
+            }
             p.save(net, f"diet_T{t}", t, "direct")
             write_json(run_dir / "partial.json", res)  # what is finished, readable before the run ends
 
@@ -139,17 +184,27 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         opt = _optimizer(cfg, net.parameters(), cfg.qat_lr)
         hist = p.fit(net, opt, f"qat_{bits}bit", cfg.qat_epochs, t, "direct", label=f"QAT {bits}-bit")
         if p.main:
-            res["qat"][f"{bits}bit"] = {**p.evaluate(net, t).summary(), "time_steps": t,
-                                        "accuracy_quantized_before_qat": before,
-                                        "devices": {k: v.to_dict() for k, v in devices.items()}, "history": hist}
+            res["qat"][f"{bits}bit"] = {
+                **p.evaluate(net, t).summary(),
+                "time_steps": t,
+                "accuracy_quantized_before_qat": before,
+                "devices": {k: v.to_dict() for k, v in devices.items()},
+                "history": hist,
+            }
             write_json(run_dir / "partial.json", res)
             qat.freeze(net)
-            p.save(net, f"diet_T{t}_{bits}bit", t, "direct",
-                   device={"per_layer": {k: v.to_dict() for k, v in devices.items()}})
+            p.save(
+                net,
+                f"diet_T{t}_{bits}bit",
+                t,
+                "direct",
+                device={"per_layer": {k: v.to_dict() for k, v in devices.items()}},
+            )
 
     main_t = "5" if "5" in res["diet"] else (next(iter(res["diet"])) if res["diet"] else None)
-    return p.finish(res, "diet", main_t, ("diet", "converted", "hybrid", "qat"),
-                    lambda r: _figure(run_dir / "diet.png", r, cfg))
+    return p.finish(
+        res, "diet", main_t, ("diet", "converted", "hybrid", "qat"), lambda r: _figure(run_dir / "diet.png", r, cfg)
+    )
 
 
 def _figure(path: Path, res: dict, cfg: Config) -> None:

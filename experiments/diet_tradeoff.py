@@ -32,11 +32,18 @@ def collect(runs: list[Path]) -> dict:
         ident, ann = this, m["ann"]["accuracy"]
         alpha = float(cfg.get("energy_penalty", 0.0))
         for t, r in m["diet"].items():
-            points.append({"T": int(t), "energy_penalty": alpha, "accuracy": r["accuracy"],
-                           "epochs": len(r["history"]["epoch"]), "mean_spike_rate": r["mean_spike_rate"],
-                           "energy_ratio_ann_over_snn": r["energy_ratio_ann_over_snn"],
-                           "energy_ratio_first_layer_once": r.get("energy_ratio_first_layer_once"),
-                           "run": str(run)})
+            points.append(
+                {
+                    "T": int(t),
+                    "energy_penalty": alpha,
+                    "accuracy": r["accuracy"],
+                    "epochs": len(r["history"]["epoch"]),
+                    "mean_spike_rate": r["mean_spike_rate"],
+                    "energy_ratio_ann_over_snn": r["energy_ratio_ann_over_snn"],
+                    "energy_ratio_first_layer_once": r.get("energy_ratio_first_layer_once"),
+                    "run": str(run),
+                }
+            )
     if not points:
         raise ValueError("no DIET networks in the given runs")
     points.sort(key=lambda p: (p["energy_penalty"], p["T"]))
@@ -47,15 +54,28 @@ def figure(path: Path, res: dict) -> None:
     fig, ax = viz.figure(figsize=(6.5, 4.5))
     for alpha in sorted({p["energy_penalty"] for p in res["points"]}):
         pts = [p for p in res["points"] if p["energy_penalty"] == alpha]
-        ax.plot([p["energy_ratio_ann_over_snn"] for p in pts], [p["accuracy"] for p in pts], marker="o",
-                ls="-" if alpha == 0 else "none", label=f"α = {alpha:g}" + (" (T sweep)" if len(pts) > 1 else ""))
+        ax.plot(
+            [p["energy_ratio_ann_over_snn"] for p in pts],
+            [p["accuracy"] for p in pts],
+            marker="o",
+            ls="-" if alpha == 0 else "none",
+            label=f"α = {alpha:g}" + (" (T sweep)" if len(pts) > 1 else ""),
+        )
         for p in pts:
-            ax.annotate(f"T={p['T']}", (p["energy_ratio_ann_over_snn"], p["accuracy"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, 3))
+            ax.annotate(
+                f"T={p['T']}",
+                (p["energy_ratio_ann_over_snn"], p["accuracy"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(4, 3),
+            )
     ax.axhline(res["ann_accuracy"], color="k", ls="--", lw=1, label="ANN")
     ax.axvline(10.0, color="grey", ls=":", lw=1, label="10× target")
-    ax.set(xlabel="estimated compute energy ANN / SNN", ylabel="test accuracy",
-           title=f"DIET {res['model']} on {res['dataset']}: accuracy vs energy")
+    ax.set(
+        xlabel="estimated compute energy ANN / SNN",
+        ylabel="test accuracy",
+        title=f"DIET {res['model']} on {res['dataset']}: accuracy vs energy",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     viz.save(fig, path)
@@ -71,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out / "tradeoff.json", res)
     figure(args.out / "tradeoff.png", res)
     for p in res["points"]:
-        print(f"α {p['energy_penalty']:<5g} T {p['T']:>2}: accuracy {p['accuracy']:.4f}  spike rate "
-              f"{p['mean_spike_rate']:.3f}  energy ANN/SNN x{p['energy_ratio_ann_over_snn']:.1f}")
+        print(
+            f"α {p['energy_penalty']:<5g} T {p['T']:>2}: accuracy {p['accuracy']:.4f}  spike rate "
+            f"{p['mean_spike_rate']:.3f}  energy ANN/SNN x{p['energy_ratio_ann_over_snn']:.1f}"
+        )
 
 
 if __name__ == "__main__":

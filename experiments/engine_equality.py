@@ -38,9 +38,14 @@ def compare(torch_spikes, brian_spikes) -> dict:
     """Spike sets as ``{(step, neuron)}``: how many agree, and the first few that do not."""
     t, b = set(torch_spikes), set(brian_spikes)
     both = t & b
-    return {"torch": len(t), "brian2": len(b), "equal": len(both),
-            "fraction_equal": len(both) / max(len(t | b), 1),
-            "only_torch": sorted(t - b)[:10], "only_brian2": sorted(b - t)[:10]}
+    return {
+        "torch": len(t),
+        "brian2": len(b),
+        "equal": len(both),
+        "fraction_equal": len(both) / max(len(t | b), 1),
+        "only_torch": sorted(t - b)[:10],
+        "only_brian2": sorted(b - t)[:10],
+    }
 
 
 def main(argv=None) -> int:
@@ -59,20 +64,31 @@ def main(argv=None) -> int:
     cfg = net.cfg
     state = brian_bundle.state_from_bundle(b, {"": cfg})[0][""]
     ds = data.load(args.dataset)
-    x = np.concatenate([ds.x_train[-args.n_label:], ds.x_test[:args.n_test]]).reshape(-1, cfg.n_input)
-    slices = {"label": (np.arange(args.n_label), ds.y_train[-args.n_label:]),
-              "test": (np.arange(args.n_label, len(x)), ds.y_test[:args.n_test])}
+    x = np.concatenate([ds.x_train[-args.n_label :], ds.x_test[: args.n_test]]).reshape(-1, cfg.n_input)
+    slices = {
+        "label": (np.arange(args.n_label), ds.y_train[-args.n_label :]),
+        "test": (np.arange(args.n_label, len(x)), ds.y_test[: args.n_test]),
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     command = " ".join(map(str, sys.argv[1:] if argv is None else argv))
-    write_json(args.out / "settings.json", {"command": f"python -m bioSNN.experiments.engine_equality {command}",
-                                            "bundle": str(args.bundle), "dataset": args.dataset,
-                                            "n_label": args.n_label, "n_test": args.n_test, "seed": args.seed,
-                                            "network": dataclasses.asdict(cfg)})
+    write_json(
+        args.out / "settings.json",
+        {
+            "command": f"python -m bioSNN.experiments.engine_equality {command}",
+            "bundle": str(args.bundle),
+            "dataset": args.dataset,
+            "n_label": args.n_label,
+            "n_test": args.n_test,
+            "seed": args.seed,
+            "network": dataclasses.asdict(cfg),
+        },
+    )
     metrics, counts = {"n_exc": cfg.n_exc, "dt_ms": cfg.dt, "integration": cfg.integration}, {}
     for phase, (ids, _) in slices.items():
         t0 = time.perf_counter()
-        r = net.present(x, ids, generator=torch.Generator().manual_seed(args.seed * 1_000_003 + len(counts)),
-                        record=True)
+        r = net.present(
+            x, ids, generator=torch.Generator().manual_seed(args.seed * 1_000_003 + len(counts)), record=True
+        )
         t_torch = time.perf_counter() - t0
         steps, idx = r.input_spikes[0]
         # one Brian2 chunk holds the whole slice (replayed spikes cover one chunk), with room for a few more repeats
@@ -80,8 +96,9 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             be = Backend("cpp_standalone", directory=tmp)
             with backend(be):
-                bn = DiehlCookNetwork(bcfg, x, be, monitors=(MonitorSpec("exc", spikes=True, keep_ms=1e12),),
-                                      replay=(steps, idx))
+                bn = DiehlCookNetwork(
+                    bcfg, x, be, monitors=(MonitorSpec("exc", spikes=True, keep_ms=1e12),), replay=(steps, idx)
+                )
                 bn.w, bn.alive, bn.theta = state["w"], state["alive"], state["theta"]
                 t0 = time.perf_counter()
                 p = bn.present(ids, plastic=False, progress=False)
@@ -89,16 +106,26 @@ def main(argv=None) -> int:
                 rec = next(iter(bn.recordings.values()))
         b_steps = np.rint(rec.spike_t / (cfg.dt * 1e-3)).astype(np.int64)
         last = int(r.slots * net.steps_per_slot)
-        cmp = compare(zip(r.exc_spikes[0][0].tolist(), r.exc_spikes[0][1].tolist()),
-                      ((s, i) for s, i in zip(b_steps.tolist(), rec.spike_i.tolist()) if s < last))
-        metrics[phase] = {"images": len(ids), "input_spikes": int(len(steps)), "slots": int(r.slots),
-                          "excitatory_spikes": cmp, "counts_equal_images": int((p.counts == r.counts).all(1).sum()),
-                          "repeats_equal_images": int((p.repeats == r.repeats).sum()),
-                          "seconds": {"torch": t_torch, "brian2": t_brian}}
+        cmp = compare(
+            zip(r.exc_spikes[0][0].tolist(), r.exc_spikes[0][1].tolist()),
+            ((s, i) for s, i in zip(b_steps.tolist(), rec.spike_i.tolist()) if s < last),
+        )
+        metrics[phase] = {
+            "images": len(ids),
+            "input_spikes": int(len(steps)),
+            "slots": int(r.slots),
+            "excitatory_spikes": cmp,
+            "counts_equal_images": int((p.counts == r.counts).all(1).sum()),
+            "repeats_equal_images": int((p.repeats == r.repeats).sum()),
+            "seconds": {"torch": t_torch, "brian2": t_brian},
+        }
         counts[phase] = (r.counts, p.counts)
-        print(f"{phase}: {cmp['equal']} of {max(cmp['torch'], cmp['brian2'])} excitatory spikes equal "
-              f"({100 * cmp['fraction_equal']:.3f} %), counts equal on {metrics[phase]['counts_equal_images']} of "
-              f"{len(ids)} images", flush=True)
+        print(
+            f"{phase}: {cmp['equal']} of {max(cmp['torch'], cmp['brian2'])} excitatory spikes equal "
+            f"({100 * cmp['fraction_equal']:.3f} %), counts equal on {metrics[phase]['counts_equal_images']} of "
+            f"{len(ids)} images",
+            flush=True,
+        )
     y_lab, y_test = slices["label"][1], slices["test"][1]
     for k, engine in enumerate(("torch", "brian2")):
         assign = readout.assign_labels(counts["label"][k], y_lab, ds.n_classes)
@@ -107,8 +134,10 @@ def main(argv=None) -> int:
     metrics["assignments_equal"] = metrics["torch"]["assignment"] == metrics["brian2"]["assignment"]
     metrics["accuracy"] = metrics["torch"]["accuracy"]
     write_json(args.out / "metrics.json", metrics)
-    print(f"accuracy: torch {metrics['torch']['accuracy']:.4f}, brian2 {metrics['brian2']['accuracy']:.4f}; "
-          f"assignments equal: {metrics['assignments_equal']}")
+    print(
+        f"accuracy: torch {metrics['torch']['accuracy']:.4f}, brian2 {metrics['brian2']['accuracy']:.4f}; "
+        f"assignments equal: {metrics['assignments_equal']}"
+    )
     return 0
 
 

@@ -24,8 +24,8 @@ from typing import ClassVar
 from bioSNN import viz
 from bioSNN.config import validate
 from bioSNN.models import ModelName, build_spiking
-from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.network import Encoder
+from bioSNN.nn.pipeline import Pipeline, PipelineConfig
 from bioSNN.nn.surrogate import SurrogateName
 
 SUMMARY = "ANN -> SNN conversion (threshold balancing) + hybrid STDB fine-tuning at few time steps (VGG/ResNet)"
@@ -48,8 +48,15 @@ class Config(PipelineConfig):
 
     RULES: ClassVar[dict] = {
         **PipelineConfig.RULES,
-        "convert_steps": ">=1", "balance_percentile": "(0,100]", "convert_scale": ">0", "convert_test_limit": ">=0",
-        "hybrid_steps": ">=1", "hybrid_scale": ">0", "hybrid_train_limit": ">=0", "leak": "(0,1]"}
+        "convert_steps": ">=1",
+        "balance_percentile": "(0,100]",
+        "convert_scale": ">0",
+        "convert_test_limit": ">=0",
+        "hybrid_steps": ">=1",
+        "hybrid_scale": ">0",
+        "hybrid_train_limit": ">=0",
+        "leak": "(0,1]",
+    }
 
 
 # a resumed run may train its phases for more epochs; nothing else
@@ -57,11 +64,25 @@ RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "ann_epochs", "hybrid_epochs
 
 PRESETS = {
     # a few minutes on 2 cores: the embedded 8x8 digits, a small VGG5
-    "quick": {"dataset": "digits", "width": 0.25, "hidden": 128, "ann_epochs": 15, "convert_steps": (10, 25, 50),
-              "hybrid_steps": (5, 10), "hybrid_epochs": 3, "hybrid_lr": 5e-4, "balance_samples": 256},
+    "quick": {
+        "dataset": "digits",
+        "width": 0.25,
+        "hidden": 128,
+        "ann_epochs": 15,
+        "convert_steps": (10, 25, 50),
+        "hybrid_steps": (5, 10),
+        "hybrid_epochs": 3,
+        "hybrid_lr": 5e-4,
+        "balance_samples": 256,
+    },
     # MNIST VGG5 as in the issue; hours on 2 cores (see the README for the scale actually run)
-    "full": {"dataset": "mnist", "ann_epochs": 10, "ann_lr_milestones": (0.6, 0.8), "convert_steps": (25, 50, 100),
-             "hybrid_steps": (10, 25)},
+    "full": {
+        "dataset": "mnist",
+        "ann_epochs": 10,
+        "ann_lr_milestones": (0.6, 0.8),
+        "convert_steps": (25, 50, 100),
+        "hybrid_steps": (10, 25),
+    },
 }
 
 
@@ -73,24 +94,36 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     results["ann"] = p.ann(net)
     ann_state = copy.deepcopy(net.state_dict())
     x_te, y_te = p.test
-    conv_test = (x_te[:cfg.convert_test_limit], y_te[:cfg.convert_test_limit]) if cfg.convert_test_limit else None
+    conv_test = (x_te[: cfg.convert_test_limit], y_te[: cfg.convert_test_limit]) if cfg.convert_test_limit else None
     if p.main:  # evaluation is not distributed
         for t in cfg.convert_steps:
-            results["converted"][str(t)] = p.converted(net, t, cfg.convert_scale, cfg.balance_percentile,
-                                                       cfg.encoder, conv_test)
+            results["converted"][str(t)] = p.converted(
+                net, t, cfg.convert_scale, cfg.balance_percentile, cfg.encoder, conv_test
+            )
     x_tr, y_tr = p.train
-    train = (x_tr[:cfg.hybrid_train_limit], y_tr[:cfg.hybrid_train_limit]) if cfg.hybrid_train_limit else None
+    train = (x_tr[: cfg.hybrid_train_limit], y_tr[: cfg.hybrid_train_limit]) if cfg.hybrid_train_limit else None
     for t in cfg.hybrid_steps:
         snn = p.build()  # the converted ANN, in a network of its own
         snn.load_state_dict(ann_state)
-        r = p.hybrid(snn, t, cfg.hybrid_scale, cfg.hybrid_lr, cfg.hybrid_epochs, cfg.balance_percentile, cfg.encoder,
-                     cfg.leak, cfg.surrogate, train)
+        r = p.hybrid(
+            snn,
+            t,
+            cfg.hybrid_scale,
+            cfg.hybrid_lr,
+            cfg.hybrid_epochs,
+            cfg.balance_percentile,
+            cfg.encoder,
+            cfg.leak,
+            cfg.surrogate,
+            train,
+        )
         if p.main:
             results["hybrid"][str(t)] = r
             p.save(snn, f"hybrid_T{t}", t, cfg.encoder)
     main_t = str(min(cfg.hybrid_steps)) if cfg.hybrid_steps else None
-    return p.finish(results, "hybrid", main_t, ("converted", "hybrid"),
-                    lambda r: _figure(run_dir / "accuracy_vs_t.png", r, cfg))
+    return p.finish(
+        results, "hybrid", main_t, ("converted", "hybrid"), lambda r: _figure(run_dir / "accuracy_vs_t.png", r, cfg)
+    )
 
 
 def _figure(path: Path, results: dict, cfg: Config) -> None:
@@ -103,7 +136,9 @@ def _figure(path: Path, results: dict, cfg: Config) -> None:
     if results["hybrid"]:  # where STDB started: converted with the hybrid phase's (lower) threshold scale
         ts = sorted(results["hybrid"], key=int)
         curves[f"converted ×{cfg.hybrid_scale:g}, before STDB"] = (
-            [int(t) for t in ts], [results["hybrid"][t]["accuracy_before_training"] for t in ts])
+            [int(t) for t in ts],
+            [results["hybrid"][t]["accuracy_before_training"] for t in ts],
+        )
     viz.plot_curves(axes[0], curves, "time steps T", "test accuracy", f"{cfg.model} on {cfg.dataset}")
     axes[0].axhline(results["ann"]["accuracy"], color="k", ls="--", lw=1, label="ANN")
     axes[0].legend()

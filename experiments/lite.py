@@ -34,8 +34,15 @@ from bioSNN.atomic import write_json
 from bioSNN.config import ConfigError, validate
 from bioSNN.data.text import Vocab, pad_batch
 from bioSNN.models.sequence import build_text_model
-from bioSNN.nn.sequence import (SeqCheckpoint, TokenData, count_parameters, evaluate_tokens, fit_tokens, prepare_run,
-                                text_bundle)
+from bioSNN.nn.sequence import (
+    SeqCheckpoint,
+    TokenData,
+    count_parameters,
+    evaluate_tokens,
+    fit_tokens,
+    prepare_run,
+    text_bundle,
+)
 from bioSNN.nn.train import step_schedule
 
 log = logging.getLogger(__name__)
@@ -71,10 +78,26 @@ class Config:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "embed": ">=1", "hidden": ">=1", "depth": ">=1", "steps_per_token": ">=1", "leak": "[0,1]",
-        "dropout": "[0,1)", "min_freq": ">=1", "max_len": ">=1", "epochs": ">=0", "lr": ">0", "lr_milestones": "(0,1]",
-        "weight_decay": ">=0", "batch_size": ">=1", "clip": ">=0", "train_limit": ">=0",
-        "gradient_sentences": ">=0", "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0"}
+        "embed": ">=1",
+        "hidden": ">=1",
+        "depth": ">=1",
+        "steps_per_token": ">=1",
+        "leak": "[0,1]",
+        "dropout": "[0,1)",
+        "min_freq": ">=1",
+        "max_len": ">=1",
+        "epochs": ">=0",
+        "lr": ">0",
+        "lr_milestones": "(0,1]",
+        "weight_decay": ">=0",
+        "batch_size": ">=1",
+        "clip": ">=0",
+        "train_limit": ">=0",
+        "gradient_sentences": ">=0",
+        "threads": ">=1",
+        "checkpoint_seconds": ">=0",
+        "seed": ">=0",
+    }
 
     def cross_check(self) -> None:
         if not self.models:
@@ -83,23 +106,36 @@ class Config:
             raise ConfigError(f"models: each model once, got {list(self.models)}")
         missing = [m for m in self.gradient_models if m not in self.models]
         if missing:
-            raise ConfigError(f"gradient_models: {missing} are not trained in this run (models = "
-                              f"{list(self.models)})")
+            raise ConfigError(f"gradient_models: {missing} are not trained in this run (models = {list(self.models)})")
 
 
 RESUMABLE: tuple[str, ...] = ("checkpoint_seconds", "epochs", "gradient_sentences")
 
 PRESETS = {
-    "quick": {"train_limit": 8000, "epochs": 3, "lr": 5e-3, "embed": 64, "hidden": 64, "gradient_sentences": 100,
-              "models": ("lite", "lite_last", "lstm", "cnn", "conv_attention")},
+    "quick": {
+        "train_limit": 8000,
+        "epochs": 3,
+        "lr": 5e-3,
+        "embed": 64,
+        "hidden": 64,
+        "gradient_sentences": 100,
+        "models": ("lite", "lite_last", "lstm", "cnn", "conv_attention"),
+    },
     "full": {},
 }
 
 
 def _model_args(cfg: Config, name: str) -> dict:
-    return {"name": "lite" if name == "lite_last" else name, "embed": cfg.embed, "hidden": cfg.hidden,
-            "steps_per_token": cfg.steps_per_token, "depth": cfg.depth, "dropout": cfg.dropout, "leak": cfg.leak,
-            "readout": "last" if name == "lite_last" else "mean"}
+    return {
+        "name": "lite" if name == "lite_last" else name,
+        "embed": cfg.embed,
+        "hidden": cfg.hidden,
+        "steps_per_token": cfg.steps_per_token,
+        "depth": cfg.depth,
+        "dropout": cfg.dropout,
+        "leak": cfg.leak,
+        "readout": "last" if name == "lite_last" else "mean",
+    }
 
 
 def build(cfg: Config, name: str, vocab_size: int, n_classes: int) -> torch.nn.Module:
@@ -114,11 +150,14 @@ def sst2_data(cfg: Config) -> tuple[Vocab, dict[str, TokenData]]:
     train = ds.splits["train"]
     texts, labels = train.texts, train.labels
     if cfg.train_limit:
-        texts, labels = texts[:cfg.train_limit], labels[:cfg.train_limit]
+        texts, labels = texts[: cfg.train_limit], labels[: cfg.train_limit]
     vocab = Vocab.build(texts, cfg.min_freq)
     out = {}
-    for split, (tx, lab) in {"train": (texts, labels), "dev": (ds.splits["dev"].texts, ds.splits["dev"].labels),
-                             "test": (ds.splits["test"].texts, ds.splits["test"].labels)}.items():
+    for split, (tx, lab) in {
+        "train": (texts, labels),
+        "dev": (ds.splits["dev"].texts, ds.splits["dev"].labels),
+        "test": (ds.splits["test"].texts, ds.splits["test"].labels),
+    }.items():
         ids = [vocab.encode(t) or [1] for t in tx]  # an empty phrase becomes one <unk>
         tok, lens = pad_batch(ids, cfg.max_len)
         out[split] = TokenData(tok, lens, np.asarray(lab, np.int64))
@@ -139,7 +178,8 @@ def accuracy_by_length(pred: np.ndarray, data: TokenData) -> dict:
 
 def gradient_study(model: torch.nn.Module, data: TokenData, n: int) -> dict:
     """Per test sentence (the first ``n``, one at a time, dropout off): ‖∂loss/∂e_i‖ for the embedding e_i of
-    its first and last token; means per length bin and their ratio, and the mean profile over relative position (10 bins)."""
+    its first and last token; means per length bin and their ratio, and the mean profile over relative position
+    (10 bins)."""
     model.eval()
     emb = model.embedding
     rows = []
@@ -158,7 +198,7 @@ def gradient_study(model: torch.nn.Module, data: TokenData, n: int) -> dict:
             torch.nn.functional.cross_entropy(logits, y).backward()
         finally:
             h.remove()
-        g = grabbed["e"].grad[0, :int(lens[0])].norm(dim=1).numpy()
+        g = grabbed["e"].grad[0, : int(lens[0])].norm(dim=1).numpy()
         rows.append((int(lens[0]), g))
     model.zero_grad(set_to_none=True)
     out = {"bins": {}, "relative_position": None}
@@ -166,8 +206,12 @@ def gradient_study(model: torch.nn.Module, data: TokenData, n: int) -> dict:
         sel = [g for L, g in rows if lo <= L < hi]
         if sel:
             first, last = float(np.mean([g[0] for g in sel])), float(np.mean([g[-1] for g in sel]))
-            out["bins"][f"{lo}-{hi - 1}"] = {"n": len(sel), "first_token": first, "last_token": last,
-                                             "first_over_last": first / last if last > 0 else float("inf")}
+            out["bins"][f"{lo}-{hi - 1}"] = {
+                "n": len(sel),
+                "first_token": first,
+                "last_token": last,
+                "first_over_last": first / last if last > 0 else float("inf"),
+            }
     prof = np.zeros(10)
     cnt = np.zeros(10)
     for L, g in rows:
@@ -194,33 +238,66 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
         model = build(cfg, name, len(vocab), 2)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         spec = _model_args(cfg, name) | {"vocab_size": len(vocab), "n_classes": 2}
-        history, best = fit_tokens(model, opt, SeqCheckpoint(ckpts / f"{name}.npz", spec, prov), splits["train"],
-                                   splits["dev"], cfg.epochs, cfg.batch_size, cfg.seed * 1000 + k, cfg.clip, name,
-                                   progress, cfg.checkpoint_seconds, step_schedule(opt, cfg.epochs, cfg.lr_milestones))
+        history, best = fit_tokens(
+            model,
+            opt,
+            SeqCheckpoint(ckpts / f"{name}.npz", spec, prov),
+            splits["train"],
+            splits["dev"],
+            cfg.epochs,
+            cfg.batch_size,
+            cfg.seed * 1000 + k,
+            cfg.clip,
+            name,
+            progress,
+            cfg.checkpoint_seconds,
+            step_schedule(opt, cfg.epochs, cfg.lr_milestones),
+        )
         test = evaluate_tokens(model, splits["test"])
         dev = evaluate_tokens(model, splits["dev"])
         preds = test.pop("predictions")
         dev.pop("predictions")
         res["models"][name] = {
-            "test_accuracy": test["accuracy"], "dev_accuracy": dev["accuracy"],
-            "parameters": count_parameters(model), "parameters_without_embedding": count_parameters(model, False),
-            **{k2: v for k2, v in test.items() if k2 != "accuracy"}, "best_epoch": best["epoch"],
-            "neurons": best["neurons"], "history": history,
+            "test_accuracy": test["accuracy"],
+            "dev_accuracy": dev["accuracy"],
+            "parameters": count_parameters(model),
+            "parameters_without_embedding": count_parameters(model, False),
+            **{k2: v for k2, v in test.items() if k2 != "accuracy"},
+            "best_epoch": best["epoch"],
+            "neurons": best["neurons"],
+            "history": history,
             "seconds_per_epoch": float(np.mean(history["seconds"])) if history["seconds"] else 0.0,
-            "accuracy_by_length": accuracy_by_length(preds, splits["test"])}
+            "accuracy_by_length": accuracy_by_length(preds, splits["test"]),
+        }
         bundles.write(run_dir / f"{name}.npz", text_bundle(model, spec, prov, extra={"vocab": "vocab.json"}))
         trained[name] = model
         write_json(run_dir / "partial.json", res)
-        log.info("%s: test %.4f  dev %.4f  %.1f nJ/sentence  %d parameters (%d without embedding)", name,
-                 test["accuracy"], dev["accuracy"], test["energy_nj_per_sample"],
-                 res["models"][name]["parameters"], res["models"][name]["parameters_without_embedding"])
-    res["gradients"] = {name: gradient_study(trained[name], splits["test"], cfg.gradient_sentences)
-                        for name in cfg.gradient_models}
+        log.info(
+            "%s: test %.4f  dev %.4f  %.1f nJ/sentence  %d parameters (%d without embedding)",
+            name,
+            test["accuracy"],
+            dev["accuracy"],
+            test["energy_nj_per_sample"],
+            res["models"][name]["parameters"],
+            res["models"][name]["parameters_without_embedding"],
+        )
+    res["gradients"] = {
+        name: gradient_study(trained[name], splits["test"], cfg.gradient_sentences) for name in cfg.gradient_models
+    }
     res["claims"] = _claims(res["models"])
     main = "lite" if "lite" in res["models"] else cfg.models[0]
-    metrics = {"accuracy": res["models"][main]["test_accuracy"], "main": main, "main_bundle": f"{main}.npz", "task": cfg.task,
-               "vocab_size": len(vocab), "n_train": len(splits["train"]), "n_dev": len(splits["dev"]),
-               "n_test": len(splits["test"]), **res, "train_seconds": time.perf_counter() - t_start}
+    metrics = {
+        "accuracy": res["models"][main]["test_accuracy"],
+        "main": main,
+        "main_bundle": f"{main}.npz",
+        "task": cfg.task,
+        "vocab_size": len(vocab),
+        "n_train": len(splits["train"]),
+        "n_dev": len(splits["dev"]),
+        "n_test": len(splits["test"]),
+        **res,
+        "train_seconds": time.perf_counter() - t_start,
+    }
     _figure(run_dir / "lite.png", res)
     return metrics
 
@@ -239,8 +316,9 @@ def _claims(models: dict) -> dict:
     if "lstm" in models:
         lstm = models["lstm"]
         out["parameters_over_lstm"] = lite["parameters"] / lstm["parameters"]
-        out["parameters_without_embedding_over_lstm"] = (lite["parameters_without_embedding"]
-                                                         / lstm["parameters_without_embedding"])
+        out["parameters_without_embedding_over_lstm"] = (
+            lite["parameters_without_embedding"] / lstm["parameters_without_embedding"]
+        )
         out["energy_over_lstm"] = lite["energy_nj_per_sample"] / lstm["energy_nj_per_sample"]
     return out
 
@@ -255,18 +333,27 @@ def _figure(path: Path, res: dict) -> None:
         bins = r["accuracy_by_length"]
         axes[3].plot(range(len(bins)), [b["accuracy"] for b in bins.values()], marker="o", ms=3, label=name)
     axes[0].set(xlabel="epoch", ylabel="dev accuracy", title="SST-2: selection accuracy")
-    axes[1].set(xscale="log", xlabel="compute energy per sentence (nJ, 45 nm)", ylabel="test accuracy",
-                title="accuracy vs energy")
+    axes[1].set(
+        xscale="log",
+        xlabel="compute energy per sentence (nJ, 45 nm)",
+        ylabel="test accuracy",
+        title="accuracy vs energy",
+    )
     for name, g in res["gradients"].items():
         bins = g["bins"]
         axes[2].plot(range(len(bins)), [b["first_over_last"] for b in bins.values()], marker="o", ms=3, label=name)
     if res["gradients"]:
         axes[2].set_xticks(range(len(bins)), list(bins), fontsize=7)
-    axes[2].set(yscale="log", xlabel="sentence length (tokens)", ylabel="‖∂L/∂e_first‖ / ‖∂L/∂e_last‖",
-                title="gradient reaching the first token")
+    axes[2].set(
+        yscale="log",
+        xlabel="sentence length (tokens)",
+        ylabel="‖∂L/∂e_first‖ / ‖∂L/∂e_last‖",
+        title="gradient reaching the first token",
+    )
     if models:
-        axes[3].set_xticks(range(len(bins := next(iter(models.values()))["accuracy_by_length"])), list(bins),
-                           fontsize=7)
+        axes[3].set_xticks(
+            range(len(bins := next(iter(models.values()))["accuracy_by_length"])), list(bins), fontsize=7
+        )
     axes[3].set(xlabel="sentence length (tokens)", ylabel="test accuracy", title="accuracy vs length")
     for ax in axes:
         ax.legend(fontsize=7)

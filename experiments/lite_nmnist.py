@@ -55,9 +55,21 @@ class Config:
     checkpoint_seconds: float = 600.0
     seed: int = 0
 
-    RULES: ClassVar[dict] = {"bins": ">=1", "duration_ms": ">0", "channels": ">=1", "hidden": ">=1",
-                             "leak": "[0,1]", "init_scale": ">0", "epochs": ">=0", "lr": ">0", "batch_size": ">=1", "train_limit": ">=0",
-                             "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0"}
+    RULES: ClassVar[dict] = {
+        "bins": ">=1",
+        "duration_ms": ">0",
+        "channels": ">=1",
+        "hidden": ">=1",
+        "leak": "[0,1]",
+        "init_scale": ">0",
+        "epochs": ">=0",
+        "lr": ">0",
+        "batch_size": ">=1",
+        "train_limit": ">=0",
+        "threads": ">=1",
+        "checkpoint_seconds": ">=0",
+        "seed": ">=0",
+    }
 
     def cross_check(self) -> None:
         if len(set(self.bins)) != len(self.bins):
@@ -98,7 +110,7 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
     ds = data.load("nmnist")
     tr, te = ds.train_indices, ds.test_indices
     if cfg.train_limit:
-        tr = tr[:cfg.train_limit]
+        tr = tr[: cfg.train_limit]
     y_tr, y_te = torch.from_numpy(ds.labels[tr]), torch.from_numpy(ds.labels[te])
     prov = bundles.provenance("nmnist", cfg.seed)
     res: dict = {"snn": {}, "cnn": {}}
@@ -109,8 +121,12 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
             torch.manual_seed(cfg.seed)
             shape = (2, 34, 34) if kind == "snn" else (2 * n_bins, 34, 34)
             net = event_convnet(shape, 10, cfg.channels, cfg.hidden, cfg.leak, surrogate="fast_sigmoid")
-            spec = {"model": "event_convnet", "input_shape": list(shape), "channels": list(cfg.channels),
-                    "hidden": cfg.hidden}
+            spec = {
+                "model": "event_convnet",
+                "input_shape": list(shape),
+                "channels": list(cfg.channels),
+                "hidden": cfg.hidden,
+            }
             steps, enc = (n_bins, "frames") if kind == "snn" else (0, "direct")
             xa, xb = (x_tr, x_te) if kind == "snn" else (x_tr.flatten(1, 2), x_te.flatten(1, 2))
             init = None
@@ -125,29 +141,62 @@ def run(cfg: Config, run_dir: Path, progress: bool = True) -> dict:
                     init = balance_thresholds(net, [x_tr[:256]], n_bins, cfg.init_scale, 99.0, "frames")
                     write_json(init_path, init)
             opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-            hist = fit(net, opt, Checkpoint(ckpts / f"{kind}_bins{n_bins}.npz", spec, prov), (xa, y_tr), (xb, y_te),
-                       cfg.epochs, steps, enc, cfg.batch_size, False, cfg.seed, label=f"{kind} bins={n_bins}",
-                       verbose=progress, checkpoint_seconds=cfg.checkpoint_seconds)
+            hist = fit(
+                net,
+                opt,
+                Checkpoint(ckpts / f"{kind}_bins{n_bins}.npz", spec, prov),
+                (xa, y_tr),
+                (xb, y_te),
+                cfg.epochs,
+                steps,
+                enc,
+                cfg.batch_size,
+                False,
+                cfg.seed,
+                label=f"{kind} bins={n_bins}",
+                verbose=progress,
+                checkpoint_seconds=cfg.checkpoint_seconds,
+            )
             ev = evaluate(net, xb, y_te, steps, enc, seed=cfg.seed)
             correct = int(round(ev.accuracy * len(y_te)))
-            r = {**ev.summary(), "ci95": wilson(correct, len(y_te)), "history": hist, "initial_thresholds": init,
-                 "parameters": sum(p.numel() for p in net.parameters())}
+            r = {
+                **ev.summary(),
+                "ci95": wilson(correct, len(y_te)),
+                "history": hist,
+                "initial_thresholds": init,
+                "parameters": sum(p.numel() for p in net.parameters()),
+            }
             if kind == "cnn":  # MACs of the ANN: any one-step count of the same layers gives them
                 with torch.no_grad():
                     r["energy_uj"] = net.snn(xb[:1], 1, "direct", count=True).stats.summary()["ann_energy_uj"]
             else:
                 r["energy_uj"] = r["snn_energy_uj"]
-                r["neurons"] = {net.name_of(a): {"leak": float(a.leak.detach()), "threshold": float(a.threshold.detach())}
-                                for a in net.activations()}
-                bundles.write(run_dir / f"snn_bins{n_bins}.npz", to_bundle(
-                    net, model=spec, run=run_settings(n_bins, "frames", cfg.duration_ms / n_bins * 1e-3),
-                    provenance=prov, extra={"bins": n_bins, "duration_ms": cfg.duration_ms}))
+                r["neurons"] = {
+                    net.name_of(a): {"leak": float(a.leak.detach()), "threshold": float(a.threshold.detach())}
+                    for a in net.activations()
+                }
+                bundles.write(
+                    run_dir / f"snn_bins{n_bins}.npz",
+                    to_bundle(
+                        net,
+                        model=spec,
+                        run=run_settings(n_bins, "frames", cfg.duration_ms / n_bins * 1e-3),
+                        provenance=prov,
+                        extra={"bins": n_bins, "duration_ms": cfg.duration_ms},
+                    ),
+                )
             res[kind][str(n_bins)] = r
             write_json(run_dir / "partial.json", res)
     main = str(10 if 10 in cfg.bins else cfg.bins[0])
     _figure(run_dir / "nmnist.png", res)
-    return {"accuracy": res["snn"][main]["accuracy"], "main": f"snn bins={main}", "main_bundle": f"snn_bins{main}.npz", "n_train": len(tr),
-            "n_test": len(te), **res}
+    return {
+        "accuracy": res["snn"][main]["accuracy"],
+        "main": f"snn bins={main}",
+        "main_bundle": f"snn_bins{main}.npz",
+        "n_train": len(tr),
+        "n_test": len(te),
+        **res,
+    }
 
 
 def _figure(path: Path, res: dict) -> None:
@@ -163,8 +212,7 @@ def _figure(path: Path, res: dict) -> None:
         axes[0].fill_between([int(k) for k in b], lo, hi, alpha=0.15)
         axes[1].plot([int(k) for k in b], [res[kind][k]["energy_uj"] for k in b], style, label=kind.upper())
     axes[0].set(xlabel="time bins T", ylabel="test accuracy (95 % interval)", title="N-MNIST subset (100 test)")
-    axes[1].set(xlabel="time bins T", ylabel="compute energy per recording (µJ, 45 nm)", yscale="log",
-                title="energy")
+    axes[1].set(xlabel="time bins T", ylabel="compute energy per recording (µJ, 45 nm)", yscale="log", title="energy")
     for ax in axes:
         ax.legend()
     viz.save(fig, path)

@@ -28,8 +28,9 @@ def stats(run: Path) -> dict:
         if not (run / f"{name}.npz").is_file():
             raise FileNotFoundError(f"{run}: no {name}.npz (the run is not finished, or its bundles were not kept)")
     # the experiment's own data path; a setting absent from an older config.json takes its value of the time
-    c = apply_overrides(exp.Config(), {"attention": "dot", **{k: v for k, v in cfg.items()
-                                                             if k in exp.Config.__dataclass_fields__}})
+    c = apply_overrides(
+        exp.Config(), {"attention": "dot", **{k: v for k, v in cfg.items() if k in exp.Config.__dataclass_fields__}}
+    )
     _, _, d, _ = exp.data_of(c)
     torch.set_num_threads(int(cfg.get("threads", 1)))
     out = {"split": "val", "pairs": len(d["val"]), "models": {}}
@@ -44,8 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     for run in ap.parse_args(argv).runs:
         for name, r in stats(run)["models"].items():
-            print(f"{run}  {name:>10}: attention entropy {r['entropy_nats']:.3f} nats "
-                  f"({r['entropy_over_uniform']:.2f} of uniform), mean largest weight {r['mean_max_weight']:.3f}")
+            print(
+                f"{run}  {name:>10}: attention entropy {r['entropy_nats']:.3f} nats "
+                f"({r['entropy_over_uniform']:.2f} of uniform), mean largest weight {r['mean_max_weight']:.3f}"
+            )
 
 
 if __name__ == "__main__":

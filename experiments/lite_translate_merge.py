@@ -58,9 +58,16 @@ def merge(sources: list[str | Path], out: Path, ignore: tuple[str, ...] = ()) ->
     res = {"models": models, "claims": exp._claims(models)}
     exp._figure(out / "translate.png", res)
     main = "conv_lif" if "conv_lif" in models else order[0]
-    metrics = {"accuracy": models[main]["test_bleu_beam"] / 100, "main": main, "main_bundle": f"{main}.npz",
-               **{k: head.get(k) for k in _RUN_KEYS}, **res, "merged_from": origin,
-               "config_keys_ignored": list(ignore), "wall_seconds_of_runs": walls}
+    metrics = {
+        "accuracy": models[main]["test_bleu_beam"] / 100,
+        "main": main,
+        "main_bundle": f"{main}.npz",
+        **{k: head.get(k) for k in _RUN_KEYS},
+        **res,
+        "merged_from": origin,
+        "config_keys_ignored": list(ignore),
+        "wall_seconds_of_runs": walls,
+    }
     write_merged(out, "lite_translate", metrics, {**base, "models": order})
     return metrics
 
@@ -73,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     m = merge(args.runs, args.out, tuple(args.ignore))
     for name, r in m["models"].items():
-        print(f"{name:>10}: test BLEU {r['test_bleu_greedy']:.2f} greedy, {r['test_bleu_beam']:.2f} beam "
-              f"{r['beam']}  {r['parameters']:,} parameters  {r['energy_nj_per_sentence']:.1f} nJ per sentence")
+        print(
+            f"{name:>10}: test BLEU {r['test_bleu_greedy']:.2f} greedy, {r['test_bleu_beam']:.2f} beam "
+            f"{r['beam']}  {r['parameters']:,} parameters  {r['energy_nj_per_sentence']:.1f} nJ per sentence"
+        )
     print(f"claims: {m['claims']}")
 
 

@@ -64,11 +64,23 @@ def merge(runs: list[str | Path], out: Path, ignore: tuple[str, ...] = (), verbo
     if len(set(counts.values())) > 1:
         raise ValueError(f"the runs differ in (training pairs, test pairs): {counts}")
     out.mkdir(parents=True, exist_ok=True)
-    merged = exp.report(results, {v: origin[v] / "variants" / v for v in results}, n_classes,
-                        tuple(base["image_noise"]), tuple(base["audio_snr_db"]), out, verbose=verbose)
+    merged = exp.report(
+        results,
+        {v: origin[v] / "variants" / v for v in results},
+        n_classes,
+        tuple(base["image_noise"]),
+        tuple(base["audio_snr_db"]),
+        out,
+        verbose=verbose,
+    )
     n_train, n_test = next(iter(counts.values()))
-    merged.update(n_train_pairs=n_train, n_test_pairs=n_test, merged_from={v: str(r) for v, r in origin.items()},
-                  config_keys_ignored=list(ignore), wall_seconds_of_runs=walls)
+    merged.update(
+        n_train_pairs=n_train,
+        n_test_pairs=n_test,
+        merged_from={v: str(r) for v, r in origin.items()},
+        config_keys_ignored=list(ignore),
+        wall_seconds_of_runs=walls,
+    )
     write_merged(out, "multimodal", merged, {**base, "variants": list(results), "test_gains": list(gains)})
     return merged
 
@@ -82,8 +94,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     m = merge(args.runs, args.out, tuple(args.ignore), verbose=True)
     for net, acc in m["accuracy_by_network"].items():
-        print(f"{net:>42}: clean {acc['clean']:.4f}  " + "  ".join(f"{k} {a:.3f}" for k, a in acc.items()
-                                                                   if k != "clean"))
+        print(
+            f"{net:>42}: clean {acc['clean']:.4f}  " + "  ".join(f"{k} {a:.3f}" for k, a in acc.items() if k != "clean")
+        )
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def rows(root: Path = RESULTS) -> list[str]:
         if saved["experiment"] == "lite_translate" and isinstance(acc, (int, float)):
             acc_s = f"BLEU {100 * acc:.2f}"  # translation reports test BLEU / 100 as its "accuracy"
         absent = ", ".join(f"`{k}`" for k in absent_settings(saved["experiment"], saved["config"])) or "—"
-        out.append(f"| [`{folder}`]({folder}/) | {saved['experiment']} | {acc_s} | "
-                   f"`{reproduce_command(saved)}` | {absent} |")
+        out.append(
+            f"| [`{folder}`]({folder}/) | {saved['experiment']} | {acc_s} | `{reproduce_command(saved)}` | {absent} |"
+        )
     return out
 
 

@@ -8,8 +8,14 @@ ModelName = Literal["vgg5", "vgg9", "vgg11", "vgg16", "resnet20", "mlp"]  # the 
 MODELS = get_args(ModelName)
 
 
-def build_spiking(name: str, input_shape: tuple[int, ...], n_classes: int, width: float = 1.0, hidden: int = 1024,
-                  dropout: float = 0.2):
+def build_spiking(
+    name: str,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    width: float = 1.0,
+    hidden: int = 1024,
+    dropout: float = 0.2,
+):
     """A VGG (``vgg5``, ``vgg9``, ``vgg11``, ``vgg16``), ``resnet20`` or ``mlp`` (one hidden layer of ``hidden``
     neurons) as a :class:`bioSNN.nn.network.SpikingNet`."""
     from .mlp import mlp

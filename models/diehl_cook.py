@@ -103,14 +103,17 @@ class FrozenDiehlCook:
     presenting images without learning. :meth:`coupled` builds several named ensembles joined by cross-modal
     projections (the multimodal network)."""
 
-    def __init__(self, cfg: DiehlCookConfig, w: np.ndarray, theta_mv: np.ndarray,
-                 device: str | torch.device = "cpu"):
+    def __init__(self, cfg: DiehlCookConfig, w: np.ndarray, theta_mv: np.ndarray, device: str | torch.device = "cpu"):
         self._setup({"": (cfg, w, theta_mv)}, {}, 0.0, device)
 
     @classmethod
-    def coupled(cls, ensembles: dict[str, tuple[DiehlCookConfig, np.ndarray, np.ndarray]],
-                cross: dict[str, np.ndarray] | None = None, cross_gain: float = 1.0,
-                device: str | torch.device = "cpu") -> "FrozenDiehlCook":
+    def coupled(
+        cls,
+        ensembles: dict[str, tuple[DiehlCookConfig, np.ndarray, np.ndarray]],
+        cross: dict[str, np.ndarray] | None = None,
+        cross_gain: float = 1.0,
+        device: str | torch.device = "cpu",
+    ) -> FrozenDiehlCook:
         """Named ensembles (``name: (cfg, w, theta_mv)``, e.g. ``image`` and ``audio``) joined by cross-modal
         excitatory projections ``cross`` (``"<src>_to_<dst>": w`` ``(n_src exc, n_dst exc)``): each excitatory
         spike of ``src`` adds ``cross_gain · w`` to the excitatory conductance of ``dst``, as
@@ -128,8 +131,9 @@ class FrozenDiehlCook:
         from bioSNN.models._kernel import MAX_CROSS, MAX_ENS
 
         if len(ensembles) > MAX_ENS or len(cross) > MAX_CROSS:
-            raise ValueError(f"at most {MAX_ENS} ensembles and {MAX_CROSS} cross projections, got {len(ensembles)} "
-                             f"and {len(cross)}")
+            raise ValueError(
+                f"at most {MAX_ENS} ensembles and {MAX_CROSS} cross projections, got {len(ensembles)} and {len(cross)}"
+            )
         self.device = torch.device(device)
         f64 = dict(dtype=torch.float64, device=self.device)
         first = next(iter(ensembles.values()))[0]
@@ -140,38 +144,55 @@ class FrozenDiehlCook:
         for name, (cfg, w, theta_mv) in ensembles.items():
             for key in ("dt", "t_present", "t_rest", "min_spikes", "max_repeats", "rate_boost"):
                 if getattr(cfg, key) != getattr(first, key):
-                    raise ValueError(f"ensemble {name!r}: {key} {getattr(cfg, key)} differs from the first "
-                                     f"ensemble's {getattr(first, key)}; ensembles share one schedule")
+                    raise ValueError(
+                        f"ensemble {name!r}: {key} {getattr(cfg, key)} differs from the first "
+                        f"ensemble's {getattr(first, key)}; ensembles share one schedule"
+                    )
             w, theta_mv = np.asarray(w, np.float64), np.asarray(theta_mv, np.float64)
             if w.shape != (cfg.n_input, cfg.n_exc) or theta_mv.shape != (cfg.n_exc,):
-                raise ValueError(f"{f'ensemble {name!r}: ' if name else ''}weights {w.shape} and theta "
-                                 f"{theta_mv.shape} do not fit a {cfg.n_input}x{cfg.n_exc} network")
+                raise ValueError(
+                    f"{f'ensemble {name!r}: ' if name else ''}weights {w.shape} and theta "
+                    f"{theta_mv.shape} do not fit a {cfg.n_input}x{cfg.n_exc} network"
+                )
             e, i = cfg.exc, cfg.inh
             theta = torch.as_tensor(theta_mv * MS, **f64)
             mean = {}
             for pop, p in (("e", e), ("i", i)):
                 if cfg.integration == "step_mean":  # computed as bioSNN.brian.neurons does (in ms)
-                    mean[pop] = (p.tau_ge / cfg.dt * (1 - math.exp(-cfg.dt / p.tau_ge)),
-                                 p.tau_gi / cfg.dt * (1 - math.exp(-cfg.dt / p.tau_gi)))
+                    mean[pop] = (
+                        p.tau_ge / cfg.dt * (1 - math.exp(-cfg.dt / p.tau_ge)),
+                        p.tau_gi / cfg.dt * (1 - math.exp(-cfg.dt / p.tau_gi)),
+                    )
                 elif cfg.integration == "exponential_euler":
                     mean[pop] = (1.0, 1.0)
                 else:
-                    raise ValueError(f"integration {cfg.integration!r}: the PyTorch engine runs exponential_euler "
-                                     "and step_mean")
+                    raise ValueError(
+                        f"integration {cfg.integration!r}: the PyTorch engine runs exponential_euler and step_mean"
+                    )
             if cfg.input_delay > 0:
-                raise ValueError(f"input_delay {cfg.input_delay} ms: the PyTorch engine runs networks without "
-                                 "transmission delays")
-            self.ens.append(_Ensemble(
-                name, cfg, torch.as_tensor(w, **f64), theta, theta - e.theta_offset * MS + e.v_threshold * MS, mean,
-                int((e.refractory * MS + 1e-3 * self.dt) / self.dt),  # Brian2's timestep(refractory, dt)
-                int((i.refractory * MS + 1e-3 * self.dt) / self.dt)))
+                raise ValueError(
+                    f"input_delay {cfg.input_delay} ms: the PyTorch engine runs networks without transmission delays"
+                )
+            self.ens.append(
+                _Ensemble(
+                    name,
+                    cfg,
+                    torch.as_tensor(w, **f64),
+                    theta,
+                    theta - e.theta_offset * MS + e.v_threshold * MS,
+                    mean,
+                    int((e.refractory * MS + 1e-3 * self.dt) / self.dt),  # Brian2's timestep(refractory, dt)
+                    int((i.refractory * MS + 1e-3 * self.dt) / self.dt),
+                )
+            )
         index = {x.name: k for k, x in enumerate(self.ens)}
         self.cross: list[_Cross] = []
         for key, w in cross.items():
             src, sep, dst = key.partition("_to_")
             if not sep or src not in index or dst not in index or src == dst:
-                raise ValueError(f"cross projection {key!r}: name it '<src>_to_<dst>' with two of the ensembles "
-                                 f"{list(index)}")
+                raise ValueError(
+                    f"cross projection {key!r}: name it '<src>_to_<dst>' with two of the ensembles {list(index)}"
+                )
             w = np.asarray(w, np.float64)
             shape = (self.ens[index[src]].cfg.n_exc, self.ens[index[dst]].cfg.n_exc)
             if w.shape != shape:
@@ -179,8 +200,9 @@ class FrozenDiehlCook:
             self.cross.append(_Cross(key, index[src], index[dst], torch.as_tensor(w, **f64)))
         self.cross_gain = float(cross_gain)
         for k, x in enumerate(self.ens):  # Brian2 runs a step's pathways sorted by name
-            named = [(f"{x.prefix}input_exc_pre", "input")] + \
-                [(f"{c.name}_pre", c_idx) for c_idx, c in enumerate(self.cross) if c.dst == k]
+            named = [(f"{x.prefix}input_exc_pre", "input")] + [
+                (f"{c.name}_pre", c_idx) for c_idx, c in enumerate(self.cross) if c.dst == k
+            ]
             x.sources = [src for _, src in sorted(named)]
 
     @property
@@ -210,7 +232,7 @@ class FrozenDiehlCook:
         return {f"{x.prefix}{pop}": var for x in self.ens for pop, var in MONITORABLE.items()}
 
     @classmethod
-    def from_bundle(cls, bundle, cfg: DiehlCookConfig | None = None, device="cpu") -> "FrozenDiehlCook":
+    def from_bundle(cls, bundle, cfg: DiehlCookConfig | None = None, device="cpu") -> FrozenDiehlCook:
         """The network of a ``diehl_cook`` or ``multimodal_stdp`` bundle (see :mod:`bioSNN.brian.bundle`), from
         the configuration the bundle records (``extra["network"]``; ``cfg`` overrides it for a single ensemble);
         a multimodal network's cross-modal gain is the one its projections record."""
@@ -230,8 +252,12 @@ class FrozenDiehlCook:
         gains = {float(p.params["gain"]["value"]) for p in bundle.projections if p.name in cross_state}
         if len(gains) > 1:
             raise ValueError(f"bundle {bundle.name!r}: its cross projections record different gains {sorted(gains)}")
-        return cls.coupled({n: (configs[n], state[n]["w"], state[n]["theta"]) for n in configs},
-                           {k: v["w"] for k, v in cross_state.items()}, gains.pop() if gains else 0.0, device)
+        return cls.coupled(
+            {n: (configs[n], state[n]["w"], state[n]["theta"]) for n in configs},
+            {k: v["w"] for k, v in cross_state.items()},
+            gains.pop() if gains else 0.0,
+            device,
+        )
 
     # ---------------------------------------------------------------------------------------------- stepping
     def _membrane(self, v, ge, gi, nr, p, mean):
@@ -240,14 +266,25 @@ class FrozenDiehlCook:
         tau = p.tau * MS
         e_exc, e_inh, v_leak = p.e_exc * MS, p.e_inh * MS, p.v_leak * MS
         ge_mean, gi_mean = mean
-        ba = (e_exc * ge_mean * ge / tau + e_inh * gi_mean * gi / tau + v_leak / tau) / \
-            (-ge_mean * ge / tau - gi_mean * gi / tau - 1.0 / tau)
+        ba = (e_exc * ge_mean * ge / tau + e_inh * gi_mean * gi / tau + v_leak / tau) / (
+            -ge_mean * ge / tau - gi_mean * gi / tau - 1.0 / tau
+        )
         new = -ba + (ba + v) * torch.exp(self.dt * (-ge_mean * ge / tau - gi_mean * gi / tau - 1.0 / tau))
         return torch.where(nr, new, v)
 
-    def present(self, images, item_ids=None, streams: int = 1, generator: torch.Generator | None = None,
-                input_spikes=None, record: bool = False, max_slots: int | None = None,
-                kernel: str = "auto", threads: int | None = None, monitors: tuple = ()) -> Streams:
+    def present(
+        self,
+        images,
+        item_ids=None,
+        streams: int = 1,
+        generator: torch.Generator | None = None,
+        input_spikes=None,
+        record: bool = False,
+        max_slots: int | None = None,
+        kernel: str = "auto",
+        threads: int | None = None,
+        monitors: tuple = (),
+    ) -> Streams:
         """Show ``images[item_ids]`` (uint8 ``(n, n_input)``; all images by default), split into ``streams``
         contiguous runs simulated side by side; returns per-item counts and repeats. A coupled network takes
         ``images`` and ``item_ids`` per ensemble (dicts by name; item k of every ensemble is shown together) and
@@ -287,8 +324,10 @@ class FrozenDiehlCook:
             input_spikes = None if input_spikes is None else [input_spikes]
         for x, im in zip(ens, imgs):
             if im.dtype != np.uint8 or im.ndim != 2 or im.shape[1] != x.cfg.n_input:
-                raise ValueError(f"{f'{x.name} ' if x.name else ''}images must be uint8 (n, {x.cfg.n_input}), "
-                                 f"got {im.dtype} {im.shape}")
+                raise ValueError(
+                    f"{f'{x.name} ' if x.name else ''}images must be uint8 (n, {x.cfg.n_input}), "
+                    f"got {im.dtype} {im.shape}"
+                )
         id_list = [np.arange(len(im)) if ids is None else np.asarray(ids, np.int64) for im, ids in zip(imgs, id_list)]
         n = len(id_list[0])
         if any(len(ids) != n for ids in id_list):
@@ -302,8 +341,10 @@ class FrozenDiehlCook:
             if known is None:
                 raise ValueError(f"monitor on unknown population {spec.population!r}; have {sorted(known_pops)}")
             if set(spec.variables) - set(known):
-                raise ValueError(f"population {spec.population!r} has no variable(s) "
-                                 f"{sorted(set(spec.variables) - set(known))}; it has {list(known)}")
+                raise ValueError(
+                    f"population {spec.population!r} has no variable(s) "
+                    f"{sorted(set(spec.variables) - set(known))}; it has {list(known)}"
+                )
             every = spec.dt_ms / cfg.dt
             if abs(every - round(every)) > 1e-9:
                 raise ValueError(f"monitor dt_ms={spec.dt_ms} is not a multiple of the time step {cfg.dt} ms")
@@ -328,13 +369,16 @@ class FrozenDiehlCook:
         for ids in id_list:
             seq = np.full((streams, L), -1, np.int64)  # -1: nothing left to show (a blank image)
             for s in range(streams):
-                seq[s, :bounds[s + 1] - bounds[s]] = ids[bounds[s]:bounds[s + 1]]
+                seq[s, : bounds[s + 1] - bounds[s]] = ids[bounds[s] : bounds[s + 1]]
             seqs.append(seq)
         if input_spikes is not None and any(len(inp) != streams for inp in input_spikes):
             raise ValueError(f"input_spikes hold {[len(inp) for inp in input_spikes]} streams, {streams} asked for")
         B = streams
-        sim = (_Fused(self, B, fn, generator, input_spikes, record, threads) if fn is not None else
-               _Tensor(self, B, generator, input_spikes, record, monitors))
+        sim = (
+            _Fused(self, B, fn, generator, input_spikes, record, threads)
+            if fn is not None
+            else _Tensor(self, B, generator, input_spikes, record, monitors)
+        )
         k = np.full(B, -1)
         repeats = np.full(B, cfg.max_repeats)
         counts = [np.zeros((n, x.cfg.n_exc), np.int32) for x in ens]
@@ -360,8 +404,12 @@ class FrozenDiehlCook:
             for x, seq, px in zip(ens, seqs, pix):
                 item = np.where(k < L, seq[np.arange(B), np.minimum(k, L - 1)], -1)
                 # per-step firing probability of every input, as Brian2's PoissonGroup computes rates * dt
-                p_fire.append(px[np.where(item >= 0, item, len(px) - 1)] / 255.0 *
-                              (x.cfg.max_rate + cfg.rate_boost * repeats)[:, None] * self.dt)
+                p_fire.append(
+                    px[np.where(item >= 0, item, len(px) - 1)]
+                    / 255.0
+                    * (x.cfg.max_rate + cfg.rate_boost * repeats)[:, None]
+                    * self.dt
+                )
             if cfg.t_rest == 0:
                 sim.reset_state()
             sc = sim.slot(slots * self.steps_per_slot, p_fire, active=k < np.diff(bounds))
@@ -369,9 +417,18 @@ class FrozenDiehlCook:
         rec_in, rec_ex = sim.recorded()
         recordings = getattr(sim, "recordings", lambda: {})()
         if not self.coupled_net:
-            return Streams(counts[0], reps, slots, None if rec_in is None else rec_in[0],
-                           None if rec_ex is None else rec_ex[0], recordings)
-        by_name = (lambda per: None if per is None else {x.name: p for x, p in zip(ens, per)})
+            return Streams(
+                counts[0],
+                reps,
+                slots,
+                None if rec_in is None else rec_in[0],
+                None if rec_ex is None else rec_ex[0],
+                recordings,
+            )
+
+        def by_name(per):
+            return None if per is None else {x.name: p for x, p in zip(ens, per)}
+
         return Streams(by_name(counts), reps, slots, by_name(rec_in), by_name(rec_ex), recordings)
 
 
@@ -393,8 +450,9 @@ class _Tensor:
     def __init__(self, net: FrozenDiehlCook, B: int, generator, input_spikes, record, monitors=()):
         dev = net.device
         self.net, self.B, self.generator, self.record = net, B, generator, record
-        self.monitors = {spec: {"t": [], "state": {v: [] for v in spec.variables}, "i": [], "st": []}
-                         for spec in monitors}
+        self.monitors = {
+            spec: {"t": [], "state": {v: [] for v in spec.variables}, "i": [], "st": []} for spec in monitors
+        }
         self.f64 = dict(dtype=torch.float64, device=dev)
         E = len(net.ens)
         # Brian2's lastspike before any spike (s)
@@ -403,8 +461,13 @@ class _Tensor:
         self.reset_state()
         self.rec_in = [[[] for _ in range(B)] for _ in range(E)] if record else None
         self.rec_ex = [[[] for _ in range(B)] for _ in range(E)] if record else None
-        self.decay = [{p: (math.exp(-net.dt / (q.tau_ge * MS)), math.exp(-net.dt / (q.tau_gi * MS)))
-                       for p, q in (("e", x.cfg.exc), ("i", x.cfg.inh))} for x in net.ens]
+        self.decay = [
+            {
+                p: (math.exp(-net.dt / (q.tau_ge * MS)), math.exp(-net.dt / (q.tau_gi * MS)))
+                for p, q in (("e", x.cfg.exc), ("i", x.cfg.inh))
+            }
+            for x in net.ens
+        ]
         self.cross_w = [net.cross_gain * c.w for c in net.cross]  # Brian2 adds cross_gain * w per spike
         self.replay = None
         if input_spikes is not None:  # all streams' spikes by step (stream, then recorded order within a step)
@@ -414,15 +477,17 @@ class _Tensor:
                 r_b = np.concatenate([np.full(len(st), s, np.int64) for s, (st, _) in enumerate(per_stream)])
                 r_i = np.concatenate([np.asarray(ix, np.int64) for _, ix in per_stream])
                 order = np.argsort(r_step, kind="stable")
-                self.replay.append((r_step[order], torch.as_tensor(r_b[order], device=dev),
-                                    torch.as_tensor(r_i[order], device=dev)))
+                self.replay.append(
+                    (r_step[order], torch.as_tensor(r_b[order], device=dev), torch.as_tensor(r_i[order], device=dev))
+                )
 
     def reset_state(self):
         B, f64 = self.B, self.f64
         self.v_e = [torch.full((B, x.cfg.n_exc), x.cfg.exc.v_leak * MS, **f64) for x in self.net.ens]
         self.v_i = [torch.full((B, x.cfg.n_exc), x.cfg.inh.v_leak * MS, **f64) for x in self.net.ens]
-        self.ge_e, self.gi_e, self.ge_i, self.gi_i = ([torch.zeros(B, x.cfg.n_exc, **f64) for x in self.net.ens]
-                                                      for _ in range(4))
+        self.ge_e, self.gi_e, self.ge_i, self.gi_i = (
+            [torch.zeros(B, x.cfg.n_exc, **f64) for x in self.net.ens] for _ in range(4)
+        )
 
     def slot(self, step0: int, p_fire: list, active: np.ndarray) -> list:
         net, cfg = self.net, self.net.cfg
@@ -441,9 +506,17 @@ class _Tensor:
         for step in range(step0, step0 + net.steps_per_slot):
             t = step * dt
             if self.monitors:  # state at the start of the step, as Brian2's StateMonitor reads it
-                self._sample(step, {f"{x.prefix}{pop}": st for e, x in enumerate(ens) for pop, st in (
-                    ("exc", {"v": v_e[e], "ge": ge_e[e], "gi": gi_e[e]}),
-                    ("inh", {"v": v_i[e], "ge": ge_i[e], "gi": gi_i[e]}))})
+                self._sample(
+                    step,
+                    {
+                        f"{x.prefix}{pop}": st
+                        for e, x in enumerate(ens)
+                        for pop, st in (
+                            ("exc", {"v": v_e[e], "ge": ge_e[e], "gi": gi_e[e]}),
+                            ("inh", {"v": v_i[e], "ge": ge_i[e], "gi": gi_i[e]}),
+                        )
+                    },
+                )
             presenting = (t - t_slot * math.floor(t / t_slot + 1e-6)) < t_present
             s_e, s_i, inputs = [], [], []
             for e, x in enumerate(ens):
@@ -541,8 +614,9 @@ class _Tensor:
     def recordings(self) -> dict:
         from bioSNN.monitors import Recording
 
-        return {spec: Recording.from_samples(spec, m["t"], m["state"], m["i"], m["st"])
-                for spec, m in self.monitors.items()}
+        return {
+            spec: Recording.from_samples(spec, m["t"], m["state"], m["i"], m["st"]) for spec, m in self.monitors.items()
+        }
 
 
 MONITORABLE = {"input": (), "exc": ("v", "ge", "gi", "theta"), "inh": ("v", "ge", "gi")}
@@ -611,7 +685,7 @@ class _Fused:
             self.replay = True
             self.rng = None
         else:
-            seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator).item())
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
             self.rng = np.array([[_splitmix(seed + 4 * b + j) for j in range(4)] for b in range(B)], np.uint64)
         self.rec_in = [[] for _ in range(B)] if record else None
         self.rec_ex = [[] for _ in range(B)] if record else None
@@ -622,8 +696,8 @@ class _Fused:
         self.quiet[:] = 0
         self.state[:] = 0.0
         for k, x in enumerate(self.net.ens):
-            self.state[0, :, self.off[k]:self.off[k + 1]] = x.cfg.exc.v_leak * MS
-            self.state[1, :, self.off[k]:self.off[k + 1]] = x.cfg.inh.v_leak * MS
+            self.state[0, :, self.off[k] : self.off[k + 1]] = x.cfg.exc.v_leak * MS
+            self.state[1, :, self.off[k] : self.off[k + 1]] = x.cfg.inh.v_leak * MS
 
     def slot(self, step0: int, p_fire: list, active: np.ndarray) -> list:
         """One slot of the ``active`` streams (the others keep their state)."""
@@ -646,8 +720,13 @@ class _Fused:
         act = np.ascontiguousarray(active, np.int8)
         while True:
             if self.record:  # a too small buffer re-runs the slot from a copy of the state
-                saved = (self.state.copy(), self.last.copy(), None if self.rng is None else self.rng.copy(),
-                         None if self.replay is None else self.rp_pos.copy(), self.quiet.copy())
+                saved = (
+                    self.state.copy(),
+                    self.last.copy(),
+                    None if self.rng is None else self.rng.copy(),
+                    None if self.replay is None else self.rp_pos.copy(),
+                    self.quiet.copy(),
+                )
                 n_in, n_ex = np.zeros(self.B, np.int64), np.zeros(self.B, np.int64)
                 buf_in = np.zeros((self.B, self.cap, 2), np.int64)
                 buf_ex = np.zeros((self.B, self.cap, 2), np.int64)
@@ -656,18 +735,31 @@ class _Fused:
             if self._fixed is None:  # addresses of the arrays that live as long as the simulation (updated in place)
                 st, la = self.state, self.last
                 rp = (self.rp_ptr, self.rp_step, self.rp_idx, self.rp_pos) if self.replay else (None,) * 4
-                self._fixed = ([ptr(st[j]) for j in range(6)] + [ptr(la[0]), ptr(la[1]), ptr(self.w), ptr(self.cw),
-                                                                 ptr(self.v_fire)],
-                               [ptr(self.rng)] + [ptr(a) for a in rp], ptr(self.quiet))
+                self._fixed = (
+                    [ptr(st[j]) for j in range(6)]
+                    + [ptr(la[0]), ptr(la[1]), ptr(self.w), ptr(self.cw), ptr(self.v_fire)],
+                    [ptr(self.rng)] + [ptr(a) for a in rp],
+                    ptr(self.quiet),
+                )
             head, rng_rp, quiet = self._fixed
-            self.fn(ctypes.byref(self.P), *head, ptr(lit_ptr), ptr(lit_idx), ptr(lit_p), *rng_rp, ptr(act), quiet,
-                    ptr(counts), *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4))
+            self.fn(
+                ctypes.byref(self.P),
+                *head,
+                ptr(lit_ptr),
+                ptr(lit_idx),
+                ptr(lit_p),
+                *rng_rp,
+                ptr(act),
+                quiet,
+                ptr(counts),
+                *((ptr(n_in), ptr(buf_in), ptr(n_ex), ptr(buf_ex)) if self.record else (None,) * 4),
+            )
             if not self.record:
                 break
             if max(n_in.max(), n_ex.max()) <= self.cap:
                 for b in range(self.B):
-                    self.rec_in[b].extend(map(tuple, buf_in[b, :n_in[b]].tolist()))
-                    self.rec_ex[b].extend(map(tuple, buf_ex[b, :n_ex[b]].tolist()))
+                    self.rec_in[b].extend(map(tuple, buf_in[b, : n_in[b]].tolist()))
+                    self.rec_ex[b].extend(map(tuple, buf_ex[b, : n_ex[b]].tolist()))
                 break
             self.cap = int(2 * max(n_in.max(), n_ex.max()))
             self.state[:], self.last[:], self.quiet[:] = saved[0], saved[1], saved[4]
@@ -676,7 +768,7 @@ class _Fused:
             if saved[3] is not None:
                 self.rp_pos[:] = saved[3]
         counts = counts.astype(np.int64)
-        return [counts[:, self.off[k]:self.off[k + 1]] for k in range(E)]
+        return [counts[:, self.off[k] : self.off[k + 1]] for k in range(E)]
 
     def recorded(self):
         """Per ensemble, per stream: input and excitatory spikes ``(steps, indices)`` in the ensemble's own
@@ -685,9 +777,16 @@ class _Fused:
             return None, None
         E = len(self.net.ens)
         if self.replay:  # the replayed input spikes are what was fed
-            rec_in = [[(self.rp_step[self.rp_ptr[b * E + e]:self.rp_ptr[b * E + e + 1]],
-                        self.rp_idx[self.rp_ptr[b * E + e]:self.rp_ptr[b * E + e + 1]]) for b in range(self.B)]
-                      for e in range(E)]
+            rec_in = [
+                [
+                    (
+                        self.rp_step[self.rp_ptr[b * E + e] : self.rp_ptr[b * E + e + 1]],
+                        self.rp_idx[self.rp_ptr[b * E + e] : self.rp_ptr[b * E + e + 1]],
+                    )
+                    for b in range(self.B)
+                ]
+                for e in range(E)
+            ]
         else:
             rec_in = _split(self.rec_in, self.in_off)
         return rec_in, _split(self.rec_ex, self.off)

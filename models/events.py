@@ -16,9 +16,16 @@ from bioSNN.nn.network import SpikingNet
 __all__ = ["event_convnet"]
 
 
-def event_convnet(input_shape: tuple[int, int, int], n_classes: int = 10, channels: tuple[int, ...] = (16, 32),
-                  hidden: int = 128, leak: float = 0.9, threshold: float = 1.0, train_neurons: bool = True,
-                  surrogate: str = "linear") -> SpikingNet:
+def event_convnet(
+    input_shape: tuple[int, int, int],
+    n_classes: int = 10,
+    channels: tuple[int, ...] = (16, 32),
+    hidden: int = 128,
+    leak: float = 0.9,
+    threshold: float = 1.0,
+    train_neurons: bool = True,
+    surrogate: str = "linear",
+) -> SpikingNet:
     """Conv SNN on ``input_shape`` = (channels, height, width); leak and threshold trained when asked."""
     if not channels or any(c < 1 for c in channels) or hidden < 1:
         raise ValueError(f"need >= 1 conv layer of >= 1 channels and hidden >= 1, got {channels}, {hidden}")

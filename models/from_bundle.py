@@ -12,8 +12,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from bioSNN import bundles
-from bioSNN.interop.nir import (NIR_ARRAY, SEQ2SEQ_NOT_EXPRESSED, SEQ2SEQ_REFUSAL, TEXT_NOT_EXPRESSED, TEXT_REFUSALS,
-                                NIRError, brian_refusal, from_nir, to_nir)
+from bioSNN.interop.nir import (
+    NIR_ARRAY,
+    SEQ2SEQ_NOT_EXPRESSED,
+    SEQ2SEQ_REFUSAL,
+    TEXT_NOT_EXPRESSED,
+    TEXT_REFUSALS,
+    NIRError,
+    brian_refusal,
+    from_nir,
+    to_nir,
+)
 from bioSNN.interop.nir_graph import read as read_nir
 from bioSNN.nn.bundle import load_state
 from bioSNN.nn.network import SpikingNet
@@ -38,30 +47,40 @@ def network_from_bundle(bundle) -> SpikingNet:
             try:
                 graph = read_nir(f)
             except NIRError as e:
-                raise NIRError(f"bundle {bundle.name!r}: its embedded NIR graph: {str(e).split(': ', 1)[-1]}") \
-                    from None
+                raise NIRError(f"bundle {bundle.name!r}: its embedded NIR graph: {str(e).split(': ', 1)[-1]}") from None
             net, _ = from_nir(graph, dt=bundle.extra.get("run", {}).get("dt"))
         load_state(net, bundle)
         return net
     spec = bundle.extra.get("model")
     if isinstance(spec, dict) and "tgt_vocab" in spec:  # a translator of bioSNN.models.seq2seq
-        raise NIRError(f"bundle {bundle.name!r} ({spec.get('name')}) is an encoder-decoder translator. "
-                       + SEQ2SEQ_REFUSAL.get(spec.get("name"), "") + SEQ2SEQ_NOT_EXPRESSED)
+        raise NIRError(
+            f"bundle {bundle.name!r} ({spec.get('name')}) is an encoder-decoder translator. "
+            + SEQ2SEQ_REFUSAL.get(spec.get("name"), "")
+            + SEQ2SEQ_NOT_EXPRESSED
+        )
     if isinstance(spec, dict) and spec.get("name") in TEXT_REFUSALS:
         return _text_network(bundle, spec)
     if bundle.engine == "brian2":
         raise NIRError(f"bundle {bundle.name!r} is a Brian2 STDP network. " + brian_refusal())
     if bundle.engine != "torch" or not spec:
-        raise NIRError(f"bundle {bundle.name!r} ({bundle.engine}) records no PyTorch model to rebuild; NIR export "
-                       "covers the PyTorch engine's networks")
+        raise NIRError(
+            f"bundle {bundle.name!r} ({bundle.engine}) records no PyTorch model to rebuild; NIR export "
+            "covers the PyTorch engine's networks"
+        )
     pops = {p.name: p for p in bundle.populations}
     shape = tuple(pops["input"].params["shape"]["value"])
     if spec["model"] == "event_convnet":
         net = event_convnet(shape, pops["output"].size, tuple(spec["channels"]), spec["hidden"])
         load_state(net, bundle)
         return net
-    net = build_spiking(spec["model"], shape, pops["output"].size, spec.get("width", 1.0), spec.get("hidden", 1024),
-                        spec.get("dropout", 0.0))
+    net = build_spiking(
+        spec["model"],
+        shape,
+        pops["output"].size,
+        spec.get("width", 1.0),
+        spec.get("hidden", 1024),
+        spec.get("dropout", 0.0),
+    )
     load_state(net, bundle)
     return net
 
@@ -70,8 +89,10 @@ def _text_network(bundle, spec: dict) -> SpikingNet:
     """The spiking part of a LITE text bundle (:meth:`SpikingTextClassifier.as_spiking_net`); others refused."""
     why = TEXT_REFUSALS[spec["name"]]
     if why is not None:
-        raise NIRError(f"bundle {bundle.name!r} ({spec['name']}): {why}; only the LITE text model (LIF layers "
-                       "after the embedding) has a NIR form")
+        raise NIRError(
+            f"bundle {bundle.name!r} ({spec['name']}): {why}; only the LITE text model (LIF layers "
+            "after the embedding) has a NIR form"
+        )
     args = {k: spec[k] for k in ("embed", "hidden", "steps_per_token", "depth", "dropout", "leak", "readout")}
     model = build_text_model(spec["name"], spec["vocab_size"], spec["n_classes"], **args)
     load_module_state(model, bundle)
@@ -90,8 +111,12 @@ def export_bundle(path, out, time_steps: int | None = None, encoder: str | None 
     spec = b.extra.get("model")
     if isinstance(spec, dict) and spec.get("name") in TEXT_REFUSALS:  # LITE: T steps per token, embedding input
         run = {"time_steps": spec["steps_per_token"], "encoder": "token_embedding"}
-        extra_meta = {"not_expressed": TEXT_NOT_EXPRESSED, "steps_per_token": spec["steps_per_token"],
-                      "readout": spec["readout"], "vocab_size": spec["vocab_size"]}
+        extra_meta = {
+            "not_expressed": TEXT_NOT_EXPRESSED,
+            "steps_per_token": spec["steps_per_token"],
+            "readout": spec["readout"],
+            "vocab_size": spec["vocab_size"],
+        }
     time_steps = time_steps or run.get("time_steps")
     encoder = encoder or run.get("encoder")
     dt = dt or run.get("dt", 1e-3)

@@ -17,12 +17,19 @@ from bioSNN.nn.network import SpikingNet
 __all__ = ["mlp"]
 
 
-def mlp(input_shape: tuple[int, ...], n_classes: int, hidden: tuple[int, ...] = (128,), leak: float = 0.9,
-        threshold: float = 1.0, surrogate: str = "fast_sigmoid") -> SpikingNet:
+def mlp(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hidden: tuple[int, ...] = (128,),
+    leak: float = 0.9,
+    threshold: float = 1.0,
+    surrogate: str = "fast_sigmoid",
+) -> SpikingNet:
     """A spiking MLP on inputs of ``input_shape`` (flattened) with the ``hidden`` layer widths."""
     if not hidden or any(int(h) < 1 for h in hidden) or n_classes < 1:
-        raise ValueError(f"need >= 1 hidden layer of >= 1 neurons and >= 1 class, got hidden={hidden}, "
-                         f"n_classes={n_classes}")
+        raise ValueError(
+            f"need >= 1 hidden layer of >= 1 neurons and >= 1 class, got hidden={hidden}, n_classes={n_classes}"
+        )
     nodes: list[nn.Module] = [nn.Flatten()]
     features = math.prod(input_shape)
     for h in hidden:

@@ -44,8 +44,17 @@ from bioSNN.nn.neurons import LIF, lif_sequence
 from bioSNN.nn.seq2seq import Translator, read_vocabularies, vocab_digest, vocabulary_file
 from bioSNN.nn.sequence import load_module_state
 
-__all__ = ["ConvSeq2Seq", "GRUSeq2Seq", "SEQ2SEQ_MODELS", "Seq2SeqModel", "ATTENTION", "Attention", "build_seq2seq",
-           "seq2seq_from_spec", "load_translator"]
+__all__ = [
+    "ConvSeq2Seq",
+    "GRUSeq2Seq",
+    "SEQ2SEQ_MODELS",
+    "Seq2SeqModel",
+    "ATTENTION",
+    "Attention",
+    "build_seq2seq",
+    "seq2seq_from_spec",
+    "load_translator",
+]
 
 Seq2SeqModel = Literal["conv_lif", "conv_relu", "gru"]
 SEQ2SEQ_MODELS: tuple[str, ...] = get_args(Seq2SeqModel)
@@ -66,10 +75,22 @@ def _conv_steps(conv: nn.Conv1d, a: torch.Tensor, causal: bool) -> torch.Tensor:
 class ConvSeq2Seq(nn.Module):
     """Convolutional encoder–decoder with dot-product attention; LIF (spiking, T steps) or ReLU activations."""
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
-                 act: Literal["lif", "relu"] = "lif", time_steps: int = 4, leak: float = 0.9,
-                 threshold: float = 1.0, dropout: float = 0.2, max_len: int = 128,
-                 surrogate: str = "fast_sigmoid", attention: str = "convs2s"):
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        dim: int = 256,
+        layers: int = 3,
+        kernel: int = 3,
+        act: Literal["lif", "relu"] = "lif",
+        time_steps: int = 4,
+        leak: float = 0.9,
+        threshold: float = 1.0,
+        dropout: float = 0.2,
+        max_len: int = 128,
+        surrogate: str = "fast_sigmoid",
+        attention: str = "convs2s",
+    ):
         super().__init__()
         if attention not in ATTENTION:
             raise ValueError(f"attention must be one of {list(ATTENTION)}, got {attention!r}")
@@ -84,6 +105,7 @@ class ConvSeq2Seq(nn.Module):
         self.enc = nn.ModuleList(nn.Conv1d(dim, dim, kernel, bias=False) for _ in range(layers))
         self.dec = nn.ModuleList(nn.Conv1d(dim, dim, kernel, bias=False) for _ in range(layers))
         if act == "lif":
+
             def lif():
                 return LIF(leak, threshold, "soft", surrogate, train_leak=True, train_threshold=True)
 
@@ -109,8 +131,9 @@ class ConvSeq2Seq(nn.Module):
         x = emb(tok) + pos(torch.arange(tok.shape[1]))[None]
         return F.dropout(x, self.dropout, self.training).transpose(1, 2)  # (B, D, L)
 
-    def _stack(self, convs, acts, x: torch.Tensor, valid: torch.Tensor | None, causal: bool,
-               spikes: list | None = None) -> torch.Tensor:
+    def _stack(
+        self, convs, acts, x: torch.Tensor, valid: torch.Tensor | None, causal: bool, spikes: list | None = None
+    ) -> torch.Tensor:
         """Blocks over the embeddings ``x`` (B, D, L) → activity (S, B, D, L), S = T (spiking) or 1."""
         a = x[None]  # the input "activity": the analog embedding, the same at every step
         for i, conv in enumerate(convs):
@@ -133,8 +156,9 @@ class ConvSeq2Seq(nn.Module):
         a = self._stack(self.enc, getattr(self, "enc_acts", None), x, valid, causal=False, spikes=spikes)
         return {"a": a, "valid": valid, **({"e": x} if self.attention == "convs2s" else {})}
 
-    def _decode(self, memory: dict, tgt_in: torch.Tensor, spikes: list | None = None,
-                attention: list | None = None) -> torch.Tensor:
+    def _decode(
+        self, memory: dict, tgt_in: torch.Tensor, spikes: list | None = None, attention: list | None = None
+    ) -> torch.Tensor:
         g = self._embed(self.tgt_emb, self.tgt_pos, tgt_in)
         d = self._stack(self.dec, getattr(self, "dec_acts", None), g, None, causal=True, spikes=spikes)  # (S,B,D,Lt)
         a = memory["a"]
@@ -145,7 +169,7 @@ class ConvSeq2Seq(nn.Module):
             q = torch.einsum("ed,sbdt->sbet", self.query.weight, d)
         if self.attention == "convs2s":  # query + target embedding, values + source embedding (Gehring et al.)
             q, v = q + g[None], a + memory["e"][None]
-        scores = torch.einsum("sbdt,sbdl->sbtl", q, a) / self.dim ** 0.5
+        scores = torch.einsum("sbdt,sbdl->sbtl", q, a) / self.dim**0.5
         if self.attention == "scaled":
             scores = scores * self.log_scale.exp()
         scores = scores.masked_fill(memory["valid"][None, :, None, :] == 0, float("-inf"))
@@ -178,8 +202,7 @@ class ConvSeq2Seq(nn.Module):
         return state[idx]
 
     @torch.no_grad()
-    def count_ops(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor,
-                  tgt_len: torch.Tensor) -> dict:
+    def count_ops(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, tgt_len: torch.Tensor) -> dict:
         """Per-sentence MACs and accumulates of a teacher-forced pass over the reference (the cost of
         incremental decoding with cached activity), summed over the batch, and spikes / neuron-steps."""
         was = self.training
@@ -194,8 +217,14 @@ class ConvSeq2Seq(nn.Module):
         L = len(self.enc)
         tgt_valid = (torch.arange(tgt_in.shape[1])[None, :] < tgt_len[:, None]).float()
         pair = float((src_len.float() * tgt_len.float()).sum())  # Σ Ls·Lt over the batch
-        out = {"sentences": n, "macs": 0.0, "acs": 0.0, "spikes": 0.0, "neuron_steps": 0.0,
-               "output_layer_macs": Lt * D * V}
+        out = {
+            "sentences": n,
+            "macs": 0.0,
+            "acs": 0.0,
+            "spikes": 0.0,
+            "neuron_steps": 0.0,
+            "output_layer_macs": Lt * D * V,
+        }
         if self.act == "relu":
             out["macs"] += (Ls + Lt) * L * D * D * k + 2 * pair * D
             out["macs"] += Lt * D * D if self.attention in ("query", "convs2s") else 0.0
@@ -286,8 +315,11 @@ class GRUSeq2Seq(nn.Module):
 
     @staticmethod
     def expand(memory: dict, k: int) -> dict:
-        return {"out": memory["out"].repeat_interleave(k, 0), "h": memory["h"].repeat_interleave(k, 0),
-                "valid": memory["valid"].repeat_interleave(k, 0)}
+        return {
+            "out": memory["out"].repeat_interleave(k, 0),
+            "h": memory["h"].repeat_interleave(k, 0),
+            "valid": memory["valid"].repeat_interleave(k, 0),
+        }
 
     @staticmethod
     def reorder(state: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -299,19 +331,46 @@ class GRUSeq2Seq(nn.Module):
         Ls, Lt = float(src_len.sum()), float(tgt_len.sum())
         pair = float((src_len.float() * tgt_len.float()).sum())
         gru = 3 * D * (D + D) + 3 * D  # gates (input and recurrent weights) plus the gate products, per token
-        out = {"sentences": len(src_len), "acs": 0.0, "spikes": 0.0, "neuron_steps": 0.0,
-               "output_layer_macs": Lt * D * V}
+        out = {
+            "sentences": len(src_len),
+            "acs": 0.0,
+            "spikes": 0.0,
+            "neuron_steps": 0.0,
+            "output_layer_macs": Lt * D * V,
+        }
         out["macs"] = (Ls + Lt) * gru + 2 * pair * D + Lt * 2 * D * D + out["output_layer_macs"]
         return out
 
 
-def build_seq2seq(name: str, src_vocab: int, tgt_vocab: int, dim: int = 256, layers: int = 3, kernel: int = 3,
-                  time_steps: int = 4, leak: float = 0.9, dropout: float = 0.2, max_len: int = 128,
-                  surrogate: str = "fast_sigmoid", attention: str = "convs2s") -> nn.Module:
+def build_seq2seq(
+    name: str,
+    src_vocab: int,
+    tgt_vocab: int,
+    dim: int = 256,
+    layers: int = 3,
+    kernel: int = 3,
+    time_steps: int = 4,
+    leak: float = 0.9,
+    dropout: float = 0.2,
+    max_len: int = 128,
+    surrogate: str = "fast_sigmoid",
+    attention: str = "convs2s",
+) -> nn.Module:
     if name in ("conv_lif", "conv_relu"):
-        return ConvSeq2Seq(src_vocab, tgt_vocab, dim, layers, kernel, "lif" if name == "conv_lif" else "relu",
-                           time_steps, leak, dropout=dropout, max_len=max_len, surrogate=surrogate,
-                           attention=attention)
+        return ConvSeq2Seq(
+            src_vocab,
+            tgt_vocab,
+            dim,
+            layers,
+            kernel,
+            "lif" if name == "conv_lif" else "relu",
+            time_steps,
+            leak,
+            dropout=dropout,
+            max_len=max_len,
+            surrogate=surrogate,
+            attention=attention,
+        )
     if name == "gru":
         return GRUSeq2Seq(src_vocab, tgt_vocab, dim, dropout)
     raise ValueError(f"unknown translation model {name!r}; choose one of {list(SEQ2SEQ_MODELS)}")
@@ -320,9 +379,20 @@ def build_seq2seq(name: str, src_vocab: int, tgt_vocab: int, dim: int = 256, lay
 def seq2seq_from_spec(spec: dict) -> nn.Module:
     """The (untrained) translator that a run's model spec describes: the factory arguments it stores in each
     bundle's ``extra["model"]``. A spec from before the ``attention`` setting means plain dot attention."""
-    return build_seq2seq(spec["name"], spec["src_vocab"], spec["tgt_vocab"], spec["dim"], spec["layers"],
-                         spec["kernel"], spec["time_steps"], spec["leak"], spec["dropout"], spec["max_len"],
-                         spec["surrogate"], spec.get("attention", "dot"))
+    return build_seq2seq(
+        spec["name"],
+        spec["src_vocab"],
+        spec["tgt_vocab"],
+        spec["dim"],
+        spec["layers"],
+        spec["kernel"],
+        spec["time_steps"],
+        spec["leak"],
+        spec["dropout"],
+        spec["max_len"],
+        spec["surrogate"],
+        spec.get("attention", "dot"),
+    )
 
 
 def load_translator(path) -> Translator:
@@ -343,12 +413,16 @@ def load_translator(path) -> Translator:
         raise FileNotFoundError(f"{vocab_file}: the vocabularies of {path.name} are missing (kept beside it)")
     src_vocab, tgt_vocab = read_vocabularies(vocab_file)
     if (len(src_vocab), len(tgt_vocab)) != (s["src_vocab"], s["tgt_vocab"]):
-        raise bundles.BundleError(f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the "
-                                  f"model has {s['src_vocab']} / {s['tgt_vocab']}")
+        raise bundles.BundleError(
+            f"{vocab_file}: vocabularies of {len(src_vocab)} / {len(tgt_vocab)} words, the "
+            f"model has {s['src_vocab']} / {s['tgt_vocab']}"
+        )
     digest = b.extra.get("vocab_sha256")
     if digest is not None and digest != vocab_digest(src_vocab, tgt_vocab):
-        raise bundles.BundleError(f"{vocab_file}: not the vocabularies {path.name} was trained with (same sizes, "
-                                  "other words or order: its SHA-256 differs from the bundle's vocab_sha256)")
+        raise bundles.BundleError(
+            f"{vocab_file}: not the vocabularies {path.name} was trained with (same sizes, "
+            "other words or order: its SHA-256 differs from the bundle's vocab_sha256)"
+        )
     m = seq2seq_from_spec(s)
     load_module_state(m, b)
     # the source cut of the run: positions were made for 2 * max_len + 12 tokens

@@ -38,8 +38,16 @@ from bioSNN import energy
 from bioSNN.nn.network import SpikingNet
 from bioSNN.nn.neurons import LIF, LIFState, lif_sequence, lif_step
 
-__all__ = ["SeqStats", "SeqOutput", "SpikingTextClassifier", "ConvAttentionClassifier", "RNNClassifier", "KimCNN",
-           "TEXT_MODELS", "build_text_model"]
+__all__ = [
+    "SeqStats",
+    "SeqOutput",
+    "SpikingTextClassifier",
+    "ConvAttentionClassifier",
+    "RNNClassifier",
+    "KimCNN",
+    "TEXT_MODELS",
+    "build_text_model",
+]
 
 
 @dataclass
@@ -57,7 +65,7 @@ class SeqStats:
         self.spikes[name] = self.spikes.get(name, 0.0) + spikes
         self.neuron_steps[name] = self.neuron_steps.get(name, 0.0) + neuron_steps
 
-    def merge(self, other: "SeqStats") -> "SeqStats":
+    def merge(self, other: SeqStats) -> SeqStats:
         self.samples += other.samples
         self.tokens += other.tokens
         self.macs += other.macs
@@ -71,9 +79,13 @@ class SeqStats:
         e = self.macs * energy.E_MAC_PJ + self.acs * energy.E_AC_PJ
         rates = {k: self.spikes[k] / self.neuron_steps[k] for k in self.spikes if self.neuron_steps[k]}
         total_ns = sum(self.neuron_steps.values())
-        out = {"macs_per_sample": self.macs / n, "acs_per_sample": self.acs / n,
-               "energy_nj_per_sample": e / n * 1e-3, "tokens_per_sample": self.tokens / n,
-               "energy_model": energy.CONSTANTS_NOTE}
+        out = {
+            "macs_per_sample": self.macs / n,
+            "acs_per_sample": self.acs / n,
+            "energy_nj_per_sample": e / n * 1e-3,
+            "tokens_per_sample": self.tokens / n,
+            "energy_model": energy.CONSTANTS_NOTE,
+        }
         if self.spikes:
             out["spike_rate"] = rates
             out["mean_spike_rate"] = sum(self.spikes.values()) / total_ns if total_ns else 0.0
@@ -93,19 +105,33 @@ def _valid(lengths: torch.Tensor, L: int) -> torch.Tensor:
 
 def _check_tokens(tokens: torch.Tensor, lengths: torch.Tensor) -> None:
     if tokens.dim() != 2 or lengths.shape != tokens.shape[:1]:
-        raise ValueError(f"tokens must be (batch, L) with one length per row, got {list(tokens.shape)} and "
-                         f"{list(lengths.shape)}")
+        raise ValueError(
+            f"tokens must be (batch, L) with one length per row, got {list(tokens.shape)} and {list(lengths.shape)}"
+        )
     if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > tokens.shape[1]):
-        raise ValueError(f"lengths must lie in [1, {tokens.shape[1]}], got [{int(lengths.min())}, "
-                         f"{int(lengths.max())}]")
+        raise ValueError(
+            f"lengths must lie in [1, {tokens.shape[1]}], got [{int(lengths.min())}, {int(lengths.max())}]"
+        )
 
 
 class SpikingTextClassifier(nn.Module):
     """LITE-SNN: feed-forward LIF layers whose membranes are the only recurrence (see the module docstring)."""
 
-    def __init__(self, vocab_size: int, n_classes: int, embed: int = 128, hidden: int = 128, depth: int = 2,
-                 steps_per_token: int = 5, leak: float = 0.9, threshold: float = 1.0, train_neurons: bool = True,
-                 dropout: float = 0.2, readout: Literal["mean", "last"] = "mean", surrogate: str = "linear"):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed: int = 128,
+        hidden: int = 128,
+        depth: int = 2,
+        steps_per_token: int = 5,
+        leak: float = 0.9,
+        threshold: float = 1.0,
+        train_neurons: bool = True,
+        dropout: float = 0.2,
+        readout: Literal["mean", "last"] = "mean",
+        surrogate: str = "linear",
+    ):
         super().__init__()
         if depth < 1 or steps_per_token < 1:
             raise ValueError(f"depth and steps_per_token must be >= 1, got {depth}, {steps_per_token}")
@@ -113,8 +139,10 @@ class SpikingTextClassifier(nn.Module):
             raise ValueError(f"readout must be 'mean' or 'last', got {readout!r}")
         self.embedding = nn.Embedding(vocab_size, embed, padding_idx=0)
         self.layers = nn.ModuleList(nn.Linear(embed if i == 0 else hidden, hidden, bias=False) for i in range(depth))
-        self.acts = nn.ModuleList(LIF(leak, threshold, "soft", surrogate, train_leak=train_neurons,
-                                      train_threshold=train_neurons) for _ in range(depth))
+        self.acts = nn.ModuleList(
+            LIF(leak, threshold, "soft", surrogate, train_leak=train_neurons, train_threshold=train_neurons)
+            for _ in range(depth)
+        )
         self.readout = nn.Linear(hidden, n_classes, bias=True)
         self.steps_per_token, self.dropout, self.readout_mode = steps_per_token, dropout, readout
 
@@ -130,8 +158,9 @@ class SpikingTextClassifier(nn.Module):
         sizes = [self.embedding.embedding_dim] + [lay.out_features for lay in self.layers]
         return [torch.bernoulli(like.new_full((batch, s), keep)) / keep for s in sizes]
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False,
-                record: bool = False) -> torch.Tensor | SeqOutput:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False, record: bool = False
+    ) -> torch.Tensor | SeqOutput:
         _check_tokens(tokens, lengths)
         B, L = tokens.shape
         T = self.steps_per_token
@@ -231,21 +260,41 @@ class ConvAttentionClassifier(nn.Module):
     an SNN the embedding is the input current at every one of the T steps, every step is pooled and read out,
     and the logits are the mean over the steps."""
 
-    def __init__(self, vocab_size: int, n_classes: int, embed: int = 128, hidden: int = 128, depth: int = 2,
-                 kernel: int = 3, act: Literal["lif", "relu"] = "lif", time_steps: int = 5, leak: float = 0.9,
-                 threshold: float = 1.0, train_neurons: bool = True, dropout: float = 0.2,
-                 surrogate: str = "linear"):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed: int = 128,
+        hidden: int = 128,
+        depth: int = 2,
+        kernel: int = 3,
+        act: Literal["lif", "relu"] = "lif",
+        time_steps: int = 5,
+        leak: float = 0.9,
+        threshold: float = 1.0,
+        train_neurons: bool = True,
+        dropout: float = 0.2,
+        surrogate: str = "linear",
+    ):
         super().__init__()
         if kernel % 2 == 0 or kernel < 1:
             raise ValueError(f"kernel must be odd (centred convolution), got {kernel}")
         if act not in ("lif", "relu"):
             raise ValueError(f"act must be 'lif' or 'relu', got {act!r}")
         self.embedding = nn.Embedding(vocab_size, embed, padding_idx=0)
-        self.convs = nn.ModuleList(nn.Conv1d(embed if i == 0 else hidden, hidden, kernel, padding=kernel // 2,
-                                             bias=False) for i in range(depth))
-        self.acts = nn.ModuleList(LIF(leak, threshold, "soft", surrogate, train_leak=train_neurons,
-                                      train_threshold=train_neurons) for _ in range(depth)) if act == "lif" else None
-        self.query = nn.Parameter(torch.randn(hidden) / hidden ** 0.5)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(embed if i == 0 else hidden, hidden, kernel, padding=kernel // 2, bias=False)
+            for i in range(depth)
+        )
+        self.acts = (
+            nn.ModuleList(
+                LIF(leak, threshold, "soft", surrogate, train_leak=train_neurons, train_threshold=train_neurons)
+                for _ in range(depth)
+            )
+            if act == "lif"
+            else None
+        )
+        self.query = nn.Parameter(torch.randn(hidden) / hidden**0.5)
         self.readout = nn.Linear(hidden, n_classes)
         self.act, self.time_steps, self.dropout = act, time_steps, dropout
 
@@ -256,12 +305,13 @@ class ConvAttentionClassifier(nn.Module):
     def _pool(self, a: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """a: (..., B, H, L) → context (..., B, H); valid (B, L)."""
         H = a.shape[-2]
-        scores = torch.einsum("h,...hl->...l", self.query, a) / H ** 0.5
+        scores = torch.einsum("h,...hl->...l", self.query, a) / H**0.5
         scores = scores.masked_fill(valid == 0, float("-inf"))
         return torch.einsum("...l,...hl->...h", scores.softmax(-1), a)
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False,
-                record: bool = False) -> torch.Tensor | SeqOutput:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False, record: bool = False
+    ) -> torch.Tensor | SeqOutput:
         _check_tokens(tokens, lengths)
         B, L = tokens.shape
         valid = _valid(lengths, L).T  # (B, L)
@@ -316,8 +366,15 @@ class ConvAttentionClassifier(nn.Module):
 class RNNClassifier(nn.Module):
     """LSTM or GRU over the valid tokens; the last valid hidden state → dropout → Linear."""
 
-    def __init__(self, vocab_size: int, n_classes: int, embed: int = 128, hidden: int = 128,
-                 kind: Literal["lstm", "gru"] = "lstm", dropout: float = 0.2):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed: int = 128,
+        hidden: int = 128,
+        kind: Literal["lstm", "gru"] = "lstm",
+        dropout: float = 0.2,
+    ):
         super().__init__()
         if kind not in ("lstm", "gru"):
             raise ValueError(f"kind must be 'lstm' or 'gru', got {kind!r}")
@@ -326,8 +383,9 @@ class RNNClassifier(nn.Module):
         self.readout = nn.Linear(hidden, n_classes)
         self.kind, self.dropout = kind, dropout
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False,
-                record: bool = False) -> torch.Tensor | SeqOutput:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False, record: bool = False
+    ) -> torch.Tensor | SeqOutput:
         _check_tokens(tokens, lengths)
         e = F.dropout(self.embedding(tokens), self.dropout, self.training)
         packed = nn.utils.rnn.pack_padded_sequence(e, lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -346,16 +404,24 @@ class RNNClassifier(nn.Module):
 class KimCNN(nn.Module):
     """Kim (2014): filters of widths 3, 4, 5 over the embeddings, ReLU, max over the valid positions."""
 
-    def __init__(self, vocab_size: int, n_classes: int, embed: int = 128, filters: int = 100,
-                 widths: tuple[int, ...] = (3, 4, 5), dropout: float = 0.5):
+    def __init__(
+        self,
+        vocab_size: int,
+        n_classes: int,
+        embed: int = 128,
+        filters: int = 100,
+        widths: tuple[int, ...] = (3, 4, 5),
+        dropout: float = 0.5,
+    ):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed, padding_idx=0)
         self.convs = nn.ModuleList(nn.Conv1d(embed, filters, w) for w in widths)
         self.readout = nn.Linear(filters * len(widths), n_classes)
         self.dropout = dropout
 
-    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False,
-                record: bool = False) -> torch.Tensor | SeqOutput:
+    def forward(
+        self, tokens: torch.Tensor, lengths: torch.Tensor, count: bool = False, record: bool = False
+    ) -> torch.Tensor | SeqOutput:
         _check_tokens(tokens, lengths)
         B, L = tokens.shape
         wmax = max(c.kernel_size[0] for c in self.convs)
@@ -383,18 +449,36 @@ class KimCNN(nn.Module):
 TEXT_MODELS = ("lite", "conv_attention", "conv_relu", "lstm", "gru", "cnn")
 
 
-def build_text_model(name: str, vocab_size: int, n_classes: int, embed: int = 128, hidden: int = 128,
-                     steps_per_token: int = 5, depth: int = 2, dropout: float = 0.2, leak: float = 0.9,
-                     readout: str = "mean") -> nn.Module:
+def build_text_model(
+    name: str,
+    vocab_size: int,
+    n_classes: int,
+    embed: int = 128,
+    hidden: int = 128,
+    steps_per_token: int = 5,
+    depth: int = 2,
+    dropout: float = 0.2,
+    leak: float = 0.9,
+    readout: str = "mean",
+) -> nn.Module:
     """One of :data:`TEXT_MODELS` with the shared sizes (``hidden``: LIF/RNN width; the CNN uses 100 filters
     per width as in Kim 2014)."""
     if name == "lite":
-        return SpikingTextClassifier(vocab_size, n_classes, embed, hidden, depth, steps_per_token, leak,
-                                     dropout=dropout, readout=readout)
+        return SpikingTextClassifier(
+            vocab_size, n_classes, embed, hidden, depth, steps_per_token, leak, dropout=dropout, readout=readout
+        )
     if name in ("conv_attention", "conv_relu"):
-        return ConvAttentionClassifier(vocab_size, n_classes, embed, hidden, depth,
-                                       act="lif" if name == "conv_attention" else "relu",
-                                       time_steps=steps_per_token, leak=leak, dropout=dropout)
+        return ConvAttentionClassifier(
+            vocab_size,
+            n_classes,
+            embed,
+            hidden,
+            depth,
+            act="lif" if name == "conv_attention" else "relu",
+            time_steps=steps_per_token,
+            leak=leak,
+            dropout=dropout,
+        )
     if name in ("lstm", "gru"):
         return RNNClassifier(vocab_size, n_classes, embed, hidden, name, dropout)
     if name == "cnn":

@@ -30,8 +30,14 @@ PLANS: dict[str, tuple[tuple, int]] = {
 }
 
 
-def vgg(name: str, input_shape: tuple[int, int, int] = (3, 32, 32), n_classes: int = 10, width: float = 1.0,
-        hidden: int = 1024, dropout: float = 0.2) -> SpikingNet:
+def vgg(
+    name: str,
+    input_shape: tuple[int, int, int] = (3, 32, 32),
+    n_classes: int = 10,
+    width: float = 1.0,
+    hidden: int = 1024,
+    dropout: float = 0.2,
+) -> SpikingNet:
     """Build a VGG of :data:`PLANS` as a :class:`~bioSNN.nn.network.SpikingNet` (Kaiming-initialised, no biases)."""
     key = name.lower()
     if key not in PLANS:

@@ -26,21 +26,28 @@ def one_error_line(capsys) -> str:
 # ---------------------------------------------------------------------------------------------------- data files
 def _images(path: Path, **change) -> None:
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
-              "y_train": rng.integers(0, 10, 20), "x_test": rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8),
-              "y_test": rng.integers(0, 10, 5), "class_names": np.array([str(i) for i in range(10)])}
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 32, 32, 3), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 20),
+        "x_test": rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 5),
+        "class_names": np.array([str(i) for i in range(10)]),
+    }
     arrays.update(change)
     np.savez(path, **arrays)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"x_train": np.zeros((20, 32, 32, 3), np.float32)}, "x_train must be uint8 images"),
-    ({"x_test": np.zeros((5, 28, 28, 3), np.uint8)}, "train images are [32, 32, 3], test images [28, 28, 3]"),
-    ({"y_train": np.full(20, 10)}, "outside [0, 9]"),
-    ({"y_test": np.full(5, -1)}, "outside [0, 9]"),
-    ({"y_train": np.full(20, 2.5)}, "labels must be integers"),
-    ({"y_test": np.zeros(4, np.int64)}, "4 y_test labels for 5 samples"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"x_train": np.zeros((20, 32, 32, 3), np.float32)}, "x_train must be uint8 images"),
+        ({"x_test": np.zeros((5, 28, 28, 3), np.uint8)}, "train images are [32, 32, 3], test images [28, 28, 3]"),
+        ({"y_train": np.full(20, 10)}, "outside [0, 9]"),
+        ({"y_test": np.full(5, -1)}, "outside [0, 9]"),
+        ({"y_train": np.full(20, 2.5)}, "labels must be integers"),
+        ({"y_test": np.zeros(4, np.int64)}, "4 y_test labels for 5 samples"),
+    ],
+)
 def test_a_dataset_without_digest_is_checked_by_its_loader(tmp_path, monkeypatch, change, message):
     # cifar10_full has no published digest: its loader's own checks are all that stands between a bad file and
     # a run that trains to chance with exit code 0
@@ -82,7 +89,9 @@ def test_a_run_on_a_corrupt_dataset_stops_with_one_line_and_leaves_no_folder(tmp
 # ------------------------------------------------------------------------------------------------------- bundles
 def _bundle(path: Path) -> Path:
     pops = (bundles.Population("inp", 3, "input"), bundles.Population("out", 2, "lif"))
-    return bundles.write(path, bundles.Bundle(pops, (bundles.Projection("fc", "inp", "out", "w"),), {"w": np.ones((2, 3))}))
+    return bundles.write(
+        path, bundles.Bundle(pops, (bundles.Projection("fc", "inp", "out", "w"),), {"w": np.ones((2, 3))})
+    )
 
 
 def _rewrite_meta(path: Path, fn) -> None:
@@ -96,17 +105,20 @@ def _rewrite_meta(path: Path, fn) -> None:
             zf.writestr(n, d)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda m: m.update(arrays=[1, 2]), "'arrays' of the description must be a JSON object"),
-    (lambda m: m.update(populations={"a": 1}), "'populations' of the description must be a JSON list"),
-    (lambda m: m["populations"].append(7), "every entry of 'populations' must be a JSON object"),
-    (lambda m: m["arrays"]["w"].update(shape="big"), "no valid shape"),
-    (lambda m: m["arrays"]["w"].update(dtype="no-such-type"), "no valid dtype"),
-    (lambda m: m["arrays"]["w"].update(dtype="|O"), "Python objects"),
-    (lambda m: m.update(version=True), "version True is not supported"),
-    (lambda m: m.update(device=[1]), "'device' must be a JSON object"),
-    (lambda m: m["populations"][0].update(size="many"), "size must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda m: m.update(arrays=[1, 2]), "'arrays' of the description must be a JSON object"),
+        (lambda m: m.update(populations={"a": 1}), "'populations' of the description must be a JSON list"),
+        (lambda m: m["populations"].append(7), "every entry of 'populations' must be a JSON object"),
+        (lambda m: m["arrays"]["w"].update(shape="big"), "no valid shape"),
+        (lambda m: m["arrays"]["w"].update(dtype="no-such-type"), "no valid dtype"),
+        (lambda m: m["arrays"]["w"].update(dtype="|O"), "Python objects"),
+        (lambda m: m.update(version=True), "version True is not supported"),
+        (lambda m: m.update(device=[1]), "'device' must be a JSON object"),
+        (lambda m: m["populations"][0].update(size="many"), "size must be a positive integer"),
+    ],
+)
 def test_malformed_bundle_descriptions_raise_bundle_errors(tmp_path, mutate, message):
     p = _bundle(tmp_path / "b.npz")
     _rewrite_meta(p, mutate)
@@ -155,20 +167,38 @@ def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp
 
 
 # ------------------------------------------------------------------------------------------------------- configs
-@pytest.mark.parametrize("experiment, setting, key", [
-    ("demo", "lr=inf", "lr"), ("demo", "threshold=inf", "threshold"), ("demo", "epochs=-1", "epochs"),
-    ("demo", "train_limit=-5", "train_limit"), ("demo", "batch_size=0", "batch_size"),
-    ("demo", "time_steps=0", "time_steps"), ("demo", "threads=0", "threads"), ("demo", "leak=nan", "leak"),
-    ("demo", "surrogate=magic", "surrogate"), ("demo", "dataset=imagenet", "dataset"),
-    ("compression", "variants=", "variants"), ("compression", "variants=full,full", "variants"),
-    ("compression", "variants=q9x", "variants"), ("compression", "n_label=0", "n_label"),
-    ("compression", "network.chunk=5", "network.chunk"), ("compression", "network.max_rate=-1", "network.max_rate"),
-    ("compression", "backend=gpu", "backend"), ("compression", "eta_end=0", "eta_end"),
-    ("hybrid", "encoder=latency", "encoder"), ("hybrid", "dropout=1", "dropout"), ("hybrid", "model=vgg7", "model"),
-    ("hybrid", "augment=rotate", "augment"), ("diet", "qat_steps=7", "qat_steps"),
-    ("diet", "optimizer=lbfgs", "optimizer"), ("multimodal", "audio.n_input=5", "audio.n_input"),
-    ("multimodal", "variants=image,image", "variants"), ("multimodal", "compress=q", "compress"),
-])
+@pytest.mark.parametrize(
+    "experiment, setting, key",
+    [
+        ("demo", "lr=inf", "lr"),
+        ("demo", "threshold=inf", "threshold"),
+        ("demo", "epochs=-1", "epochs"),
+        ("demo", "train_limit=-5", "train_limit"),
+        ("demo", "batch_size=0", "batch_size"),
+        ("demo", "time_steps=0", "time_steps"),
+        ("demo", "threads=0", "threads"),
+        ("demo", "leak=nan", "leak"),
+        ("demo", "surrogate=magic", "surrogate"),
+        ("demo", "dataset=imagenet", "dataset"),
+        ("compression", "variants=", "variants"),
+        ("compression", "variants=full,full", "variants"),
+        ("compression", "variants=q9x", "variants"),
+        ("compression", "n_label=0", "n_label"),
+        ("compression", "network.chunk=5", "network.chunk"),
+        ("compression", "network.max_rate=-1", "network.max_rate"),
+        ("compression", "backend=gpu", "backend"),
+        ("compression", "eta_end=0", "eta_end"),
+        ("hybrid", "encoder=latency", "encoder"),
+        ("hybrid", "dropout=1", "dropout"),
+        ("hybrid", "model=vgg7", "model"),
+        ("hybrid", "augment=rotate", "augment"),
+        ("diet", "qat_steps=7", "qat_steps"),
+        ("diet", "optimizer=lbfgs", "optimizer"),
+        ("multimodal", "audio.n_input=5", "audio.n_input"),
+        ("multimodal", "variants=image,image", "variants"),
+        ("multimodal", "compress=q", "compress"),
+    ],
+)
 def test_bad_config_values_are_refused_before_a_folder_is_made(tmp_path, capsys, experiment, setting, key):
     out = tmp_path / "runs"
     assert main(["run", experiment, "--out", str(out), "--set", setting]) == 2
@@ -184,8 +214,14 @@ def test_an_existing_file_as_out_is_named(tmp_path, capsys):
     assert f"--out {f} is a file" in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("err, shown", [(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system"),
-                                        (errno.ENOSPC, "disk full (no space left on device)")])
+@pytest.mark.parametrize(
+    "err, shown",
+    [
+        (errno.EACCES, "permission denied"),
+        (errno.EROFS, "read-only file system"),
+        (errno.ENOSPC, "disk full (no space left on device)"),
+    ],
+)
 def test_file_system_errors_are_one_line_naming_the_file(tmp_path, capsys, monkeypatch, err, shown):
     import bioSNN.cli as cli
 
@@ -209,13 +245,16 @@ def demo_run(tmp_path, isolated_cache):
     return run
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--set", "hidden=64"], "--resume cannot change 'hidden' (16 -> 64)"),
-    (["--set", "lr=0.1"], "--resume cannot change 'lr'"),
-    (["--set", "epochs=-2"], "epochs: must be >=0"),
-    (["--config", "nowhere.toml"], "drop --config/--preset"),
-    (["--preset", "full"], "drop --config/--preset"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--set", "hidden=64"], "--resume cannot change 'hidden' (16 -> 64)"),
+        (["--set", "lr=0.1"], "--resume cannot change 'lr'"),
+        (["--set", "epochs=-2"], "epochs: must be >=0"),
+        (["--config", "nowhere.toml"], "drop --config/--preset"),
+        (["--preset", "full"], "drop --config/--preset"),
+    ],
+)
 def test_a_refused_resume_writes_nothing(demo_run, capsys, extra, message):
     before = {p: p.read_bytes() for p in demo_run.rglob("*") if p.is_file()}
     assert main(["run", "demo", "--resume", str(demo_run), "--no-progress", *extra]) == 2
@@ -272,8 +311,10 @@ def test_a_run_config_repeats_that_run(demo_run, tmp_path, capsys):
     (again,) = out.iterdir()
     a, b = (json.loads((d / "config.json").read_text()) for d in (demo_run, again))
     assert a["config"] == b["config"] and a["preset"] == b["preset"]
-    assert json.loads((again / "metrics.json").read_text())["accuracy"] == \
-        json.loads((demo_run / "metrics.json").read_text())["accuracy"]
+    assert (
+        json.loads((again / "metrics.json").read_text())["accuracy"]
+        == json.loads((demo_run / "metrics.json").read_text())["accuracy"]
+    )
     assert main(["run", "hybrid", "--config", str(demo_run / "config.json"), "--out", str(out)]) == 2
     assert "is the config of a 'demo' run, not 'hybrid'" in one_error_line(capsys)
 
@@ -286,18 +327,21 @@ def _exit_code(argv) -> int:
         return e.code
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["export", "{model}", "--time-steps", "0"], "export: argument --time-steps: an integer >= 1, got '0'"),
-    (["export", "{model}", "--dt", "nan"], "export: argument --dt: a positive, finite number of seconds"),
-    (["export", "{model}", "--dt=-1e-3"], "export: argument --dt: a positive, finite number of seconds"),
-    (["inspect", "{run}", "--neurons", "-1"], "inspect: argument --neurons: neuron indices are >= 0"),
-    (["inspect", "{run}", "--neurons", "0,x"], "inspect: argument --neurons: comma-separated neuron indices"),
-    (["inspect", "{run}", "--items", "0"], "inspect: argument --items: an integer >= 1, got '0'"),
-    (["inspect", "{run}", "--neurons", "0,999"], "--neurons: act1 has 16 neurons, so indices must lie in [0, 16)"),
-    (["inspect", "{run}", "--items", "1000000"], "--items: digits has 450 test items, got 1000000"),
-    (["run", "nope"], "unknown experiment 'nope'"),
-    (["frobnicate"], "argument cmd: invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["export", "{model}", "--time-steps", "0"], "export: argument --time-steps: an integer >= 1, got '0'"),
+        (["export", "{model}", "--dt", "nan"], "export: argument --dt: a positive, finite number of seconds"),
+        (["export", "{model}", "--dt=-1e-3"], "export: argument --dt: a positive, finite number of seconds"),
+        (["inspect", "{run}", "--neurons", "-1"], "inspect: argument --neurons: neuron indices are >= 0"),
+        (["inspect", "{run}", "--neurons", "0,x"], "inspect: argument --neurons: comma-separated neuron indices"),
+        (["inspect", "{run}", "--items", "0"], "inspect: argument --items: an integer >= 1, got '0'"),
+        (["inspect", "{run}", "--neurons", "0,999"], "--neurons: act1 has 16 neurons, so indices must lie in [0, 16)"),
+        (["inspect", "{run}", "--items", "1000000"], "--items: digits has 450 test items, got 1000000"),
+        (["run", "nope"], "unknown experiment 'nope'"),
+        (["frobnicate"], "argument cmd: invalid choice: 'frobnicate'"),
+    ],
+)
 def test_bad_arguments_are_one_line_with_exit_code_2_before_any_work(demo_run, tmp_path, capsys, argv, message):
     argv = [a.format(model=demo_run / "model.npz", run=demo_run) for a in argv]
     before = sorted(p for p in demo_run.rglob("*"))

@@ -14,16 +14,33 @@ from bioSNN.device import DeviceConfig
 
 def _bundle(**kw):
     rng = np.random.default_rng(0)
-    pops = [bundles.Population("input", 4, "poisson"),
-            bundles.Population("exc", 3, "lif_conductance", {"v_threshold": {"value": -52.0, "unit": "mV"},
-                                                         "tau": {"value": 100.0, "unit": "ms"}}),
-            bundles.Population("inh", 3, "lif_conductance")]
-    projs = [bundles.Projection("input_exc", "input", "exc", "w_in"),
-             bundles.Projection("exc_inh", "exc", "inh", "w_ei", connectivity="one_to_one",
-                           params={"w": {"value": 10.4, "unit": "1"}})]
+    pops = [
+        bundles.Population("input", 4, "poisson"),
+        bundles.Population(
+            "exc",
+            3,
+            "lif_conductance",
+            {"v_threshold": {"value": -52.0, "unit": "mV"}, "tau": {"value": 100.0, "unit": "ms"}},
+        ),
+        bundles.Population("inh", 3, "lif_conductance"),
+    ]
+    projs = [
+        bundles.Projection("input_exc", "input", "exc", "w_in"),
+        bundles.Projection(
+            "exc_inh", "exc", "inh", "w_ei", connectivity="one_to_one", params={"w": {"value": 10.4, "unit": "1"}}
+        ),
+    ]
     arrays = {"w_in": rng.random((3, 4)).astype(np.float32), "w_ei": np.full(3, 10.4), "theta": np.zeros(3)}
-    return bundles.Bundle(pops, projs, arrays, engine="brian2", name="dc",
-                     device=DeviceConfig(levels=4).to_dict(), provenance=bundles.provenance("mnist", 7), **kw)
+    return bundles.Bundle(
+        pops,
+        projs,
+        arrays,
+        engine="brian2",
+        name="dc",
+        device=DeviceConfig(levels=4).to_dict(),
+        provenance=bundles.provenance("mnist", 7),
+        **kw,
+    )
 
 
 def test_round_trip(tmp_path):
@@ -93,8 +110,10 @@ def test_a_version_1_square_weight_matrix_converts_only_when_its_writer_is_known
     version 1's layout the bundle is refused by array name, never transposed on a guess."""
     pops = [bundles.Population("a", 3, "lif"), bundles.Population("b", 3, "lif")]
     w = np.arange(9.0).reshape(3, 3)
-    path = bundles.write(tmp_path / "v2.npz", bundles.Bundle(pops, [bundles.Projection("ab", "a", "b", "w")],
-                                                              {"w": w}, engine="torch", name="net"))
+    path = bundles.write(
+        tmp_path / "v2.npz",
+        bundles.Bundle(pops, [bundles.Projection("ab", "a", "b", "w")], {"w": w}, engine="torch", name="net"),
+    )
     with pytest.raises(bundles.BundleError, match=r"v1\.npz: version-1 bundle with a square dense array 'w'"):
         bundles.read(_as_version_1(path, tmp_path / "v1.npz", "torch", "net"))
     known = bundles.read(_as_version_1(path, tmp_path / "v1_brian.npz", "brian2", "diehl_cook"))
@@ -147,14 +166,17 @@ def _rewrite(path, meta_fn=None, drop=None, replace=None):
             zf.writestr(n, d)
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda m: m.update(version=99), "version 99 is not supported"),
-    (lambda m: m.update(format="other"), "format"),
-    (lambda m: m["arrays"]["w_in"].update(shape=[3, 3]), "described as"),
-    (lambda m: m["projections"][0].update(target="nowhere"), "unknown population"),
-    (lambda m: m["populations"][1].update(size=5), "dense weights must have shape"),
-    (lambda m: m.pop("populations"), "malformed"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda m: m.update(version=99), "version 99 is not supported"),
+        (lambda m: m.update(format="other"), "format"),
+        (lambda m: m["arrays"]["w_in"].update(shape=[3, 3]), "described as"),
+        (lambda m: m["projections"][0].update(target="nowhere"), "unknown population"),
+        (lambda m: m["populations"][1].update(size=5), "dense weights must have shape"),
+        (lambda m: m.pop("populations"), "malformed"),
+    ],
+)
 def test_rejects_bad_descriptions(tmp_path, mutate, match):
     p = bundles.write(tmp_path / "b.npz", _bundle())
     _rewrite(p, meta_fn=mutate)
@@ -175,6 +197,7 @@ def test_rejects_missing_array_truncation_and_pickles(tmp_path):
 
     # an object array smuggled in as .npy must not be unpickled
     import io as pyio
+
     buf = pyio.BytesIO()
     np.save(buf, np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     p = bundles.write(tmp_path / "o.npz", _bundle())

@@ -37,8 +37,19 @@ def test_demo_run_trains_and_writes_results(tmp_path, capsys, isolated_cache):
 
 def test_resume_continues_from_the_checkpoint(tmp_path, caplog, isolated_cache):
     tmp_path = tmp_path / "runs"
-    args = ["run", "demo", "--preset", "full", "--out", str(tmp_path), "--no-progress", "--set", "epochs=1",
-            "--set", "hidden=32"]
+    args = [
+        "run",
+        "demo",
+        "--preset",
+        "full",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--set",
+        "epochs=1",
+        "--set",
+        "hidden=32",
+    ]
     assert main(args) == 0
     (run,) = tmp_path.iterdir()
     first = json.loads((run / "metrics.json").read_text())["history"]
@@ -61,9 +72,25 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
 @pytest.mark.torch
 def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, caplog, isolated_cache):
     root = tmp_path / "runs"
-    args = ["run", "hybrid", "--out", str(root), "--no-progress", "--set", "ann_epochs=6", "--set", "hybrid_epochs=1",
-            "--set", "convert_steps=6,24", "--set", "hybrid_steps=6", "--set", "train_limit=600",
-            "--set", "balance_samples=128"]
+    args = [
+        "run",
+        "hybrid",
+        "--out",
+        str(root),
+        "--no-progress",
+        "--set",
+        "ann_epochs=6",
+        "--set",
+        "hybrid_epochs=1",
+        "--set",
+        "convert_steps=6,24",
+        "--set",
+        "hybrid_steps=6",
+        "--set",
+        "train_limit=600",
+        "--set",
+        "balance_samples=128",
+    ]
     assert main(args) == 0
     (run,) = root.iterdir()
     m = json.loads((run / "metrics.json").read_text())
@@ -85,9 +112,28 @@ def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, caplog, isolated_c
     assert bundles.read(run / "hybrid_T6.npz").population("act1").params["v_threshold"]["value"] > 0
     # a new run from that ANN (ann_bundle) trains no ANN and converts it to the same network
     other = tmp_path / "from_bundle"
-    assert main(["run", "hybrid", "--out", str(other), "--no-progress", "--set", "train_limit=600",
-                 "--set", "balance_samples=128", "--set", "convert_steps=6", "--set", "hybrid_steps=",
-                 "--set", f"ann_bundle={run / 'checkpoints' / 'ann.npz'}"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "hybrid",
+                "--out",
+                str(other),
+                "--no-progress",
+                "--set",
+                "train_limit=600",
+                "--set",
+                "balance_samples=128",
+                "--set",
+                "convert_steps=6",
+                "--set",
+                "hybrid_steps=",
+                "--set",
+                f"ann_bundle={run / 'checkpoints' / 'ann.npz'}",
+            ]
+        )
+        == 0
+    )
     (run3,) = other.iterdir()
     m3 = json.loads((run3 / "metrics.json").read_text())
     assert m3["ann"]["accuracy"] == m["ann"]["accuracy"] and "history" not in m3["ann"]

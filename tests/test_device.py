@@ -17,7 +17,7 @@ def test_quantized_values_are_exactly_the_levels(bits, mapping):
     lo = -0.6 if mapping == "differential" else 0.0
     w = np.random.default_rng(bits).uniform(lo, 0.6, 5000)
     q = device.quantize(w, cfg)
-    levels = np.linspace(0, 0.5, 2 ** bits)
+    levels = np.linspace(0, 0.5, 2**bits)
     allowed = np.concatenate([-levels, levels]) if mapping == "differential" else levels
     assert np.isin(np.round(q, 12), np.round(allowed, 12)).all()
     # every level is reached, the end points included
@@ -35,7 +35,7 @@ def test_proportional_mapping_has_no_zero_state():
     np.testing.assert_allclose(q, [0.2, 0.2, 0.2, 0.4, 0.6, 0.8, 0.8])
     g = device.to_conductance(np.array([0.4]), cfg)
     assert g.shape == (1, 1) and g[0, 0] == pytest.approx(5e-5)  # G = g_max * w / w_max, no offset
-    np.testing.assert_allclose(device.from_conductance(device.level_conductances(cfg)[None], cfg), [.2, .4, .6, .8])
+    np.testing.assert_allclose(device.from_conductance(device.level_conductances(cfg)[None], cfg), [0.2, 0.4, 0.6, 0.8])
     t = torch.tensor([0.05, 0.35], requires_grad=True)
     qt = device.quantize(t, cfg)
     qt.sum().backward()
@@ -88,8 +88,9 @@ def test_programming_noise_statistics():
     assert err.std() == pytest.approx(sigma, rel=0.01)
     # same seed, same draw; another seed, another draw
     np.testing.assert_array_equal(g, device.to_conductance(w, cfg, programmed=True))
-    assert not np.array_equal(g, device.to_conductance(w, DeviceConfig(**{**cfg.to_dict(), "seed": 4}),
-                                                       programmed=True))
+    assert not np.array_equal(
+        g, device.to_conductance(w, DeviceConfig(**{**cfg.to_dict(), "seed": 4}), programmed=True)
+    )
 
 
 def test_stuck_at_fault_rates():
@@ -120,14 +121,17 @@ def test_program_on_tensors_applies_faults():
     assert out.dtype == torch.float32 and torch.all(out == 0)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"levels": 1}, "levels"),
-    ({"g_min": 1e-4, "g_max": 1e-5}, "g_min < g_max"),
-    ({"mapping": "bipolar"}, "mapping"),
-    ({"w_max": 0}, "w_max"),
-    ({"noise": -0.1}, "noise"),
-    ({"stuck_off": 0.7, "stuck_on": 0.5}, "fault rates"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"levels": 1}, "levels"),
+        ({"g_min": 1e-4, "g_max": 1e-5}, "g_min < g_max"),
+        ({"mapping": "bipolar"}, "mapping"),
+        ({"w_max": 0}, "w_max"),
+        ({"noise": -0.1}, "noise"),
+        ({"stuck_off": 0.7, "stuck_on": 0.5}, "fault rates"),
+    ],
+)
 def test_invalid_configs_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DeviceConfig(**kwargs)

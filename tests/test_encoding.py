@@ -53,8 +53,10 @@ def test_audio_features_on_real_fsdd(data_dir, monkeypatch):
     monkeypatch.setenv("BIOSNN_DATA", str(data_dir))
     fsdd = data.load("fsdd", download=False)
     for kind in ("mel", "mfcc"):
-        feats = [encoding.audio_features(fsdd.waveform(i), fsdd.sample_rate, kind=kind, n_features=20, n_frames=30)
-                 for i in (0, 1, 2999)]
+        feats = [
+            encoding.audio_features(fsdd.waveform(i), fsdd.sample_rate, kind=kind, n_features=20, n_frames=30)
+            for i in (0, 1, 2999)
+        ]
         assert all(f.shape == (20, 30) and f.dtype == np.float32 and np.isfinite(f).all() for f in feats)
         again = encoding.audio_features(fsdd.waveform(0), fsdd.sample_rate, kind=kind, n_features=20, n_frames=30)
         np.testing.assert_array_equal(feats[0], again)  # deterministic
@@ -64,11 +66,17 @@ def test_audio_features_on_real_fsdd(data_dir, monkeypatch):
     with pytest.raises(ValueError, match="kind"):
         encoding.audio_features(fsdd.waveform(0), 8000, kind="cqt")
     # the mel floor: db_range dB below the peak; a narrower range leaves fewer bins above it
-    spans = {db: np.ptp(encoding.audio_features(fsdd.waveform(0), fsdd.sample_rate, "mel", 20, 30, db_range=db))
-             for db in (80.0, 30.0)}
+    spans = {
+        db: np.ptp(encoding.audio_features(fsdd.waveform(0), fsdd.sample_rate, "mel", 20, 30, db_range=db))
+        for db in (80.0, 30.0)
+    }
     assert spans[30.0] <= 30.0 + 1e-3 < spans[80.0] <= 80.0 + 1e-3  # time-warping may shave the peak a little
-    wide, narrow = (encoding.features_to_intensity(encoding.audio_features(
-        fsdd.waveform(0), fsdd.sample_rate, "mel", 20, 30, db_range=db)) for db in (80.0, 30.0))
+    wide, narrow = (
+        encoding.features_to_intensity(
+            encoding.audio_features(fsdd.waveform(0), fsdd.sample_rate, "mel", 20, 30, db_range=db)
+        )
+        for db in (80.0, 30.0)
+    )
     assert (narrow == 0).mean() > (wide == 0).mean()
     with pytest.raises(ValueError, match="db_range"):
         encoding.audio_features(fsdd.waveform(0), 8000, "mel", db_range=0.0)
@@ -83,10 +91,17 @@ def test_spectral_subtraction_keeps_noisy_speech_close_to_clean(data_dir, monkey
     fsdd = data.load("fsdd", download=False)
     dist = {}
     for q in (None, 10.0):
+
         def feat(w):
             return encoding.audio_features(w, fsdd.sample_rate, "mel", 20, 20, db_range=40.0, denoise_percentile=q)
-        dist[q] = np.mean([np.abs(feat(w) - feat(noise.white_noise(w, 10.0, seed=i))).mean()
-                           for i in range(0, 3000, 300) for w in [fsdd.waveform(i, normalise=True)]])
+
+        dist[q] = np.mean(
+            [
+                np.abs(feat(w) - feat(noise.white_noise(w, 10.0, seed=i))).mean()
+                for i in range(0, 3000, 300)
+                for w in [fsdd.waveform(i, normalise=True)]
+            ]
+        )
         clean = feat(fsdd.waveform(0, normalise=True))
         assert clean.shape == (20, 20) and np.isfinite(clean).all() and np.ptp(clean) <= 40.0 + 1e-3
     assert dist[10.0] < 0.7 * dist[None], dist
@@ -97,8 +112,12 @@ def test_spectral_subtraction_keeps_noisy_speech_close_to_clean(data_dir, monkey
 
 
 def test_events_to_frames_counts_every_event():
-    ev = {"x": np.array([0, 1, 1, 2]), "y": np.array([0, 0, 0, 1]), "p": np.array([0, 1, 1, 0]),
-          "t_us": np.array([0, 10, 20, 99])}
+    ev = {
+        "x": np.array([0, 1, 1, 2]),
+        "y": np.array([0, 0, 0, 1]),
+        "p": np.array([0, 1, 1, 0]),
+        "t_us": np.array([0, 10, 20, 99]),
+    }
     f = encoding.events_to_frames(ev, (3, 2, 2), n_bins=2, duration_us=100)
     assert f.shape == (2, 2, 2, 3) and f.sum() == 4
     assert f[0, 1, 0, 1] == 2 and f[1, 0, 1, 2] == 1 and f[0, 0, 0, 0] == 1

@@ -27,8 +27,12 @@ def stdp_bundle(tmp_path_factory):
     w *= 12.8 / w.sum(0)
     theta = rng.uniform(14, 20, 12)
     path = tmp_path_factory.mktemp("stdp") / "network.npz"
-    bundles.write(path, brian_bundle.to_bundle({"": cfg}, {"": {"w": w, "alive": w > 0, "theta": theta}},
-                                               provenance=bundles.provenance("digits", 0)))
+    bundles.write(
+        path,
+        brian_bundle.to_bundle(
+            {"": cfg}, {"": {"w": w, "alive": w > 0, "theta": theta}}, provenance=bundles.provenance("digits", 0)
+        ),
+    )
     return path
 
 
@@ -54,10 +58,15 @@ def test_inspect_a_spiking_net_bundle(tmp_path):
     torch.manual_seed(0)
     net = build_spiking("mlp", (1, 8, 8), 10, hidden=16)
     path = tmp_path / "model.npz"
-    bundles.write(path, to_bundle(net, {"model": "mlp", "hidden": 16}, run_settings(6, "direct"),
-                                  provenance=bundles.provenance("digits", 0)))
-    rc = main(["inspect", str(path), "--population", "act1", "--neurons", "0,3", "--items", "2",
-               "--out", str(tmp_path / "i")])
+    bundles.write(
+        path,
+        to_bundle(
+            net, {"model": "mlp", "hidden": 16}, run_settings(6, "direct"), provenance=bundles.provenance("digits", 0)
+        ),
+    )
+    rc = main(
+        ["inspect", str(path), "--population", "act1", "--neurons", "0,3", "--items", "2", "--out", str(tmp_path / "i")]
+    )
     assert rc == 0
     summary = json.loads((tmp_path / "i" / "inspect.json").read_text())
     z = np.load(tmp_path / "i" / "recording.npz", allow_pickle=False)
@@ -67,10 +76,12 @@ def test_inspect_a_spiking_net_bundle(tmp_path):
 
 def test_bad_requests_are_refused_before_any_folder(stdp_bundle, tmp_path):
     out = tmp_path / "never"
-    for kwargs, message in [({"population": "exc", "variables": ("w",)}, "has no"),
-                            ({"population": "hidden"}, "not one of"),
-                            ({"engine": "nest"}, "torch or brian2"),
-                            ({"items": 0}, "at least 1")]:
+    for kwargs, message in [
+        ({"population": "exc", "variables": ("w",)}, "has no"),
+        ({"population": "hidden"}, "not one of"),
+        ({"engine": "nest"}, "torch or brian2"),
+        ({"items": 0}, "at least 1"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             inspect(stdp_bundle, out=out, **kwargs)
     with pytest.raises(ConfigError, match="no such run folder or bundle"):

@@ -19,9 +19,26 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYER = {"atomic": 1, "config": 1, "device": 1, "energy": 1, "noise": 1, "monitors": 1, "viz": 1,
-         "data": 2, "encoding": 2, "bundles": 2, "runs": 2,
-         "brian": 3, "nn": 3, "interop": 4, "models": 5, "experiments": 6, "inspect": 6, "cli": 6}
+LAYER = {
+    "atomic": 1,
+    "config": 1,
+    "device": 1,
+    "energy": 1,
+    "noise": 1,
+    "monitors": 1,
+    "viz": 1,
+    "data": 2,
+    "encoding": 2,
+    "bundles": 2,
+    "runs": 2,
+    "brian": 3,
+    "nn": 3,
+    "interop": 4,
+    "models": 5,
+    "experiments": 6,
+    "inspect": 6,
+    "cli": 6,
+}
 SOURCES = (("bioSNN", "bioSNN"), ("models", "bioSNN.models"), ("experiments", "bioSNN.experiments"))
 
 
@@ -45,7 +62,7 @@ def _imports(path: Path, module: str):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = ".".join(package[:len(package) - node.level + 1])
+                base = ".".join(package[: len(package) - node.level + 1])
                 names = [f"{base}.{node.module}" if node.module else f"{base}.{a.name}" for a in node.names]
             else:
                 names = [node.module or ""]
@@ -85,15 +102,22 @@ def test_imports_point_down_the_layers():
 def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     bad = tmp_path / "bioSNN" / "nn"
     bad.mkdir(parents=True)
-    (bad / "x.py").write_text("def f():\n    from bioSNN.models import build_spiking\n    from ..experiments import demo\n")
+    (bad / "x.py").write_text(
+        "def f():\n    from bioSNN.models import build_spiking\n    from ..experiments import demo\n"
+    )
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     found = violations()
     assert len(found) == 2 and "layer 5 above layer 3" in found[0] and "layer 6 above layer 3" in found[1]
 
 
-@pytest.mark.parametrize("module, heavy", [("bioSNN.interop.nir_graph", ("torch", "brian2")),
-                                           ("bioSNN.interop.nir_brian", ("torch",)),
-                                           ("bioSNN.cli", ("torch", "brian2", "matplotlib"))])
+@pytest.mark.parametrize(
+    "module, heavy",
+    [
+        ("bioSNN.interop.nir_graph", ("torch", "brian2")),
+        ("bioSNN.interop.nir_brian", ("torch",)),
+        ("bioSNN.cli", ("torch", "brian2", "matplotlib")),
+    ],
+)
 def test_light_modules_import_without_the_engines(module, heavy):
     import subprocess
     import sys

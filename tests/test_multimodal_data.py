@@ -110,8 +110,9 @@ def test_utterance_features_stack_clips_and_fix_each_clips_noise(data_dir):
     idx = np.array([3, 0, 7])
     f = utterance_features(ds, idx, "mel", 10, 12)
     assert f.shape == (3, 120) and f.dtype == np.float32
-    np.testing.assert_array_equal(f[1], audio_features(ds.waveform(0, normalise=True), ds.sample_rate, "mel", 10,
-                                                       12).ravel())
+    np.testing.assert_array_equal(
+        f[1], audio_features(ds.waveform(0, normalise=True), ds.sample_rate, "mel", 10, 12).ravel()
+    )
     n1 = utterance_features(ds, idx, "mel", 10, 12, snr_db=0.0, seed=5)
     n2 = utterance_features(ds, idx[::-1], "mel", 10, 12, snr_db=0.0, seed=5)
     np.testing.assert_array_equal(n1, n2[::-1])  # a clip's noise depends on the clip, not on its position

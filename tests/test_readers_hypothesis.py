@@ -23,14 +23,20 @@ from bioSNN.config import ConfigError, read_config_file
 
 # BIOSNN_HYPOTHESIS_SCALE=20 runs twenty times as many examples (a search, not for CI)
 SCALE = float(os.environ.get("BIOSNN_HYPOTHESIS_SCALE", "1"))
-FAST = settings(max_examples=int(60 * SCALE), deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture],
-                derandomize=os.environ.get("CI", "").lower() == "true", database=None)
+FAST = settings(
+    max_examples=int(60 * SCALE),
+    deadline=2000,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=os.environ.get("CI", "").lower() == "true",
+    database=None,
+)
 
 # JSON values of every kind, nested a little
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
-                    | st.text(max_size=12),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-                    max_leaves=12)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 
 
 def _one_line(e: BaseException) -> None:
@@ -63,26 +69,49 @@ def _zip_with(description, members: dict[str, bytes] | None = None) -> bytes:
     return buf.getvalue()
 
 
-POPULATION = st.fixed_dictionaries({"name": st.text(max_size=6) | JSON, "size": st.integers(-3, 5) | JSON,
-                                    "model": JSON}, optional={"params": JSON})
+POPULATION = st.fixed_dictionaries(
+    {"name": st.text(max_size=6) | JSON, "size": st.integers(-3, 5) | JSON, "model": JSON}, optional={"params": JSON}
+)
 DESCRIPTION = st.fixed_dictionaries(
-    {"format": st.just("biosnn-bundle") | JSON, "version": st.sampled_from([1, 2]) | JSON,
-     "populations": st.lists(POPULATION, max_size=3) | JSON,
-     "projections": st.lists(st.fixed_dictionaries({"name": JSON, "source": JSON, "target": JSON, "weights": JSON},
-                                                   optional={"connectivity": JSON}), max_size=2) | JSON},
-    optional={"arrays": st.dictionaries(st.text(alphabet="ab._-", min_size=1, max_size=5),
-                                        st.fixed_dictionaries({"shape": st.lists(st.integers(-1, 3000), max_size=4)
-                                                               | JSON, "dtype": st.sampled_from(["<f8", "|O", "<i4",
-                                                                                                 "xx"]) | JSON}),
-                                        max_size=2) | JSON,
-              "extra": JSON, "device": JSON, "provenance": JSON, "engine": JSON, "name": JSON})
+    {
+        "format": st.just("biosnn-bundle") | JSON,
+        "version": st.sampled_from([1, 2]) | JSON,
+        "populations": st.lists(POPULATION, max_size=3) | JSON,
+        "projections": st.lists(
+            st.fixed_dictionaries(
+                {"name": JSON, "source": JSON, "target": JSON, "weights": JSON}, optional={"connectivity": JSON}
+            ),
+            max_size=2,
+        )
+        | JSON,
+    },
+    optional={
+        "arrays": st.dictionaries(
+            st.text(alphabet="ab._-", min_size=1, max_size=5),
+            st.fixed_dictionaries(
+                {
+                    "shape": st.lists(st.integers(-1, 3000), max_size=4) | JSON,
+                    "dtype": st.sampled_from(["<f8", "|O", "<i4", "xx"]) | JSON,
+                }
+            ),
+            max_size=2,
+        )
+        | JSON,
+        "extra": JSON,
+        "device": JSON,
+        "provenance": JSON,
+        "engine": JSON,
+        "name": JSON,
+    },
+)
 
 
 @FAST
 @given(description=DESCRIPTION, npy=st.binary(max_size=256))
 def test_well_formed_but_wrong_bundle_descriptions_are_a_bundle_error_or_a_valid_bundle(tmp_path, description, npy):
-    members = {f"{k}.npy": npy for k in description.get("arrays", {})} if isinstance(description.get("arrays"),
-                                                                                     dict) else {}
+    members = (
+        {f"{k}.npy": npy for k in description.get("arrays", {})} if isinstance(description.get("arrays"), dict) else {}
+    )
     p = _write(tmp_path, "x.npz", _zip_with(description, members))
     try:
         b = bundles.read(p, max_bytes=1 << 20)
@@ -106,17 +135,45 @@ def test_arbitrary_bytes_as_a_nir_file_are_a_nir_error(tmp_path, payload):
         _one_line(e.value)
 
 
-NIR_VALUE = (st.integers(-5, 5) | st.floats(allow_nan=True, allow_infinity=True, width=32)
-             | st.lists(st.floats(-3, 3, width=32), min_size=1, max_size=3) | st.text("ab1. ", max_size=4))
+NIR_VALUE = (
+    st.integers(-5, 5)
+    | st.floats(allow_nan=True, allow_infinity=True, width=32)
+    | st.lists(st.floats(-3, 3, width=32), min_size=1, max_size=3)
+    | st.text("ab1. ", max_size=4)
+)
 
 
 @settings(FAST, max_examples=int(40 * SCALE))
-@given(kind=st.sampled_from(["LIF", "IF", "Linear", "Affine", "Conv2d", "Input", "Output", "Flatten", "Spiky", ""]),
-       fields=st.dictionaries(st.sampled_from(["tau", "r", "v_leak", "v_threshold", "v_reset", "weight", "bias",
-                                               "shape", "stride", "padding", "groups", "dilation", "input_shape"]),
-                              NIR_VALUE, max_size=5),
-       edges=st.lists(st.tuples(st.sampled_from(["input", "n", "output", "ghost"]),
-                                st.sampled_from(["input", "n", "output", "ghost"])), max_size=3))
+@given(
+    kind=st.sampled_from(["LIF", "IF", "Linear", "Affine", "Conv2d", "Input", "Output", "Flatten", "Spiky", ""]),
+    fields=st.dictionaries(
+        st.sampled_from(
+            [
+                "tau",
+                "r",
+                "v_leak",
+                "v_threshold",
+                "v_reset",
+                "weight",
+                "bias",
+                "shape",
+                "stride",
+                "padding",
+                "groups",
+                "dilation",
+                "input_shape",
+            ]
+        ),
+        NIR_VALUE,
+        max_size=5,
+    ),
+    edges=st.lists(
+        st.tuples(
+            st.sampled_from(["input", "n", "output", "ghost"]), st.sampled_from(["input", "n", "output", "ghost"])
+        ),
+        max_size=3,
+    ),
+)
 def test_well_formed_hdf5_with_wrong_nodes_is_a_nir_error_or_a_valid_graph(tmp_path, kind, fields, edges):
     import h5py
 
@@ -175,8 +232,13 @@ def test_any_json_as_a_config_file_is_a_config_error_or_a_valid_config(tmp_path,
 
 
 @FAST
-@given(saved=JSON | st.fixed_dictionaries({"experiment": st.sampled_from(["demo", "hybrid", "nope"]) | JSON,
-                                          "config": JSON}, optional={"schema": JSON, "preset": JSON}))
+@given(
+    saved=JSON
+    | st.fixed_dictionaries(
+        {"experiment": st.sampled_from(["demo", "hybrid", "nope"]) | JSON, "config": JSON},
+        optional={"schema": JSON, "preset": JSON},
+    )
+)
 def test_a_run_folder_with_any_config_json_is_refused_in_one_line_or_resumable(tmp_path, saved):
     from bioSNN.cli import read_run_config
     from bioSNN.config import apply_overrides
@@ -194,8 +256,15 @@ def test_a_run_folder_with_any_config_json_is_refused_in_one_line_or_resumable(t
 
 # -------------------------------------------------------------------------------------------- vocabularies
 @FAST
-@given(vocab=JSON | st.fixed_dictionaries({"source": st.lists(st.text(max_size=3), max_size=8) | JSON,
-                                          "target": st.lists(st.text(max_size=3), max_size=8) | JSON}))
+@given(
+    vocab=JSON
+    | st.fixed_dictionaries(
+        {
+            "source": st.lists(st.text(max_size=3), max_size=8) | JSON,
+            "target": st.lists(st.text(max_size=3), max_size=8) | JSON,
+        }
+    )
+)
 def test_any_vocabulary_file_is_a_bundle_error_or_two_vocabularies(tmp_path, vocab):
     from bioSNN.nn.seq2seq import read_vocabularies
 
@@ -220,8 +289,11 @@ def test_arbitrary_bytes_as_a_vocabulary_file_are_a_bundle_error(tmp_path, paylo
 
 # --------------------------------------------------------------------------------- datasets, unverified
 @settings(FAST, max_examples=int(40 * SCALE))
-@given(name=st.sampled_from(["mnist", "fsdd", "nmnist", "sst2", "multi30k"]),
-       payload=st.binary(max_size=1024), gz=st.booleans())
+@given(
+    name=st.sampled_from(["mnist", "fsdd", "nmnist", "sst2", "multi30k"]),
+    payload=st.binary(max_size=1024),
+    gz=st.booleans(),
+)
 def test_arbitrary_bytes_as_a_dataset_file_are_a_data_error(tmp_path, monkeypatch, name, payload, gz):
     spec = data.registry.get_spec(name)
     _write(tmp_path, spec.filename, gzip.compress(payload) if gz else payload)
@@ -233,11 +305,23 @@ def test_arbitrary_bytes_as_a_dataset_file_are_a_data_error(tmp_path, monkeypatc
 
 
 @settings(FAST, max_examples=int(40 * SCALE))
-@given(arrays=st.dictionaries(st.sampled_from(["x_train", "y_train", "x_test", "y_test", "class_names", "other"]),
-                              st.sampled_from([np.zeros((2, 28, 28), np.uint8), np.zeros(2, np.int64),
-                                               np.full(2, 11), np.zeros((2, 3), np.float32), np.array(["a", "b"]),
-                                               np.zeros(0, np.uint8), np.zeros((3, 28, 28), np.uint8)]),
-                              max_size=6))
+@given(
+    arrays=st.dictionaries(
+        st.sampled_from(["x_train", "y_train", "x_test", "y_test", "class_names", "other"]),
+        st.sampled_from(
+            [
+                np.zeros((2, 28, 28), np.uint8),
+                np.zeros(2, np.int64),
+                np.full(2, 11),
+                np.zeros((2, 3), np.float32),
+                np.array(["a", "b"]),
+                np.zeros(0, np.uint8),
+                np.zeros((3, 28, 28), np.uint8),
+            ]
+        ),
+        max_size=6,
+    )
+)
 def test_well_formed_npz_with_wrong_arrays_is_a_data_error_or_a_dataset(tmp_path, monkeypatch, arrays):
     np.savez(tmp_path / "mnist.npz", **arrays)
     monkeypatch.setenv("BIOSNN_DATA", str(tmp_path))

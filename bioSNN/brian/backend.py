@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, get_args
+from typing import Literal, get_args
 
 __all__ = ["Backend", "BackendName", "backend", "BACKENDS", "compile_cuda_project"]
 
@@ -76,11 +77,12 @@ class Backend:
             raise ValueError(f"backend {self.name!r} needs a project directory")
 
     @classmethod
-    def for_run(cls, name: str, folder: str | os.PathLike, **kwargs) -> "Backend":
+    def for_run(cls, name: str, folder: str | os.PathLike, **kwargs) -> Backend:
         """Backend ``name`` for a network trained in ``folder``: a standalone project goes to
         ``folder/brian_project``."""
-        return cls(name, directory=str(Path(folder) / "brian_project") if name.endswith("standalone") else None,
-                   **kwargs)
+        return cls(
+            name, directory=str(Path(folder) / "brian_project") if name.endswith("standalone") else None, **kwargs
+        )
 
     @property
     def standalone(self) -> bool:
@@ -133,8 +135,9 @@ def backend(b: Backend) -> Iterator[Backend]:
         brian2.defaultclock.dt_ = saved_dt
 
 
-def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = None, jobs: int = 2,
-                         timeout: float = 3600) -> float:
+def compile_cuda_project(
+    directory: str | os.PathLike, cuda_path: str | None = None, jobs: int = 2, timeout: float = 3600
+) -> float:
     """Compile a brian2cuda project generated with ``compile=False``; returns the seconds ``make`` took.
 
     brian2cuda 1.0a7 writes ``-std=c++11`` into its makefile, but the Thrust/CUB headers of CUDA >= 12 need
@@ -158,8 +161,9 @@ def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = N
         site = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
         found = sorted(site.glob("nvidia/*/include/curand.h")) + sorted(site.glob("nvidia/curand/include/curand.h"))
         if not found:
-            raise FileNotFoundError(f"cuRAND headers are neither in {cuda}/include nor in an nvidia-curand wheel; "
-                                    "pip install nvidia-curand")
+            raise FileNotFoundError(
+                f"cuRAND headers are neither in {cuda}/include nor in an nvidia-curand wheel; pip install nvidia-curand"
+            )
         inc = found[0].parent
         lib = inc.parent / "lib"
         if not (lib / "libcurand.so").exists():  # wheels ship only the versioned name; -lcurand needs the plain one
@@ -181,5 +185,7 @@ def compile_cuda_project(directory: str | os.PathLike, cuda_path: str | None = N
     t0 = time.perf_counter()
     out = subprocess.run(["make", f"-j{jobs}"], cwd=directory, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
-        raise RuntimeError(f"compiling the CUDA project in {directory} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise RuntimeError(
+            f"compiling the CUDA project in {directory} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     return time.perf_counter() - t0

@@ -77,8 +77,14 @@ class BrianNetwork:
     monitors: dict = field(default_factory=dict)
 
 
-def build(configs: dict[str, DiehlCookConfig], stimuli: dict[str, np.ndarray], cross: CrossConfig | None = None,
-          monitors: tuple[MonitorSpec, ...] = (), replay: dict | None = None, vectorize: bool = True) -> BrianNetwork:
+def build(
+    configs: dict[str, DiehlCookConfig],
+    stimuli: dict[str, np.ndarray],
+    cross: CrossConfig | None = None,
+    monitors: tuple[MonitorSpec, ...] = (),
+    replay: dict | None = None,
+    vectorize: bool = True,
+) -> BrianNetwork:
     """Build the network inside the active Brian2 device (see :func:`bioSNN.brian.backend.backend`).
 
     ``configs`` and ``stimuli`` (``(n_items, n_input)`` uint8) are keyed by ensemble name; timing, repeat rule and
@@ -98,20 +104,34 @@ def build(configs: dict[str, DiehlCookConfig], stimuli: dict[str, np.ndarray], c
     else:
         clock = b2.Clock(dt=cfg.dt * ms, name="network_clock")
     t_slot = cfg.t_slot * ms
-    ns = {"t_slot": t_slot, "t_present": cfg.t_present * ms, "rate_boost": cfg.rate_boost * Hz,
-          "min_spikes": cfg.min_spikes, "max_repeats": cfg.max_repeats}
+    ns = {
+        "t_slot": t_slot,
+        "t_present": cfg.t_present * ms,
+        "rate_boost": cfg.rate_boost * Hz,
+        "min_spikes": cfg.min_spikes,
+        "max_repeats": cfg.max_repeats,
+    }
     seqs = {n: b2.TimedArray(np.zeros(cfg.chunk, np.int32), dt=1 * ms, name=f"{prefix(n)}sequence") for n in names}
     ns.update({f"{prefix(n)}sequence": seqs[n] for n in names})
     ctrl = _controller(b2, names, cfg, ns, clock, t_slot)
     bn = BrianNetwork(None, clock, ctrl, seqs, groups={"controller": ctrl})
     objects = [ctrl]
     for n in names:
-        objects += _ensemble(b2, bn, n, configs[n], stimuli[n], ns, t_slot, with_cross=cross is not None,
-                             replay=(replay or {}).get(n), vectorize=vectorize)
+        objects += _ensemble(
+            b2,
+            bn,
+            n,
+            configs[n],
+            stimuli[n],
+            ns,
+            t_slot,
+            with_cross=cross is not None,
+            replay=(replay or {}).get(n),
+            vectorize=vectorize,
+        )
     if cross is not None:
         objects += _cross(b2, bn, cross, names, ns, t_slot, cfg.t_rest)
-    bn.slots = b2.StateMonitor(ctrl, ["k", "repeats"], record=0, dt=t_slot, when="start", order=-5,
-                               name="slot_monitor")
+    bn.slots = b2.StateMonitor(ctrl, ["k", "repeats"], record=0, dt=t_slot, when="start", order=-5, name="slot_monitor")
     objects.append(bn.slots)
     for spec in monitors:
         if spec.population not in bn.groups:
@@ -132,20 +152,34 @@ def _controller(b2, names, cfg: DiehlCookConfig, ns: dict, clock, t_slot):
     """The schedule: accept the slot that ended or repeat its item (see the module), then show the next item."""
     counts_ok = " and ".join(f"{prefix(n)}count >= min_spikes" for n in names)
     ctrl_vars = "k : integer\nrepeats : integer\nrng_seed : 1\n" + "".join(
-        f"{prefix(n)}item : integer\n{prefix(n)}count : integer\n" for n in names)
+        f"{prefix(n)}item : integer\n{prefix(n)}count : integer\n" for n in names
+    )
     ctrl = b2.NeuronGroup(1, ctrl_vars, name="controller", namespace=ns, clock=clock)
     ctrl.run_regularly(
         f"accept = int(({counts_ok}) or repeats >= max_repeats)\nk += accept\n"
         "repeats = (repeats + 1) * (1 - accept)\n"
-        + "".join(f"{prefix(n)}item = int({prefix(n)}sequence(k * ms) + 0.5)\n{prefix(n)}count = 0\n"
-                  for n in names),
-        dt=t_slot, when="start", order=-10, name="controller_step")
+        + "".join(f"{prefix(n)}item = int({prefix(n)}sequence(k * ms) + 0.5)\n{prefix(n)}count = 0\n" for n in names),
+        dt=t_slot,
+        when="start",
+        order=-10,
+        name="controller_step",
+    )
     ctrl.k, ctrl.repeats = -1, cfg.max_repeats
     return ctrl
 
 
-def _ensemble(b2, bn: BrianNetwork, n: str, c: DiehlCookConfig, stimuli: np.ndarray, ns: dict, t_slot,
-              with_cross: bool, replay: tuple | None = None, vectorize: bool = True) -> list:
+def _ensemble(
+    b2,
+    bn: BrianNetwork,
+    n: str,
+    c: DiehlCookConfig,
+    stimuli: np.ndarray,
+    ns: dict,
+    t_slot,
+    with_cross: bool,
+    replay: tuple | None = None,
+    vectorize: bool = True,
+) -> list:
     from brian2 import Hz, ms
 
     px, clock, ctrl = prefix(n), bn.clock, bn.controller
@@ -168,16 +202,39 @@ def _ensemble(b2, bn: BrianNetwork, n: str, c: DiehlCookConfig, stimuli: np.ndar
     im = inhibitory_model(c.inh, c.integration, c.dt)
     method = branch_free if vectorize else (lambda m: m)
     extra = "wsum : 1\n" + ("wsumx : 1\n" if with_cross else "")
-    exc = b2.NeuronGroup(c.n_exc, em.equations + extra + sm.post_equations, threshold=em.threshold,
-                         reset=em.reset + ("\n" + sm.post_reset if sm.post_reset else ""),
-                         refractory=em.refractory, method=method(em.method), name=f"{px}exc",
-                         namespace={**em.namespace, **ens_ns}, clock=clock)
-    inh = b2.NeuronGroup(c.n_exc, im.equations, threshold=im.threshold, reset=im.reset, refractory=im.refractory,
-                         method=method(im.method), name=f"{px}inh", namespace={**im.namespace, **ens_ns},
-                         clock=clock)
+    exc = b2.NeuronGroup(
+        c.n_exc,
+        em.equations + extra + sm.post_equations,
+        threshold=em.threshold,
+        reset=em.reset + ("\n" + sm.post_reset if sm.post_reset else ""),
+        refractory=em.refractory,
+        method=method(em.method),
+        name=f"{px}exc",
+        namespace={**em.namespace, **ens_ns},
+        clock=clock,
+    )
+    inh = b2.NeuronGroup(
+        c.n_exc,
+        im.equations,
+        threshold=im.threshold,
+        reset=im.reset,
+        refractory=im.refractory,
+        method=method(im.method),
+        name=f"{px}inh",
+        namespace={**im.namespace, **ens_ns},
+        clock=clock,
+    )
     exc.v, inh.v = c.exc.v_leak * b2.mV, c.inh.v_leak * b2.mV
-    syn = b2.Synapses(inp, exc, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, name=f"{px}input_exc",
-                      namespace={**sm.namespace, **ens_ns}, clock=clock)
+    syn = b2.Synapses(
+        inp,
+        exc,
+        sm.model,
+        on_pre=sm.on_pre,
+        on_post=sm.on_post,
+        name=f"{px}input_exc",
+        namespace={**sm.namespace, **ens_ns},
+        clock=clock,
+    )
     syn.connect()
     if c.input_delay > 0:  # fixed per synapse, drawn in numpy so runtime and standalone agree
         syn.delay = np.random.default_rng([c.seed, 7]).uniform(0.0, c.input_delay, c.n_input * c.n_exc) * ms
@@ -190,16 +247,26 @@ def _ensemble(b2, bn: BrianNetwork, n: str, c: DiehlCookConfig, stimuli: np.ndar
     # per-slot weight normalisation (D&C normalise after every image), as scheduled operations
     exc.run_regularly("wsum = 0", dt=t_slot, when="start", order=-9, name=f"{px}norm_clear")
     syn.run_regularly("wsum_post += w", dt=t_slot, when="start", order=-8, name=f"{px}norm_sum")
-    syn.run_regularly("w = w * (1 - learning + learning * w_target / (wsum_post + 1e-12))",
-                      dt=t_slot, when="start", order=-7, name=f"{px}norm_scale")
+    syn.run_regularly(
+        "w = w * (1 - learning + learning * w_target / (wsum_post + 1e-12))",
+        dt=t_slot,
+        when="start",
+        order=-7,
+        name=f"{px}norm_scale",
+    )
     objects = [inp, exc, inh, syn, ei, ie, counter]
     if c.t_rest == 0:  # no rest: explicit reset of the state at each new presentation
         exc.run_regularly("v = exc_v_leak\nge = 0\ngi = 0", dt=t_slot, when="start", order=-6, name=f"{px}exc_reset")
         inh.run_regularly("v = inh_v_leak\nge = 0\ngi = 0", dt=t_slot, when="start", order=-6, name=f"{px}inh_reset")
         for where, names in sm.trace_vars.items():
             owner = {"synapse": syn, "pre": inp, "post": exc}[where]
-            owner.run_regularly("\n".join(f"{v} = 0" for v in names), dt=t_slot, when="start", order=-6,
-                                name=f"{px}trace_reset" + ("" if where == "synapse" else f"_{where}"))
+            owner.run_regularly(
+                "\n".join(f"{v} = 0" for v in names),
+                dt=t_slot,
+                when="start",
+                order=-6,
+                name=f"{px}trace_reset" + ("" if where == "synapse" else f"_{where}"),
+            )
     bn.exc_spikes[n] = b2.SpikeMonitor(exc, name=f"{px}exc_spikes")
     bn.groups.update({f"{px}input": inp, f"{px}exc": exc, f"{px}inh": inh})
     bn.synapses.update({f"{px}input_exc": syn, f"{px}exc_inh": ei, f"{px}inh_exc": ie})
@@ -227,19 +294,38 @@ def _input_group(b2, c: DiehlCookConfig, px: str, ens_ns: dict, sm, clock, t_slo
     ns = {**ens_ns, **sm.pre_namespace}
     if c.poisson == "per_step":
         eqs += f"rate = int(t - t_slot * floor(t / t_slot + 1e-6) < t_present) * {_RATE} : Hz\n"
-        inp = b2.NeuronGroup(c.n_input, eqs, threshold="rand() < rate * dt", reset=sm.pre_reset or None,
-                             name=f"{px}input", namespace=ns, clock=clock)
+        inp = b2.NeuronGroup(
+            c.n_input,
+            eqs,
+            threshold="rand() < rate * dt",
+            reset=sm.pre_reset or None,
+            name=f"{px}input",
+            namespace=ns,
+            clock=clock,
+        )
     else:
         ns["present_steps"] = int(round(c.t_present / c.dt))
         eqs += "p_spike : 1\nnext_step : 1\nend_step : integer\n"
         reset = f"next_step = t_in_timesteps + {_GAP}\n" + sm.pre_reset
-        inp = b2.NeuronGroup(c.n_input, eqs, threshold="t_in_timesteps >= next_step and t_in_timesteps < end_step",
-                             reset=reset, name=f"{px}input", namespace=ns, clock=clock)
+        inp = b2.NeuronGroup(
+            c.n_input,
+            eqs,
+            threshold="t_in_timesteps >= next_step and t_in_timesteps < end_step",
+            reset=reset,
+            name=f"{px}input",
+            namespace=ns,
+            clock=clock,
+        )
         inp.next_step = 1e18  # no spike before the slot's first draw
         # the slot's first draw, after the controller has chosen the item and the repeat count (order -10)
-        inp.run_regularly(f"p_spike = clip({_RATE} * dt, 0, 1 - 1e-12)\nend_step = t_in_timesteps + present_steps\n"
-                          f"next_step = t_in_timesteps - 1 + {_GAP}", dt=t_slot, when="start", order=-4,
-                          name=f"{px}input_draw")
+        inp.run_regularly(
+            f"p_spike = clip({_RATE} * dt, 0, 1 - 1e-12)\nend_step = t_in_timesteps + present_steps\n"
+            f"next_step = t_in_timesteps - 1 + {_GAP}",
+            dt=t_slot,
+            when="start",
+            order=-4,
+            name=f"{px}input_draw",
+        )
     if sm.pre_reset:
         schedule_trace_update(inp)
     return inp
@@ -253,14 +339,27 @@ def _cross(b2, bn: BrianNetwork, cross: CrossConfig, names: list[str], ns: dict,
     for src, dst in ((a, b), (b, a)):
         key = f"{src}_to_{dst}"
         pre, post = bn.groups[f"{prefix(src)}exc"], bn.groups[f"{prefix(dst)}exc"]
-        syn = b2.Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, name=key,
-                          namespace={**sm.namespace, **ns, "wx_target": cross.w_sum}, clock=bn.clock)
+        syn = b2.Synapses(
+            pre,
+            post,
+            sm.model,
+            on_pre=sm.on_pre,
+            on_post=sm.on_post,
+            name=key,
+            namespace={**sm.namespace, **ns, "wx_target": cross.w_sum},
+            clock=bn.clock,
+        )
         syn.connect()
         if cross.w_sum > 0:
             post.run_regularly("wsumx = 0", dt=t_slot, when="start", order=-9, name=f"{key}_norm_clear")
             syn.run_regularly("wsumx_post += w", dt=t_slot, when="start", order=-8, name=f"{key}_norm_sum")
-            syn.run_regularly("w = w * (1 - learning + learning * wx_target / (wsumx_post + 1e-12))",
-                              dt=t_slot, when="start", order=-7, name=f"{key}_norm_scale")
+            syn.run_regularly(
+                "w = w * (1 - learning + learning * wx_target / (wsumx_post + 1e-12))",
+                dt=t_slot,
+                when="start",
+                order=-7,
+                name=f"{key}_norm_scale",
+            )
         if t_rest == 0:
             syn.run_regularly("xpre = 0", dt=t_slot, when="start", order=-6, name=f"{key}_trace_reset")
         bn.synapses[key] = syn

@@ -40,9 +40,16 @@ def array_key(ensemble: str, key: str) -> str:
     return _names(ensemble)[1] + key
 
 
-def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dict | None = None,
-              cross: CrossConfig | None = None, assignments: dict | None = None, device: dict | None = None,
-              column_gain: dict | None = None, **kwargs) -> bundles.Bundle:
+def to_bundle(
+    configs: dict[str, DiehlCookConfig],
+    state: dict,
+    cross_state: dict | None = None,
+    cross: CrossConfig | None = None,
+    assignments: dict | None = None,
+    device: dict | None = None,
+    column_gain: dict | None = None,
+    **kwargs,
+) -> bundles.Bundle:
     """The networks's state as a bundle. ``configs``, ``state`` (``w``, ``alive``, ``theta`` in mV),
     ``assignments`` and ``column_gain`` are keyed by ensemble name (``""`` for the single unnamed ensemble);
     ``cross_state`` by cross-modal projection (``a_to_b``: ``w``, ``alive``). ``kwargs`` go to
@@ -52,26 +59,43 @@ def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dic
         pp, ap = _names(name)
         st, n = state[name], cfg.n_exc
         pops += [
-            bundles.Population(f"{pp}input", cfg.n_input, "poisson", {
-                "max_rate": {"value": cfg.max_rate, "unit": "Hz"}, "t_present": {"value": cfg.t_present, "unit": "ms"},
-                "t_rest": {"value": cfg.t_rest, "unit": "ms"}}),
+            bundles.Population(
+                f"{pp}input",
+                cfg.n_input,
+                "poisson",
+                {
+                    "max_rate": {"value": cfg.max_rate, "unit": "Hz"},
+                    "t_present": {"value": cfg.t_present, "unit": "ms"},
+                    "t_rest": {"value": cfg.t_rest, "unit": "ms"},
+                },
+            ),
             bundles.Population(f"{pp}exc", n, "lif_conductance_adaptive_threshold", cfg.exc.nir_params()),
             bundles.Population(f"{pp}inh", n, "lif_conductance", cfg.inh.nir_params()),
         ]
         w_ie = np.full((n, n), cfg.w_inh_exc)
         np.fill_diagonal(w_ie, 0.0)
-        arrays.update({f"{ap}input_exc.w": np.ascontiguousarray(np.asarray(st["w"], np.float64).T),
-                       f"{ap}input_exc.alive": np.ascontiguousarray(np.asarray(st["alive"], bool).T),
-                       f"{ap}exc.theta_mV": np.asarray(st["theta"], np.float64),
-                       f"{ap}exc_inh.w": np.full(n, cfg.w_exc_inh), f"{ap}inh_exc.w": w_ie})
+        arrays.update(
+            {
+                f"{ap}input_exc.w": np.ascontiguousarray(np.asarray(st["w"], np.float64).T),
+                f"{ap}input_exc.alive": np.ascontiguousarray(np.asarray(st["alive"], bool).T),
+                f"{ap}exc.theta_mV": np.asarray(st["theta"], np.float64),
+                f"{ap}exc_inh.w": np.full(n, cfg.w_exc_inh),
+                f"{ap}inh_exc.w": w_ie,
+            }
+        )
         if (assignments or {}).get(name) is not None:
             arrays[f"{ap}exc.assignment"] = np.asarray(assignments[name], np.int64)
         if (column_gain or {}).get(name) is not None:
             arrays[array_key(name, "input_exc.column_gain")] = np.asarray(column_gain[name], np.float64)
         rule = {"rule": cfg.rule, **cfg.stdp.to_dict()}
         projs += [
-            bundles.Projection(f"{pp}input_exc", f"{pp}input", f"{pp}exc", f"{ap}input_exc.w", params={
-                "stdp": {"value": rule, "unit": ""}, "w_sum": {"value": cfg.w_sum, "unit": "1"}}),
+            bundles.Projection(
+                f"{pp}input_exc",
+                f"{pp}input",
+                f"{pp}exc",
+                f"{ap}input_exc.w",
+                params={"stdp": {"value": rule, "unit": ""}, "w_sum": {"value": cfg.w_sum, "unit": "1"}},
+            ),
             bundles.Projection(f"{pp}exc_inh", f"{pp}exc", f"{pp}inh", f"{ap}exc_inh.w", connectivity="one_to_one"),
             bundles.Projection(f"{pp}inh_exc", f"{pp}inh", f"{pp}exc", f"{ap}inh_exc.w"),
         ]
@@ -79,8 +103,10 @@ def to_bundle(configs: dict[str, DiehlCookConfig], state: dict, cross_state: dic
         src, dst = key.split("_to_")
         arrays[f"{key}.w"] = np.ascontiguousarray(np.asarray(st["w"], np.float64).T)
         arrays[f"{key}.alive"] = np.ascontiguousarray(np.asarray(st["alive"], bool).T)
-        params = {"gain": {"value": cross.gain if cross else 0.0, "unit": "1"},
-                  "stdp": {"value": cross.stdp.to_dict() if cross else {}, "unit": ""}}
+        params = {
+            "gain": {"value": cross.gain if cross else 0.0, "unit": "1"},
+            "stdp": {"value": cross.stdp.to_dict() if cross else {}, "unit": ""},
+        }
         projs.append(bundles.Projection(key, f"{src}_exc", f"{dst}_exc", f"{key}.w", params=params))
     name = "diehl_cook" if list(configs) == [""] else "multimodal_stdp"
     # every ensemble's configuration: what another engine needs to simulate the network without the run's config
@@ -96,13 +122,22 @@ def state_from_bundle(bundle: bundles.Bundle, configs: dict[str, DiehlCookConfig
         ap = _names(name)[1]
         w = bundle.arrays[f"{ap}input_exc.w"].T  # (n_input, n_exc), the engine's order
         if w.shape != (cfg.n_input, cfg.n_exc):
-            raise ValueError(f"bundle holds a {w.shape[0]}x{w.shape[1]} network{f' {name!r}' if name else ''}, "
-                             f"config asks for {cfg.n_input}x{cfg.n_exc}")
-        state[name] = {"w": np.ascontiguousarray(w), "alive": np.ascontiguousarray(
-                           bundle.arrays[f"{ap}input_exc.alive"].T.astype(bool)),
-                       "theta": bundle.arrays[f"{ap}exc.theta_mV"].copy()}
+            raise ValueError(
+                f"bundle holds a {w.shape[0]}x{w.shape[1]} network{f' {name!r}' if name else ''}, "
+                f"config asks for {cfg.n_input}x{cfg.n_exc}"
+            )
+        state[name] = {
+            "w": np.ascontiguousarray(w),
+            "alive": np.ascontiguousarray(bundle.arrays[f"{ap}input_exc.alive"].T.astype(bool)),
+            "theta": bundle.arrays[f"{ap}exc.theta_mV"].copy(),
+        }
         assignments[name] = bundle.arrays.get(f"{ap}exc.assignment")
-    cross_state = {p.name: {"w": np.ascontiguousarray(bundle.arrays[f"{p.name}.w"].T),
-                            "alive": np.ascontiguousarray(bundle.arrays[f"{p.name}.alive"].T.astype(bool))}
-                   for p in bundle.projections if "_to_" in p.name}
+    cross_state = {
+        p.name: {
+            "w": np.ascontiguousarray(bundle.arrays[f"{p.name}.w"].T),
+            "alive": np.ascontiguousarray(bundle.arrays[f"{p.name}.alive"].T.astype(bool)),
+        }
+        for p in bundle.projections
+        if "_to_" in p.name
+    }
     return state, cross_state, assignments

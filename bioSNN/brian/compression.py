@@ -32,15 +32,26 @@ from .. import device as _device
 from .. import energy
 
 # how the reports count synaptic events, energy and area (stated so every number can be checked)
-COST_MODEL = """- *synaptic events* per test image = Σ over inputs of (expected input spikes) × (kept synapses of that input);
+COST_MODEL = """\
+- *synaptic events* per test image = Σ over inputs of (expected input spikes) × (kept synapses of that
+  input);
   expected spikes = rate × presentation time of each pixel;
 - *energy* = synaptic events × E_AC of :mod:`bioSNN.energy` (the PyTorch engine's constants: one accumulate
   per event, 0.9 pJ at 45 nm), the same for every event (a crossbar read or an accumulate), so energy ratios
   equal event ratios;
 - *area* = memory cells: kept synapses × bits per synapse, against the full network at ``reference_bits``."""
 
-__all__ = ["COST_MODEL", "CompressionConfig", "prune", "quantize", "quantize_columns", "compress", "compress_with_feedback",
-           "synaptic_events", "cost_report"]
+__all__ = [
+    "COST_MODEL",
+    "CompressionConfig",
+    "prune",
+    "quantize",
+    "quantize_columns",
+    "compress",
+    "compress_with_feedback",
+    "synaptic_events",
+    "cost_report",
+]
 
 _VARIANT = re.compile(r"^(full|pruned|q(\d)|pruned\+q(\d))$")
 
@@ -108,20 +119,31 @@ class CompressionConfig:
         return (not self.prune) if self.zero_level is None else bool(self.zero_level)
 
     @classmethod
-    def from_variant(cls, variant: str, prune_threshold: float = 0.05, interval: int = 1000, start: int = 1000,
-                     reference_bits: int = 8, zero_level: bool | None = None,
-                     column_levels: bool = True, snap_to_absent: bool = True,
-                     error_feedback: bool = False) -> "CompressionConfig":
+    def from_variant(
+        cls,
+        variant: str,
+        prune_threshold: float = 0.05,
+        interval: int = 1000,
+        start: int = 1000,
+        reference_bits: int = 8,
+        zero_level: bool | None = None,
+        column_levels: bool = True,
+        snap_to_absent: bool = True,
+        error_feedback: bool = False,
+    ) -> CompressionConfig:
         """Parse a scheme name: ``full``, ``pruned``, ``q<bits>`` or ``pruned+q<bits>``, optionally followed by
         options that override the arguments: ``:global`` (one level set for the whole array instead of
         ``column_levels``) and ``:raise`` (raise weak kept weights to the lowest state instead of
         ``snap_to_absent``), e.g. ``pruned+q2:global:raise``. The one grammar of compression schemes, during
-        training (the compression experiment's variants) and after it (:mod:`bioSNN.experiments.compression_posthoc`)."""
+        training (the compression experiment's variants) and after it
+        (:mod:`bioSNN.experiments.compression_posthoc`)."""
         base, *options = variant.split(":")
         m = _VARIANT.match(base)
         if not m:
-            raise ValueError(f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>, "
-                             "optionally with :global and :raise")
+            raise ValueError(
+                f"unknown variant {variant!r}: use full, pruned, q<bits>, pruned+q<bits>, "
+                "optionally with :global and :raise"
+            )
         for option in options:
             if option == "global":
                 column_levels = False
@@ -130,9 +152,18 @@ class CompressionConfig:
             else:
                 raise ValueError(f"unknown option {option!r} of variant {variant!r}: use :global or :raise")
         bits = int(m.group(2) or m.group(3) or 0)
-        return cls(prune=base.startswith("pruned"), prune_threshold=prune_threshold, bits=bits,
-                   interval=interval, start=start, reference_bits=reference_bits, zero_level=zero_level,
-                   column_levels=column_levels, snap_to_absent=snap_to_absent, error_feedback=error_feedback)
+        return cls(
+            prune=base.startswith("pruned"),
+            prune_threshold=prune_threshold,
+            bits=bits,
+            interval=interval,
+            start=start,
+            reference_bits=reference_bits,
+            zero_level=zero_level,
+            column_levels=column_levels,
+            snap_to_absent=snap_to_absent,
+            error_feedback=error_feedback,
+        )
 
 
 def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +172,9 @@ def prune(w: np.ndarray, alive: np.ndarray, threshold: float) -> tuple[np.ndarra
     return np.where(alive, w, 0.0), alive
 
 
-def quantize(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True
-             ) -> tuple[np.ndarray, _device.DeviceConfig]:
+def quantize(
+    w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True
+) -> tuple[np.ndarray, _device.DeviceConfig]:
     """Alive weights on the nearest of ``2**bits`` device levels up to m = the largest alive weight:
     k·m/(2**bits − 1), k = 0 … 2**bits − 1 (``unipolar``) with ``zero_level``, else k·m/2**bits,
     k = 1 … 2**bits (``proportional``, g_min = g_max / 2**bits). Pruned synapses are 0."""
@@ -159,8 +191,9 @@ def _levels(bits: int, zero_level: bool, w_max: float) -> _device.DeviceConfig:
     return _device.DeviceConfig.proportional(bits, w_max=w_max)
 
 
-def quantize_columns(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True,
-                     column_sum: float | None = None) -> tuple[np.ndarray, _device.DeviceConfig, np.ndarray]:
+def quantize_columns(
+    w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bool = True, column_sum: float | None = None
+) -> tuple[np.ndarray, _device.DeviceConfig, np.ndarray]:
     """Per-neuron (per-column) quantization: each column's alive weights on the device levels scaled to that
     column's own largest weight, then (``column_sum``) the column rescaled to that sum, as the per-image
     normalisation of training does. Returns ``(w, device, gain)`` with ``w[:, j] = gain[j] · level``, the levels
@@ -184,8 +217,9 @@ def quantize_columns(w: np.ndarray, alive: np.ndarray, bits: int, zero_level: bo
     return levels * gain, cfg, gain
 
 
-def compress(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig, column_sum: float | None = None
-             ) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray | None]:
+def compress(
+    w: np.ndarray, alive: np.ndarray, comp: CompressionConfig, column_sum: float | None = None
+) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray | None]:
     """One compression step as ``comp`` says: prune, then quantize. Returns ``(w, alive, device, gain)``;
     ``device`` (a :class:`bioSNN.device.DeviceConfig` dict) and the per-neuron ``gain`` (column levels only)
     are None when nothing is quantized."""
@@ -206,9 +240,13 @@ def compress(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig, column_s
     return w, alive, device, gain
 
 
-def compress_with_feedback(w: np.ndarray, alive: np.ndarray, comp: CompressionConfig,
-                           column_sum: float | None = None, residual: np.ndarray | None = None
-                           ) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray | None, np.ndarray | None]:
+def compress_with_feedback(
+    w: np.ndarray,
+    alive: np.ndarray,
+    comp: CompressionConfig,
+    column_sum: float | None = None,
+    residual: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict | None, np.ndarray | None, np.ndarray | None]:
     """:func:`compress` with error feedback (``comp.error_feedback``, with quantization): compresses
     ``w + residual`` and returns ``(w, alive, device, gain, residual)``, the new residual being what that
     step's rounding left out (0 where pruned). ``residual`` None: nothing carried yet. Without error feedback

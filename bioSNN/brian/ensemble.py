@@ -98,8 +98,16 @@ class DiehlCookConfig:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "max_rate": ">0", "rate_boost": ">=0", "max_repeats": ">=0", "w_init_low": ">=0", "w_init_high": ">=0",
-        "w_sum": ">0", "w_exc_inh": ">=0", "w_inh_exc": ">=0", "seed": ">=0"}
+        "max_rate": ">0",
+        "rate_boost": ">=0",
+        "max_repeats": ">=0",
+        "w_init_low": ">=0",
+        "w_init_high": ">=0",
+        "w_sum": ">0",
+        "w_exc_inh": ">=0",
+        "w_inh_exc": ">=0",
+        "seed": ">=0",
+    }
 
     def __post_init__(self):
         if self.integration not in INTEGRATIONS:
@@ -170,4 +178,3 @@ class CrossConfig:
         """The STDP synapse with its transmission scaled by the shared variable ``cross_gain``, which whoever
         builds the ``Synapses`` sets (as ``learning`` and ``eta_scale``)."""
         return self.stdp.synapse_model(gain="cross_gain")
-

@@ -20,8 +20,8 @@ after; between chunks Python may prune, quantize and checkpoint (:mod:`bioSNN.br
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -81,9 +81,14 @@ class EnsembleNetwork:
 
     _SHARED = ("t_present", "t_rest", "dt", "min_spikes", "max_repeats", "rate_boost", "chunk", "seed")
 
-    def __init__(self, ensembles: dict[str, tuple[DiehlCookConfig, np.ndarray]], be: Backend,
-                 monitors: tuple[MonitorSpec, ...] = (), cross: CrossConfig | None = None,
-                 replay: dict | None = None):
+    def __init__(
+        self,
+        ensembles: dict[str, tuple[DiehlCookConfig, np.ndarray]],
+        be: Backend,
+        monitors: tuple[MonitorSpec, ...] = (),
+        cross: CrossConfig | None = None,
+        replay: dict | None = None,
+    ):
         if not ensembles:
             raise ValueError("need at least one ensemble")
         names = list(ensembles)
@@ -113,16 +118,20 @@ class EnsembleNetwork:
         self.state = {}
         for n in names:
             c = self.configs[n]
-            self.state[n] = {"w": rng.uniform(c.w_init_low, c.w_init_high, (c.n_input, c.n_exc)),
-                             "alive": np.ones((c.n_input, c.n_exc), bool),
-                             "theta": np.full(c.n_exc, c.exc.theta_init)}
+            self.state[n] = {
+                "w": rng.uniform(c.w_init_low, c.w_init_high, (c.n_input, c.n_exc)),
+                "alive": np.ones((c.n_input, c.n_exc), bool),
+                "theta": np.full(c.n_exc, c.exc.theta_init),
+            }
         self.cross_state = {}
         if cross is not None:
             a, b = names
             for src, dst in ((a, b), (b, a)):
                 shape = (self.configs[src].n_exc, self.configs[dst].n_exc)
-                self.cross_state[f"{src}_to_{dst}"] = {"w": rng.uniform(cross.w_init_low, cross.w_init_high, shape),
-                                                       "alive": np.ones(shape, bool)}
+                self.cross_state[f"{src}_to_{dst}"] = {
+                    "w": rng.uniform(cross.w_init_low, cross.w_init_high, shape),
+                    "alive": np.ones(shape, bool),
+                }
         self.eta_scale = 1.0
         self.cross_gain = cross.gain if cross is not None else 0.0
         self.replay = replay  # input spikes of one chunk instead of the Poisson inputs (see builder.build)
@@ -149,14 +158,29 @@ class EnsembleNetwork:
         for n in self.names:
             px, st = _prefix(n), self.state[n]
             syn, exc = self.synapses[f"{px}input_exc"], self.groups[f"{px}exc"]
-            args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
-                         exc.theta: st["theta"] * mV, syn.learning: float(plastic), exc.plastic: float(plastic),
-                         syn.eta_scale: eta, self.brian.sequences[n]: seqs[n]})
+            args.update(
+                {
+                    syn.w: st["w"].ravel(),
+                    syn.alive: st["alive"].ravel().astype(float),
+                    exc.theta: st["theta"] * mV,
+                    syn.learning: float(plastic),
+                    exc.plastic: float(plastic),
+                    syn.eta_scale: eta,
+                    self.brian.sequences[n]: seqs[n],
+                }
+            )
         gain = self._non_negative("cross_gain", " (excitatory only)") if self.cross_state else 0.0
         for key, st in self.cross_state.items():
             syn = self.synapses[key]
-            args.update({syn.w: st["w"].ravel(), syn.alive: st["alive"].ravel().astype(float),
-                         syn.learning: float(plastic), syn.eta_scale: eta, syn.cross_gain: gain})
+            args.update(
+                {
+                    syn.w: st["w"].ravel(),
+                    syn.alive: st["alive"].ravel().astype(float),
+                    syn.learning: float(plastic),
+                    syn.eta_scale: eta,
+                    syn.cross_gain: gain,
+                }
+            )
         return args
 
     def _non_negative(self, name: str, what: str) -> float:
@@ -167,8 +191,9 @@ class EnsembleNetwork:
         return value
 
     def _run_chunk(self, seqs: dict, plastic: bool):
-        seconds = self._runner.run(self._state_args(seqs, plastic), self.cfg.seed * 1_000_003 + self.chunks_run,
-                                   self._reader.t_offset * 1e3)
+        seconds = self._runner.run(
+            self._state_args(seqs, plastic), self.cfg.seed * 1_000_003 + self.chunks_run, self._reader.t_offset * 1e3
+        )
         self.chunks_run += 1
         self._read_state()
         return self._reader.counts(), seconds
@@ -207,8 +232,10 @@ class EnsembleNetwork:
         for syn, n_pre, n_post, st in self._all_to_all():
             if not self._order_checked:  # synapses never move after creation: check their order once
                 i, j = np.asarray(syn.i[:]), np.asarray(syn.j[:])
-                if not (np.array_equal(i, np.repeat(np.arange(n_pre), n_post))
-                        and np.array_equal(j, np.tile(np.arange(n_post), n_pre))):
+                if not (
+                    np.array_equal(i, np.repeat(np.arange(n_pre), n_post))
+                    and np.array_equal(j, np.tile(np.arange(n_post), n_pre))
+                ):
                     raise RuntimeError(f"{syn.name} synapses are not in source-major order; cannot map weights")
             st["w"] = np.asarray(syn.w[:], dtype=float).reshape(n_pre, n_post).copy()
         self._order_checked = True
@@ -216,8 +243,14 @@ class EnsembleNetwork:
             exc = self.groups[f"{_prefix(n)}exc"]
             self.state[n]["theta"] = np.asarray(exc.theta[:] / 1e-3, dtype=float).copy()  # volt -> mV
 
-    def present(self, item_ids, plastic: bool, on_chunk: Callable[[int], None] | None = None,
-                progress: bool = True, desc: str = "items") -> Presentation:
+    def present(
+        self,
+        item_ids,
+        plastic: bool,
+        on_chunk: Callable[[int], None] | None = None,
+        progress: bool = True,
+        desc: str = "items",
+    ) -> Presentation:
         """Show ``stimuli[name][item_ids[name]]`` to every ensemble at once, in order; learn if ``plastic``.
 
         ``item_ids``: one index array per ensemble (a dict, all of the same length), or a single array when
@@ -248,7 +281,7 @@ class EnsembleNetwork:
             while pos < total:
                 seqs = {}
                 for n, v in ids.items():
-                    seq = v[pos:pos + chunk]
+                    seq = v[pos : pos + chunk]
                     # the last chunk's unused slots show the blank item: no input spikes, so no learning, and
                     # the network only rests there (θ decays as in a rest while plastic: < 1 % over 200 slots)
                     seqs[n] = np.concatenate([seq, np.full(chunk - len(seq), len(self.stimuli[n]), np.int32)])
@@ -259,8 +292,8 @@ class EnsembleNetwork:
                 if done == 0:
                     raise RuntimeError("a whole chunk passed without an accepted presentation")
                 for n in self.names:
-                    counts[n][pos:pos + done] = c[n][:done]
-                repeats[pos:pos + done] = r[:done]
+                    counts[n][pos : pos + done] = c[n][:done]
+                repeats[pos : pos + done] = r[:done]
                 pos += done
                 slots += chunk
                 seconds += s
@@ -275,8 +308,14 @@ class DiehlCookNetwork(EnsembleNetwork):
     """The single-ensemble Diehl & Cook network: groups ``input``, ``exc``, ``inh``; state as ``w``, ``alive``,
     ``theta``; :meth:`present` takes an array of image ids and returns ``counts`` as one array."""
 
-    def __init__(self, cfg: DiehlCookConfig, images: np.ndarray, be: Backend,
-                 monitors: tuple[MonitorSpec, ...] = (), replay: tuple | None = None):
+    def __init__(
+        self,
+        cfg: DiehlCookConfig,
+        images: np.ndarray,
+        be: Backend,
+        monitors: tuple[MonitorSpec, ...] = (),
+        replay: tuple | None = None,
+    ):
         images = np.asarray(images)
         if images.ndim != 2 or images.shape[1] != cfg.n_input:
             raise ValueError(f"images must be (n_images, {cfg.n_input}), got {images.shape}")
@@ -312,8 +351,14 @@ class DiehlCookNetwork(EnsembleNetwork):
     def theta(self, value: np.ndarray) -> None:
         self.state[""]["theta"] = value
 
-    def present(self, image_ids, plastic: bool, on_chunk: Callable[[int], None] | None = None,
-                progress: bool = True, desc: str = "images") -> Presentation:
+    def present(
+        self,
+        image_ids,
+        plastic: bool,
+        on_chunk: Callable[[int], None] | None = None,
+        progress: bool = True,
+        desc: str = "images",
+    ) -> Presentation:
         ids = np.asarray(image_ids, dtype=np.int32)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.images)):
             raise IndexError(f"image ids must lie in [0, {len(self.images)})")

@@ -19,8 +19,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import ClassVar, Literal, get_args
 
-__all__ = ["ExcitatoryParams", "InhibitoryParams", "excitatory_model", "inhibitory_model", "PopulationModel",
-           "INTEGRATIONS", "Integration"]
+__all__ = [
+    "ExcitatoryParams",
+    "InhibitoryParams",
+    "excitatory_model",
+    "inhibitory_model",
+    "PopulationModel",
+    "INTEGRATIONS",
+    "Integration",
+]
 
 
 def _unit(name: str) -> str:
@@ -96,13 +103,18 @@ class ExcitatoryParams(_UnitParams):
     theta_offset: float = 20.0
     spike_gap: float = 50.0
     PREFIX: ClassVar[str] = "exc_"
-    RULES: ClassVar[dict] = {"refractory": ">=0", "tau": ">0", "tau_ge": ">0", "tau_gi": ">0", "theta_plus": ">=0",
-                             "tau_theta": ">0"}
+    RULES: ClassVar[dict] = {
+        "refractory": ">=0",
+        "tau": ">0",
+        "tau_ge": ">0",
+        "tau_gi": ">0",
+        "theta_plus": ">=0",
+        "tau_theta": ">0",
+    }
 
     def __post_init__(self):
         if self.spike_gap < self.refractory:
             raise ValueError(f"spike_gap ({self.spike_gap} ms) must be at least refractory ({self.refractory} ms)")
-
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,6 @@ class InhibitoryParams(_UnitParams):
     e_inh: float = -85.0
     PREFIX: ClassVar[str] = "inh_"
     RULES: ClassVar[dict] = {"refractory": ">=0", "tau": ">0", "tau_ge": ">0", "tau_gi": ">0"}
-
 
 
 Integration = Literal["exponential_euler", "step_mean", "euler"]
@@ -166,8 +177,10 @@ def _membrane(prefix: str, p, integration: str, dt: float | None) -> tuple[str, 
     if integration == "step_mean":
         if dt is None or dt <= 0:
             raise ValueError("integration 'step_mean' needs the simulation step dt (ms)")
-        factors = {f"{prefix}ge_mean": p.tau_ge / dt * (1 - math.exp(-dt / p.tau_ge)),
-                   f"{prefix}gi_mean": p.tau_gi / dt * (1 - math.exp(-dt / p.tau_gi))}
+        factors = {
+            f"{prefix}ge_mean": p.tau_ge / dt * (1 - math.exp(-dt / p.tau_ge)),
+            f"{prefix}gi_mean": p.tau_gi / dt * (1 - math.exp(-dt / p.tau_gi)),
+        }
     method = "euler" if integration == "euler" else "exponential_euler"
     return _MEMBRANE.replace("P_", prefix), factors, method
 
@@ -185,8 +198,8 @@ def branch_free(method: str):
     unchanged."""
     if method != "exponential_euler":
         return method
-    from brian2.equations.equations import DIFFERENTIAL_EQUATION, Equations, SingleEquation
     from brian2.equations.codestrings import Expression
+    from brian2.equations.equations import DIFFERENTIAL_EQUATION, Equations, SingleEquation
     from brian2.stateupdaters.base import StateUpdateMethod
 
     class _WriteGated(StateUpdateMethod):
@@ -198,23 +211,28 @@ def branch_free(method: str):
             for eq in equations.values():
                 code = eq.expr.code if eq.expr is not None else ""
                 if eq.type == DIFFERENTIAL_EQUATION and code.startswith(head) and code.endswith(")"):
-                    eq = SingleEquation(DIFFERENTIAL_EQUATION, eq.varname, eq.dim,
-                                        expr=Expression(code[len(head):-1]), flags=eq.flags)
+                    eq = SingleEquation(
+                        DIFFERENTIAL_EQUATION, eq.varname, eq.dim, expr=Expression(code[len(head) : -1]), flags=eq.flags
+                    )
                 eqs.append(eq)
             return self.inner(Equations(eqs), variables, method_options)
 
     return _WriteGated()
 
 
-def excitatory_model(p: ExcitatoryParams = ExcitatoryParams(), integration: str = "exponential_euler",
-                     dt: float | None = None) -> PopulationModel:
+def excitatory_model(
+    p: ExcitatoryParams = ExcitatoryParams(), integration: str = "exponential_euler", dt: float | None = None
+) -> PopulationModel:
     """Brian2 description of the excitatory population; ``plastic`` (shared, 0/1) switches θ adaptation.
     ``integration`` and ``dt`` (ms): see :func:`_membrane`."""
     membrane, factors, method = _membrane("exc_", p, integration, dt)
-    eqs = membrane + """
+    eqs = (
+        membrane
+        + """
 dtheta/dt = -plastic * theta / exc_tau_theta : volt
 plastic : 1 (shared)
 """
+    )
     return PopulationModel(
         equations=eqs,
         threshold="v > theta - exc_theta_offset + exc_v_threshold and t - lastspike > exc_spike_gap",
@@ -225,8 +243,9 @@ plastic : 1 (shared)
     )
 
 
-def inhibitory_model(p: InhibitoryParams = InhibitoryParams(), integration: str = "exponential_euler",
-                     dt: float | None = None) -> PopulationModel:
+def inhibitory_model(
+    p: InhibitoryParams = InhibitoryParams(), integration: str = "exponential_euler", dt: float | None = None
+) -> PopulationModel:
     """Brian2 description of the inhibitory population (``integration``, ``dt``: see :func:`_membrane`)."""
     membrane, factors, method = _membrane("inh_", p, integration, dt)
     return PopulationModel(

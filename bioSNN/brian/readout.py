@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["assign_labels", "class_scores", "predict", "confusion", "combined_scores", "field_copies",
-           "paired_comparison", "response_votes", "paired_responses"]
+__all__ = [
+    "assign_labels",
+    "class_scores",
+    "predict",
+    "confusion",
+    "combined_scores",
+    "field_copies",
+    "paired_comparison",
+    "response_votes",
+    "paired_responses",
+]
 
 
 def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int) -> np.ndarray:
@@ -111,8 +120,14 @@ def paired_comparison(pred_a: np.ndarray, pred_b: np.ndarray, labels: np.ndarray
     only_a, only_b = int((ok_a & ~ok_b).sum()), int((ok_b & ~ok_a).sum())
     n = only_a + only_b
     p = float(binomtest(min(only_a, only_b), n, 0.5).pvalue) if n else 1.0
-    return {"n": int(labels.size), "accuracy_a": float(ok_a.mean()), "accuracy_b": float(ok_b.mean()),
-            "only_a": only_a, "only_b": only_b, "p_value": p}
+    return {
+        "n": int(labels.size),
+        "accuracy_a": float(ok_a.mean()),
+        "accuracy_b": float(ok_b.mean()),
+        "only_a": only_a,
+        "only_b": only_b,
+        "p_value": p,
+    }
 
 
 def response_votes(path, n_classes: int) -> tuple[dict, np.ndarray]:
@@ -122,8 +137,15 @@ def response_votes(path, n_classes: int) -> tuple[dict, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         ensembles = [k.split("/", 1)[1] for k in z.files if k.startswith("assignment/")]  # as saved
         conds = sorted({k.split("/")[0] for k in z.files if "/" in k and not k.startswith("assignment/")})
-        return ({c: combined_scores([class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes)
-                                     for n in ensembles]).argmax(1) for c in conds}, z["labels"])
+        return (
+            {
+                c: combined_scores(
+                    [class_scores(z[f"{c}/{n}"], z[f"assignment/{n}"], n_classes) for n in ensembles]
+                ).argmax(1)
+                for c in conds
+            },
+            z["labels"],
+        )
 
 
 def paired_responses(a, b, n_classes: int) -> dict:

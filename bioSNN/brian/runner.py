@@ -57,9 +57,13 @@ class ChunkRunner:
             b2.device.apply_run_args()
             seed = b2.device.get_array_name(bn.controller.variables["rng_seed"])
             threads = max(1, be.threads)
-            b2.device.insert_code("main", (
-                f"{{ const unsigned long _s = (unsigned long) brian::{seed}[0]; "
-                f"for (int _i = 0; _i < {threads}; _i++) brian::_random_generators[_i].seed(_s + _i); }}"))
+            b2.device.insert_code(
+                "main",
+                (
+                    f"{{ const unsigned long _s = (unsigned long) brian::{seed}[0]; "
+                    f"for (int _i = 0; _i < {threads}; _i++) brian::_random_generators[_i].seed(_s + _i); }}"
+                ),
+            )
 
     def segments(self, t_offset_ms: float) -> list[tuple[float, set]]:
         """The chunk starting ``t_offset_ms`` into the run cut at its monitors' window edges: ``(duration_ms,
@@ -69,8 +73,11 @@ class ChunkRunner:
 
         dt = float(self.bn.clock.dt / b2.ms)
         D = self.duration_ms
-        windows = {id(m): (spec.start_ms - t_offset_ms, spec.start_ms + spec.keep_ms - t_offset_ms)
-                   for spec, mons in self.bn.monitors.items() for m in mons}
+        windows = {
+            id(m): (spec.start_ms - t_offset_ms, spec.start_ms + spec.keep_ms - t_offset_ms)
+            for spec, mons in self.bn.monitors.items()
+            for m in mons
+        }
         cuts = {0.0, D}
         for lo, hi in windows.values():
             cuts.update(round(c / dt) * dt for c in (lo, hi) if 0 < c < D)
@@ -101,9 +108,11 @@ class ChunkRunner:
         # one binary for every chunk: its monitors record the part of a chunk the windows give the first one
         for spec in self.bn.monitors:
             if spec.start_ms > 0 and spec.start_ms + spec.keep_ms > self.duration_ms:
-                raise ValueError(f"monitor of {spec.population!r}: on a standalone backend a recording window must "
-                                 f"start at 0 or end within the first chunk ({self.duration_ms:g} ms); got "
-                                 f"start_ms={spec.start_ms:g}, keep_ms={spec.keep_ms:g}")
+                raise ValueError(
+                    f"monitor of {spec.population!r}: on a standalone backend a recording window must "
+                    f"start at 0 or end within the first chunk ({self.duration_ms:g} ms); got "
+                    f"start_ms={spec.start_ms:g}, keep_ms={spec.keep_ms:g}"
+                )
         self._run_segments(0.0)
         tb = time.perf_counter()
         b2.device.build(directory=self.backend.directory, compile=compile, run=False, with_output=False)

@@ -119,24 +119,38 @@ class PowerLawSTDP:
         _check_traces(traces)
         shared = _PLASTIC + (f"{gain} : 1 (shared)\n" if gain else "")
         transmit = f"ge_post += {gain + ' * ' if gain else ''}w"
-        ns = {"stdp_eta": self.eta, "stdp_x_offset": self.x_offset, "stdp_mu": self.mu, "stdp_w_max": self.w_max,
-              "stdp_tau_pre": self.tau_pre * ms}
+        ns = {
+            "stdp_eta": self.eta,
+            "stdp_x_offset": self.x_offset,
+            "stdp_mu": self.mu,
+            "stdp_w_max": self.w_max,
+            "stdp_tau_pre": self.tau_pre * ms,
+        }
         # the whole update, clip included, is gated: a frozen or pruned synapse never changes (weights the
         # per-image normalisation scaled above w_max, or device levels above it, stay as they are)
-        update = ("w += learning * alive * (clip(w + stdp_eta * eta_scale * (X - stdp_x_offset)"
-                  " * clip(stdp_w_max - w, 0, stdp_w_max)**stdp_mu, 0, stdp_w_max) - w)")
+        update = (
+            "w += learning * alive * (clip(w + stdp_eta * eta_scale * (X - stdp_x_offset)"
+            " * clip(stdp_w_max - w, 0, stdp_w_max)**stdp_mu, 0, stdp_w_max) - w)"
+        )
         if traces == "synapse":
             return SynapseModel(
                 model=shared + "dxpre/dt = -xpre / stdp_tau_pre : 1 (event-driven)\n",
                 on_pre=transmit + "\n" + ("xpre = 1" if self.trace == "set" else "xpre += 1"),
-                on_post=update.replace("X", "xpre"), namespace=ns, trace_vars={"synapse": ("xpre",)})
+                on_post=update.replace("X", "xpre"),
+                namespace=ns,
+                trace_vars={"synapse": ("xpre",)},
+            )
         return SynapseModel(
-            model=shared, on_pre=transmit,
-            on_post=update.replace("X", "xpre_pre * exp(-(t - txpre_pre) / stdp_tau_pre)"), namespace=ns,
+            model=shared,
+            on_pre=transmit,
+            on_post=update.replace("X", "xpre_pre * exp(-(t - txpre_pre) / stdp_tau_pre)"),
+            namespace=ns,
             pre_equations="xpre : 1\ntxpre : second\n",
             pre_reset=("xpre = 1" if self.trace == "set" else "xpre = xpre * exp(-(t - txpre) / stdp_tau_pre) + 1")
-                      + "\ntxpre = t",
-            pre_namespace={"stdp_tau_pre": self.tau_pre * ms}, trace_vars={"pre": ("xpre",)})
+            + "\ntxpre = t",
+            pre_namespace={"stdp_tau_pre": self.tau_pre * ms},
+            trace_vars={"pre": ("xpre",)},
+        )
 
     def delta_w(self, x_pre, w):
         """The update of one postsynaptic spike (numpy), for checking the simulator against the formula."""
@@ -177,29 +191,41 @@ class TraceSTDP:
         from brian2 import ms
 
         _check_traces(traces)
-        ns = {"stdp_nu_pre": self.nu_pre, "stdp_nu_post": self.nu_post, "stdp_w_max": self.w_max,
-              "stdp_tau_pre": self.tau_pre * ms, "stdp_tau_post1": self.tau_post1 * ms,
-              "stdp_tau_post2": self.tau_post2 * ms}
+        ns = {
+            "stdp_nu_pre": self.nu_pre,
+            "stdp_nu_post": self.nu_post,
+            "stdp_w_max": self.w_max,
+            "stdp_tau_pre": self.tau_pre * ms,
+            "stdp_tau_post1": self.tau_post1 * ms,
+            "stdp_tau_post2": self.tau_post2 * ms,
+        }
         depress = "w += learning * alive * (clip(w - stdp_nu_pre * eta_scale * P1, 0, stdp_w_max) - w)"
         potentiate = "w += learning * alive * (clip(w + stdp_nu_post * eta_scale * X * P2, 0, stdp_w_max) - w)"
         if traces == "synapse":
             return SynapseModel(
                 model=_PLASTIC + "dpre/dt = -pre / stdp_tau_pre : 1 (event-driven)\n"
-                               "dpost1/dt = -post1 / stdp_tau_post1 : 1 (event-driven)\n"
-                               "dpost2/dt = -post2 / stdp_tau_post2 : 1 (event-driven)\n",
+                "dpost1/dt = -post1 / stdp_tau_post1 : 1 (event-driven)\n"
+                "dpost2/dt = -post2 / stdp_tau_post2 : 1 (event-driven)\n",
                 on_pre="ge_post += w\npre = 1\n" + depress.replace("P1", "post1"),
                 on_post=potentiate.replace("X", "pre").replace("P2", "post2") + "\npost1 = 1\npost2 = 1",
-                namespace=ns, trace_vars={"synapse": ("pre", "post1", "post2")})
+                namespace=ns,
+                trace_vars={"synapse": ("pre", "post1", "post2")},
+            )
         # per neuron: the input's trace (set to 1 at its spikes) and the excitatory neuron's two traces (set to 1
         # at its spikes, by its reset, after the pathways of that step have read the values before the spike)
         return SynapseModel(
             model=_PLASTIC,
             on_pre="ge_post += w\n" + depress.replace("P1", "post1_post * exp(-(t - tpost_post) / stdp_tau_post1)"),
             on_post=potentiate.replace("X", "xpre_pre * exp(-(t - txpre_pre) / stdp_tau_pre)").replace(
-                "P2", "post2_post * exp(-(t - tpost_post) / stdp_tau_post2)"),
-            namespace=ns, pre_equations="xpre : 1\ntxpre : second\n", pre_reset="xpre = 1\ntxpre = t",
-            post_equations="post1 : 1\npost2 : 1\ntpost : second\n", post_reset="post1 = 1\npost2 = 1\ntpost = t",
-            trace_vars={"pre": ("xpre",), "post": ("post1", "post2")})
+                "P2", "post2_post * exp(-(t - tpost_post) / stdp_tau_post2)"
+            ),
+            namespace=ns,
+            pre_equations="xpre : 1\ntxpre : second\n",
+            pre_reset="xpre = 1\ntxpre = t",
+            post_equations="post1 : 1\npost2 : 1\ntpost : second\n",
+            post_reset="post1 = 1\npost2 = 1\ntpost = t",
+            trace_vars={"pre": ("xpre",), "post": ("post1", "post2")},
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)

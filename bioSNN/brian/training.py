@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -79,8 +79,8 @@ class RunningCurve:
         c = counts if self.cur_counts is None else np.concatenate([self.cur_counts, counts])
         lab = np.concatenate([self.cur_labels, labels])
         while len(lab) >= self.block:
-            blk = (c[:self.block], lab[:self.block])
-            c, lab = c[self.block:], lab[self.block:]
+            blk = (c[: self.block], lab[: self.block])
+            c, lab = c[self.block :], lab[self.block :]
             self.seen += self.block
             if self.prev is not None:
                 assign = readout.assign_labels(self.prev[0], self.prev[1], self.n_classes)
@@ -97,16 +97,29 @@ class RunningCurve:
 
     def state(self) -> tuple[dict, dict]:
         """(arrays, JSON) for a checkpoint."""
-        n_exc = self.prev[0].shape[1] if self.prev is not None else (
-            self.cur_counts.shape[1] if self.cur_counts is not None else 0)
+        n_exc = (
+            self.prev[0].shape[1]
+            if self.prev is not None
+            else (self.cur_counts.shape[1] if self.cur_counts is not None else 0)
+        )
         empty = np.zeros((0, n_exc), np.int32)
-        arrays = {"prev_counts": self.prev[0] if self.prev else empty,
-                  "prev_labels": self.prev[1] if self.prev else np.zeros(0, np.int64),
-                  "cur_counts": self.cur_counts if self.cur_counts is not None else empty,
-                  "cur_labels": self.cur_labels}
-        return ({f"training.curve_{k}": v for k, v in arrays.items()},
-                {"images": self.images, "accuracy": self.accuracy, "seen": self.seen, "has_prev": self.prev is not None,
-                 "repeats_sum": self.repeats_sum, "repeats_n": self.repeats_n})
+        arrays = {
+            "prev_counts": self.prev[0] if self.prev else empty,
+            "prev_labels": self.prev[1] if self.prev else np.zeros(0, np.int64),
+            "cur_counts": self.cur_counts if self.cur_counts is not None else empty,
+            "cur_labels": self.cur_labels,
+        }
+        return (
+            {f"training.curve_{k}": v for k, v in arrays.items()},
+            {
+                "images": self.images,
+                "accuracy": self.accuracy,
+                "seen": self.seen,
+                "has_prev": self.prev is not None,
+                "repeats_sum": self.repeats_sum,
+                "repeats_n": self.repeats_n,
+            },
+        )
 
     def restore(self, arrays: dict, js: dict) -> None:
         a = {k: arrays[f"training.curve_{k}"] for k in self._ARRAYS}
@@ -138,8 +151,15 @@ class STDPTraining:
         Provenance of every bundle written (checkpoint and :meth:`bundle`).
     """
 
-    def __init__(self, net: EnsembleNetwork, comp: CompressionConfig, checkpoint: Path, eta_end: float = 1.0,
-                 curve: RunningCurve | None = None, provenance: dict | None = None):
+    def __init__(
+        self,
+        net: EnsembleNetwork,
+        comp: CompressionConfig,
+        checkpoint: Path,
+        eta_end: float = 1.0,
+        curve: RunningCurve | None = None,
+        provenance: dict | None = None,
+    ):
         self.net, self.comp, self.path, self.eta_end = net, comp, Path(checkpoint), eta_end
         self.curve, self.provenance = curve, provenance
         # the loop's counters: epoch and position in it (the next item), items seen in all, when to compress next,
@@ -161,9 +181,17 @@ class STDPTraining:
     def bundle(self, assignments: dict | None = None, extra: dict | None = None) -> bundles.Bundle:
         """The network as it is now (weights, masks, θ, device levels and gains), as a bundle."""
         net = self.net
-        return brian_bundle.to_bundle(net.configs, net.state, net.cross_state, net.cross_cfg, assignments,
-                                      device=self.device, column_gain=self.column_gain or None,
-                                      provenance=self.provenance or {}, extra=extra or {})
+        return brian_bundle.to_bundle(
+            net.configs,
+            net.state,
+            net.cross_state,
+            net.cross_cfg,
+            assignments,
+            device=self.device,
+            column_gain=self.column_gain or None,
+            provenance=self.provenance or {},
+            extra=extra or {},
+        )
 
     def save(self) -> None:
         self.progress.update(chunks=self.net.chunks_run, seconds=self.seconds())
@@ -187,8 +215,11 @@ class STDPTraining:
         self.device = b.device
         gains = {n: brian_bundle.array_key(n, "input_exc.column_gain") for n in net.names}
         self.column_gain = {n: b.arrays[k] for n, k in gains.items() if k in b.arrays}
-        self.residual = {k: np.ascontiguousarray(b.arrays[residual_key(k)].T)
-                         for k, _, _ in net.plastic_projections() if residual_key(k) in b.arrays}
+        self.residual = {
+            k: np.ascontiguousarray(b.arrays[residual_key(k)].T)
+            for k, _, _ in net.plastic_projections()
+            if residual_key(k) in b.arrays
+        }
         if self.curve is not None and "curve" in b.extra:
             self.curve.restore(b.arrays, b.extra["curve"])
 
@@ -196,15 +227,21 @@ class STDPTraining:
         """One compression step of every plastic projection."""
         for key, st, w_sum in self.net.plastic_projections():
             st["w"], st["alive"], device, gain, self.residual[key] = compress_with_feedback(
-                st["w"], st["alive"], self.comp, w_sum, self.residual.get(key))
+                st["w"], st["alive"], self.comp, w_sum, self.residual.get(key)
+            )
             self.device = device or self.device
             if gain is not None and "_to_" not in key:
                 self.column_gain[key] = gain
 
     # -------------------------------------------------------------------------------------------------- loop
-    def train(self, orders: list[dict[str, np.ndarray]], labels: list[np.ndarray] | None = None,
-              progress: bool = False, desc: str = "epoch {epoch}",
-              on_chunk: Callable[[EnsembleNetwork], None] | None = None) -> None:
+    def train(
+        self,
+        orders: list[dict[str, np.ndarray]],
+        labels: list[np.ndarray] | None = None,
+        progress: bool = False,
+        desc: str = "epoch {epoch}",
+        on_chunk: Callable[[EnsembleNetwork], None] | None = None,
+    ) -> None:
         """Present ``orders[e]`` (item ids per ensemble) in epoch ``e``, plastic, from where the checkpoint left
         off; compress once more at the end (the deployed network: pruned and on device levels).
 
@@ -221,8 +258,9 @@ class STDPTraining:
             def chunk_done(done, _epoch=epoch, _start=start, _seen=seen_at_start, _n=n):
                 last = net.last_chunk
                 if self.curve is not None:
-                    self.curve.add(last.counts, labels[_epoch][_start + done - len(last.repeats):_start + done],
-                                   last.repeats)
+                    self.curve.add(
+                        last.counts, labels[_epoch][_start + done - len(last.repeats) : _start + done], last.repeats
+                    )
                 if on_chunk is not None:
                     on_chunk(net)
                 seen = _seen + done
@@ -235,8 +273,13 @@ class STDPTraining:
                 net.eta_scale = eta_schedule(seen, total, self.eta_end)
 
             ids = {k: v[start:] for k, v in order.items()}
-            net.present(ids if len(ids) > 1 or "" not in ids else ids[""], plastic=True, on_chunk=chunk_done,
-                        progress=progress, desc=desc.format(epoch=epoch + 1))
+            net.present(
+                ids if len(ids) > 1 or "" not in ids else ids[""],
+                plastic=True,
+                on_chunk=chunk_done,
+                progress=progress,
+                desc=desc.format(epoch=epoch + 1),
+            )
             p.update(epoch=epoch + 1, pos=0, seen=seen_at_start + n - start)
         if comp.active:
             self.compress()

@@ -21,8 +21,18 @@ MNIST_FILES = {
     "x_test": "t10k-images-idx3-ubyte.gz",
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -34,7 +44,7 @@ def read_idx(data: bytes, name: str = "idx") -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DatasetCorruptError(f"{name}: truncated IDX header")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     n = int(np.prod(dims))
     if len(data) - header != n:
         raise DatasetCorruptError(f"{name}: IDX header says {dims} ({n} bytes) but holds {len(data) - header}")
@@ -80,8 +90,13 @@ def cifar10(folder: Path, n_train: int | None = None, n_test: int | None = None)
         x_train, y_train = x_train[:n_train], y_train[:n_train]
     if n_test is not None:
         x_test, y_test = x_test[:n_test], y_test[:n_test]
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
-            "class_names": np.array(CIFAR10_CLASSES)}
+    return {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_test": x_test,
+        "y_test": y_test,
+        "class_names": np.array(CIFAR10_CLASSES),
+    }
 
 
 _FSDD_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")

@@ -35,5 +35,10 @@ def digits_raw() -> dict[str, np.ndarray]:
     images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)
     labels = d.target.astype(np.uint8)
     train, test = stratified_split(labels, TEST_FRACTION, SPLIT_SEED)
-    return {"x_train": images[train], "y_train": labels[train], "x_test": images[test], "y_test": labels[test],
-            "class_names": np.array([str(i) for i in range(10)])}
+    return {
+        "x_train": images[train],
+        "y_train": labels[train],
+        "x_test": images[test],
+        "y_test": labels[test],
+        "class_names": np.array([str(i) for i in range(10)]),
+    }

@@ -14,8 +14,8 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 

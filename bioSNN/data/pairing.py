@@ -12,8 +12,9 @@ import numpy as np
 __all__ = ["pair_by_label"]
 
 
-def pair_by_label(anchor_labels: np.ndarray, other_labels: np.ndarray, n_pairs: int | None = None,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def pair_by_label(
+    anchor_labels: np.ndarray, other_labels: np.ndarray, n_pairs: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """``(anchor_ids, other_ids)`` of ``n_pairs`` pairs (default: one per anchor) with equal labels.
 
     Anchors come in shuffled passes, so every anchor is used once before any is used twice; partners are drawn

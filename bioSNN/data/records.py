@@ -34,8 +34,11 @@ def _check_offsets(name: str, offsets: np.ndarray, n: int, flat_len: int) -> Non
 
 def _check_dtype(name: str, what: str, a: np.ndarray, dtype, ndim: int | None = 1) -> None:
     if a.dtype != np.dtype(dtype) or (ndim is not None and a.ndim != ndim):
-        raise ValueError(f"{name}: {what} must be {np.dtype(dtype)}{'' if ndim is None else f' ({ndim}-D)'}, "
-                         f"got {a.dtype}{list(a.shape)}")
+        raise ValueError(
+            f"{name}: {what} must be {np.dtype(dtype)}{'' if ndim is None else f' ({ndim}-D)'}, "
+            f"got {a.dtype}{list(a.shape)}"
+        )
+
 
 __all__ = ["ImageData", "AudioData", "EventData", "TextSplit", "TextData", "ParallelSplit", "TranslationData"]
 
@@ -55,12 +58,16 @@ class ImageData:
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.dtype != np.uint8 or x.ndim not in (3, 4):
-                raise ValueError(f"{self.name}: x_{split} must be uint8 images (n, h, w) or (n, h, w, c), got "
-                                 f"{x.dtype}{list(x.shape)}")
+                raise ValueError(
+                    f"{self.name}: x_{split} must be uint8 images (n, h, w) or (n, h, w, c), got "
+                    f"{x.dtype}{list(x.shape)}"
+                )
             _check_labels(self.name, f"y_{split} labels", y, len(x), len(self.class_names))
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
-            raise ValueError(f"{self.name}: train images are {list(self.x_train.shape[1:])}, test images "
-                             f"{list(self.x_test.shape[1:])}")
+            raise ValueError(
+                f"{self.name}: train images are {list(self.x_train.shape[1:])}, test images "
+                f"{list(self.x_test.shape[1:])}"
+            )
 
     @property
     def n_classes(self) -> int:
@@ -129,7 +136,6 @@ class AudioData(_FlagSplit):
         return w.astype(np.float32) / 32768.0 if normalise else w
 
 
-
 @dataclass(frozen=True)
 class EventData(_FlagSplit):
     """Event-camera recordings: flat event columns plus per-sample metadata."""
@@ -172,7 +178,6 @@ class EventData(_FlagSplit):
         return {"x": self.x[s], "y": self.y[s], "p": self.p[s], "t_us": self.t_us[s]}
 
 
-
 @dataclass(frozen=True)
 class TextSplit:
     texts: list[str]
@@ -213,7 +218,9 @@ class TranslationData:
     def __post_init__(self):
         for split, s in self.splits.items():
             if not len(s.ids) == len(s.source) == len(s.target):
-                raise ValueError(f"{self.name}: split {split!r} has {len(s.ids)} ids, {len(s.source)} source and "
-                                 f"{len(s.target)} target sentences")
+                raise ValueError(
+                    f"{self.name}: split {split!r} has {len(s.ids)} ids, {len(s.source)} source and "
+                    f"{len(s.target)} target sentences"
+                )
             if not all(isinstance(t, str) for t in (*s.source, *s.target)):
                 raise ValueError(f"{self.name}: split {split!r} holds sentences that are not strings")

@@ -8,9 +8,10 @@ it fails with one message naming the file expected, where to put it and its chec
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -101,8 +102,14 @@ def _audio(name: str, raw: dict) -> AudioData:
 
 def _events(name: str, raw: dict) -> EventData:
     return EventData(
-        name=name, x=raw["x"], y=raw["y"], p=raw["p"], t_us=raw["t_us"], offsets=raw["offsets"],
-        labels=_labels(raw["labels"]), is_test=raw["is_test"],
+        name=name,
+        x=raw["x"],
+        y=raw["y"],
+        p=raw["p"],
+        t_us=raw["t_us"],
+        offsets=raw["offsets"],
+        labels=_labels(raw["labels"]),
+        is_test=raw["is_test"],
         sensor_size=tuple(int(s) for s in raw["sensor_size"]),
         extra={"sample_id": raw["sample_id"], "mnist_index": raw["mnist_index"]},
     )
@@ -120,26 +127,35 @@ def _by_split(rows: list, required: tuple[str, ...]) -> dict[str, list]:
 
 
 def _sst2(name: str, rows: list) -> TextData:
-    splits = {split: TextSplit([r["text"] for r in sel], np.array([r["label"] for r in sel], np.int64))
-              for split, sel in _by_split(rows, ("train", "dev", "test")).items()}
+    splits = {
+        split: TextSplit([r["text"] for r in sel], np.array([r["label"] for r in sel], np.int64))
+        for split, sel in _by_split(rows, ("train", "dev", "test")).items()
+    }
     return TextData(name, splits, ("negative", "positive"))
 
 
 def _multi30k(name: str, rows: list) -> TranslationData:
-    splits = {split: ParallelSplit(np.array([r["id"] for r in sel], np.int64), [r["en"] for r in sel],
-                                   [r["de"] for r in sel])
-              for split, sel in _by_split(rows, ("train", "val", "test_2016_flickr")).items()}
+    splits = {
+        split: ParallelSplit(np.array([r["id"] for r in sel], np.int64), [r["en"] for r in sel], [r["de"] for r in sel])
+        for split, sel in _by_split(rows, ("train", "val", "test_2016_flickr")).items()
+    }
     return TranslationData(name, "en", "de", splits)
 
 
 _IMAGE_KEYS = ("x_train", "y_train", "x_test", "y_test")
 _MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/")
 _FASHION_MIRRORS = ("https://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
-_CIFAR_BIN = Source("cifar-10-binary.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
-                    "md5:c32a1d4ab5d03f1284b67883e8d87530", extract=True)
+_CIFAR_BIN = Source(
+    "cifar-10-binary.tar.gz",
+    ("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",),
+    "md5:c32a1d4ab5d03f1284b67883e8d87530",
+    extract=True,
+)
 _FSDD_COMMIT = "26eb9aaf76e81b692f806f9140c2d2777410d7a1"
-_SLAYER = ("https://raw.githubusercontent.com/bamsumit/slayerPytorch/01beeeb6a181546d6c6830382ce6086bfc587836/"
-           "test/test_files/NMNISTsmall/")
+_SLAYER = (
+    "https://raw.githubusercontent.com/bamsumit/slayerPytorch/01beeeb6a181546d6c6830382ce6086bfc587836/"
+    "test/test_files/NMNISTsmall/"
+)
 _SST2 = "https://raw.githubusercontent.com/awake020/pytorch_Bert_sst2/ce2ab1719d32182e6233b24b2de246bd32814fde/SST-2/"
 _M30K = "https://raw.githubusercontent.com/multi30k/dataset/a3d2e0d26b56f3846f66a952536ffed4e401d05a/data/task1/raw/"
 
@@ -148,89 +164,154 @@ def _idx_sources(mirrors, md5s):
     return tuple(Source(f, tuple(m + f for m in mirrors), f"md5:{md5s[f]}") for f in convert.MNIST_FILES.values())
 
 
-DATASETS: dict[str, DatasetSpec] = {s.name: s for s in [
-    DatasetSpec(
-        "digits", "", "UCI hand-written digits 8x8 shipped with scikit-learn (embedded default, no download)",
-        "CC BY 4.0 (UCI ML repository)", _images,
-        content_sha256="17ca870926c5ad92aceb986863cecc31d8d112684e3d3c8ed1a832a6888b2b2d", builtin=digits_raw,
-    ),
-    DatasetSpec(
-        "mnist", "mnist.npz", "MNIST hand-written digits, 60,000 train + 10,000 test, 28x28",
-        "MNIST (LeCun et al. 1998), freely redistributed", _images,
-        sha256="06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64",
-        content_sha256="7bf19471c397a07c4488f600bdfd9f25edbf8c41c2ecc70e1f93beee515475e6", required=_IMAGE_KEYS,
-        sources=_idx_sources(_MNIST_MIRRORS, {
-            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"}),
-        convert=convert.idx_images,
-    ),
-    DatasetSpec(
-        "fashion_mnist", "fashion_mnist.npz", "Fashion-MNIST clothing images, 60,000 train + 10,000 test, 28x28",
-        "MIT, Zalando SE", _images,
-        sha256="188c9226d11c4e8197a3b7023823024706d588e520b87c80c2247efcd134b714",
-        content_sha256="ade15a9cf5cbddbd0bc9c028e3dc870ddf031c300a405c91d4005d256de37d12", required=_IMAGE_KEYS + ("class_names",),
-        sources=_idx_sources(_FASHION_MIRRORS, {
-            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
-            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
-            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"}),
-        convert=lambda folder: convert.idx_images(folder, convert.FASHION_CLASSES),
-    ),
-    DatasetSpec(
-        "cifar10", "cifar10_subset.npz",
-        "CIFAR-10 subset: first 4,000 images of data_batch_1 + first 1,000 of test_batch, 32x32x3",
-        "CIFAR-10 (Krizhevsky 2009), free for research; ConvNetJS repackaging MIT", _images,
-        sha256="e48015fd8460684d29ab3dbc926453b35d776cd6dfb7a97b78f8e209f63c9802",
-        content_sha256="7520ee49834b735eba59d2cd2ea1e224471cc6a24cc27cb77e8af1870b9dffdb", required=_IMAGE_KEYS + ("class_names",),
-        sources=(_CIFAR_BIN,), convert=lambda folder: convert.cifar10(folder, 4000, 1000),
-    ),
-    DatasetSpec(
-        "cifar10_full", "cifar10.npz", "CIFAR-10, all 50,000 train + 10,000 test images (download only)",
-        "CIFAR-10 (Krizhevsky 2009), free for research", _images,
-        required=_IMAGE_KEYS + ("class_names",), sources=(_CIFAR_BIN,), convert=convert.cifar10,
-    ),
-    DatasetSpec(
-        "fsdd", "fsdd.npz", "Free Spoken Digit Dataset: 3,000 recordings at 8 kHz, 6 speakers, takes 0-4 are test",
-        "CC BY-SA 4.0", _audio,
-        sha256="b63f9e313c954e5ba2ecb182fdb38712bfcb4b34ac73dfb6a45e28e998c989f2",
-        content_sha256="81af8838252efda1f924b1fd5b58887af0ff1f961ee0c830b91da9d2a60ccbdc",
-        required=("audio", "offsets", "labels", "speaker_ids", "speaker_names", "take_index", "is_test",
-                  "sample_rate", "filenames"),
-        sources=(Source("fsdd.zip", (f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{_FSDD_COMMIT}.zip",),
-                        None, extract=True),),
-        convert=convert.fsdd,
-    ),
-    DatasetSpec(
-        "nmnist", "nmnist_small.npz", "N-MNIST subset (ATIS event camera, 34x34): 1,000 train + 100 test samples",
-        "GPL-3.0 repackaging (slayerPytorch); N-MNIST CC BY 4.0", _events,
-        sha256="6b6be405e3780105f26ad9d7d0f5ec8caefb400a1154a44c849a1def45f05bfa",
-        content_sha256="c0a4de73d8980ec9e196f2b53c9625b1fd3e3ac475d7c71bc452e6c0f70724fa",
-        required=("x", "y", "p", "t_us", "offsets", "labels", "is_test", "sample_id", "mnist_index", "sensor_size"),
-        sources=tuple(Source(f, (_SLAYER + f,)) for f in
-                      ["train1K.txt", "test100.txt"] + [f"{i}.bs2" for i in range(1, 1001)]
-                      + [f"{i}.bs2" for i in range(60001, 60101)]),
-        convert=convert.nmnist_small,
-    ),
-    DatasetSpec(
-        "sst2", "sst2.jsonl.gz", "SST-2 binary sentiment: 67,349 train / 872 dev / 1,821 test sentences",
-        "research use (Socher et al. 2013; GLUE split)", _sst2,
-        sha256="993b1bf41f1efb99bf539abcc427d0694e1ed0c90e6be402c8ed6505482d5970",
-        content_sha256="ca1cba3dbfec57f52c078cab6ce6634e97dc6506e59d0fcf83498e3fbe295bdd",
-        sources=tuple(Source(f"{s}.tsv", (_SST2 + f"{s}.tsv",)) for s in ("train", "dev", "test")),
-        convert=convert.sst2,
-    ),
-    DatasetSpec(
-        "multi30k", "multi30k_en_de.jsonl.gz", "Multi30k task 1 English-German caption pairs (29,000 train)",
-        "non-commercial research use (Flickr30K captions)", _multi30k,
-        sha256="50e5b14c9ce4e674b380f4fbdf1b8dc1d6206159547730868b2f4c549f7a038a",
-        content_sha256="8e22633f175d0fd6df3531c9e1424685eefe4fc424524e2f21218b5388a4e074",
-        sources=tuple(Source(f"{s}.{lang}.gz", (_M30K + f"{s}.{lang}.gz",))
-                      for s in convert.MULTI30K_SPLITS for lang in ("en", "de")),
-        convert=convert.multi30k,
-    ),
-]}
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in [
+        DatasetSpec(
+            "digits",
+            "",
+            "UCI hand-written digits 8x8 shipped with scikit-learn (embedded default, no download)",
+            "CC BY 4.0 (UCI ML repository)",
+            _images,
+            content_sha256="17ca870926c5ad92aceb986863cecc31d8d112684e3d3c8ed1a832a6888b2b2d",
+            builtin=digits_raw,
+        ),
+        DatasetSpec(
+            "mnist",
+            "mnist.npz",
+            "MNIST hand-written digits, 60,000 train + 10,000 test, 28x28",
+            "MNIST (LeCun et al. 1998), freely redistributed",
+            _images,
+            sha256="06af5dfe73b70e3bc1c36439982b18a8d76803db9b544f6fdf838a37fbb01b64",
+            content_sha256="7bf19471c397a07c4488f600bdfd9f25edbf8c41c2ecc70e1f93beee515475e6",
+            required=_IMAGE_KEYS,
+            sources=_idx_sources(
+                _MNIST_MIRRORS,
+                {
+                    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+                    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+                    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+                },
+            ),
+            convert=convert.idx_images,
+        ),
+        DatasetSpec(
+            "fashion_mnist",
+            "fashion_mnist.npz",
+            "Fashion-MNIST clothing images, 60,000 train + 10,000 test, 28x28",
+            "MIT, Zalando SE",
+            _images,
+            sha256="188c9226d11c4e8197a3b7023823024706d588e520b87c80c2247efcd134b714",
+            content_sha256="ade15a9cf5cbddbd0bc9c028e3dc870ddf031c300a405c91d4005d256de37d12",
+            required=_IMAGE_KEYS + ("class_names",),
+            sources=_idx_sources(
+                _FASHION_MIRRORS,
+                {
+                    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+                },
+            ),
+            convert=lambda folder: convert.idx_images(folder, convert.FASHION_CLASSES),
+        ),
+        DatasetSpec(
+            "cifar10",
+            "cifar10_subset.npz",
+            "CIFAR-10 subset: first 4,000 images of data_batch_1 + first 1,000 of test_batch, 32x32x3",
+            "CIFAR-10 (Krizhevsky 2009), free for research; ConvNetJS repackaging MIT",
+            _images,
+            sha256="e48015fd8460684d29ab3dbc926453b35d776cd6dfb7a97b78f8e209f63c9802",
+            content_sha256="7520ee49834b735eba59d2cd2ea1e224471cc6a24cc27cb77e8af1870b9dffdb",
+            required=_IMAGE_KEYS + ("class_names",),
+            sources=(_CIFAR_BIN,),
+            convert=lambda folder: convert.cifar10(folder, 4000, 1000),
+        ),
+        DatasetSpec(
+            "cifar10_full",
+            "cifar10.npz",
+            "CIFAR-10, all 50,000 train + 10,000 test images (download only)",
+            "CIFAR-10 (Krizhevsky 2009), free for research",
+            _images,
+            required=_IMAGE_KEYS + ("class_names",),
+            sources=(_CIFAR_BIN,),
+            convert=convert.cifar10,
+        ),
+        DatasetSpec(
+            "fsdd",
+            "fsdd.npz",
+            "Free Spoken Digit Dataset: 3,000 recordings at 8 kHz, 6 speakers, takes 0-4 are test",
+            "CC BY-SA 4.0",
+            _audio,
+            sha256="b63f9e313c954e5ba2ecb182fdb38712bfcb4b34ac73dfb6a45e28e998c989f2",
+            content_sha256="81af8838252efda1f924b1fd5b58887af0ff1f961ee0c830b91da9d2a60ccbdc",
+            required=(
+                "audio",
+                "offsets",
+                "labels",
+                "speaker_ids",
+                "speaker_names",
+                "take_index",
+                "is_test",
+                "sample_rate",
+                "filenames",
+            ),
+            sources=(
+                Source(
+                    "fsdd.zip",
+                    (f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/{_FSDD_COMMIT}.zip",),
+                    None,
+                    extract=True,
+                ),
+            ),
+            convert=convert.fsdd,
+        ),
+        DatasetSpec(
+            "nmnist",
+            "nmnist_small.npz",
+            "N-MNIST subset (ATIS event camera, 34x34): 1,000 train + 100 test samples",
+            "GPL-3.0 repackaging (slayerPytorch); N-MNIST CC BY 4.0",
+            _events,
+            sha256="6b6be405e3780105f26ad9d7d0f5ec8caefb400a1154a44c849a1def45f05bfa",
+            content_sha256="c0a4de73d8980ec9e196f2b53c9625b1fd3e3ac475d7c71bc452e6c0f70724fa",
+            required=("x", "y", "p", "t_us", "offsets", "labels", "is_test", "sample_id", "mnist_index", "sensor_size"),
+            sources=tuple(
+                Source(f, (_SLAYER + f,))
+                for f in ["train1K.txt", "test100.txt"]
+                + [f"{i}.bs2" for i in range(1, 1001)]
+                + [f"{i}.bs2" for i in range(60001, 60101)]
+            ),
+            convert=convert.nmnist_small,
+        ),
+        DatasetSpec(
+            "sst2",
+            "sst2.jsonl.gz",
+            "SST-2 binary sentiment: 67,349 train / 872 dev / 1,821 test sentences",
+            "research use (Socher et al. 2013; GLUE split)",
+            _sst2,
+            sha256="993b1bf41f1efb99bf539abcc427d0694e1ed0c90e6be402c8ed6505482d5970",
+            content_sha256="ca1cba3dbfec57f52c078cab6ce6634e97dc6506e59d0fcf83498e3fbe295bdd",
+            sources=tuple(Source(f"{s}.tsv", (_SST2 + f"{s}.tsv",)) for s in ("train", "dev", "test")),
+            convert=convert.sst2,
+        ),
+        DatasetSpec(
+            "multi30k",
+            "multi30k_en_de.jsonl.gz",
+            "Multi30k task 1 English-German caption pairs (29,000 train)",
+            "non-commercial research use (Flickr30K captions)",
+            _multi30k,
+            sha256="50e5b14c9ce4e674b380f4fbdf1b8dc1d6206159547730868b2f4c549f7a038a",
+            content_sha256="8e22633f175d0fd6df3531c9e1424685eefe4fc424524e2f21218b5388a4e074",
+            sources=tuple(
+                Source(f"{s}.{lang}.gz", (_M30K + f"{s}.{lang}.gz",))
+                for s in convert.MULTI30K_SPLITS
+                for lang in ("en", "de")
+            ),
+            convert=convert.multi30k,
+        ),
+    ]
+}
 DatasetName = Literal[tuple(DATASETS)]  # the registered names, for config fields
 
 
@@ -259,8 +340,10 @@ def locate(name: str) -> Path | None:
 def _missing_message(spec: DatasetSpec, reason: str) -> str:
     dirs = " or ".join(str(d) for d in search_dirs())
     checksum = f" (sha256 {spec.sha256})" if spec.sha256 else ""
-    return (f"dataset {spec.name!r}: file {spec.filename}{checksum} was not found in {dirs}, and it could not be "
-            f"downloaded: {reason}. Put the file there, or point BIOSNN_DATA at a folder holding it.")
+    return (
+        f"dataset {spec.name!r}: file {spec.filename}{checksum} was not found in {dirs}, and it could not be "
+        f"downloaded: {reason}. Put the file there, or point BIOSNN_DATA at a folder holding it."
+    )
 
 
 def _digest(spec: DatasetSpec, raw) -> str:

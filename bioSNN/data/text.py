@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -50,7 +50,7 @@ class Vocab:
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
 
     @classmethod
-    def build(cls, texts: Iterable[str], min_freq: int = 1, max_size: int = 0, tokenizer=tokenize) -> "Vocab":
+    def build(cls, texts: Iterable[str], min_freq: int = 1, max_size: int = 0, tokenizer=tokenize) -> Vocab:
         """Words of ``texts`` seen at least ``min_freq`` times, the most frequent ``max_size`` (0: all)."""
         if min_freq < 1 or max_size < 0:
             raise ValueError(f"min_freq must be >= 1 and max_size >= 0, got {min_freq}, {max_size}")
@@ -85,7 +85,7 @@ class Vocab:
         return list(self.tokens)
 
     @classmethod
-    def from_json(cls, tokens: list) -> "Vocab":
+    def from_json(cls, tokens: list) -> Vocab:
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
             raise ValueError("a stored vocabulary is a JSON list of strings")
         return cls(tuple(tokens))

@@ -42,14 +42,24 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn.bundle import load_state, run_settings, to_bundle
+from ..nn.bundle import run_settings, to_bundle
 from ..nn.network import FixedDropout, Residual, SpikingNet
 from ..nn.neurons import LIF
 from .nir_graph import RESET, THRESHOLD_RULE, NIRError, validate
 from .nir_graph import read as read_nir
 
-__all__ = ["to_nir", "from_nir", "bundle_from_nir", "NIRError", "NIR_ARRAY", "TEXT_REFUSALS", "TEXT_NOT_EXPRESSED",
-           "SEQ2SEQ_REFUSAL", "SEQ2SEQ_NOT_EXPRESSED", "brian_refusal"]
+__all__ = [
+    "to_nir",
+    "from_nir",
+    "bundle_from_nir",
+    "NIRError",
+    "NIR_ARRAY",
+    "TEXT_REFUSALS",
+    "TEXT_NOT_EXPRESSED",
+    "SEQ2SEQ_REFUSAL",
+    "SEQ2SEQ_NOT_EXPRESSED",
+    "brian_refusal",
+]
 
 NIR_ARRAY = "nir_graph"  # a bundle made from a NIR file keeps the file's bytes: its architecture
 
@@ -58,8 +68,14 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().copy()
 
 
-def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float = 1e-3,
-           device: dict | None = None, metadata: dict | None = None):
+def to_nir(
+    net: SpikingNet,
+    time_steps: int,
+    encoder: str = "direct",
+    dt: float = 1e-3,
+    device: dict | None = None,
+    metadata: dict | None = None,
+):
     """The network as a ``nir.NIRGraph`` (see the module for the mapping and what goes into metadata);
     ``metadata``: more graph metadata (e.g. what of the source model NIR cannot hold)."""
     import nir
@@ -87,16 +103,27 @@ def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float 
 
     def neuron(act: LIF, shape: tuple) -> object:
         lam, thr = float(act.leak.detach()), float(act.threshold.detach())
-        meta = {"reset": RESET if act.reset == "soft" else "to_zero", "threshold_rule": THRESHOLD_RULE,
-                "leak_per_step": lam, "dt": dt, "name": net.name_of(act)}
+        meta = {
+            "reset": RESET if act.reset == "soft" else "to_zero",
+            "threshold_rule": THRESHOLD_RULE,
+            "leak_per_step": lam,
+            "dt": dt,
+            "name": net.name_of(act),
+        }
         full = np.full(shape, 1.0)
         if lam == 1.0:
             return nir.IF(r=full / dt, v_threshold=full * thr, v_reset=np.zeros(shape), metadata=meta)
         if lam == 0.0:
             raise NIRError(f"{net.name_of(act)}: leak 0 (no memory) has no finite NIR time constant")
         tau = dt / (1.0 - lam)
-        return nir.LIF(tau=full * tau, r=full * (tau / dt), v_leak=np.zeros(shape), v_threshold=full * thr,
-                       v_reset=np.zeros(shape), metadata=meta)
+        return nir.LIF(
+            tau=full * tau,
+            r=full * (tau / dt),
+            v_leak=np.zeros(shape),
+            v_threshold=full * thr,
+            v_reset=np.zeros(shape),
+            metadata=meta,
+        )
 
     def weighted(layer: nn.Module, shape: tuple) -> tuple[str, tuple]:
         with torch.no_grad():
@@ -104,9 +131,16 @@ def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float 
         if isinstance(layer, nn.Conv2d):
             w = _np(layer.weight)
             bias = _np(layer.bias) if layer.bias is not None else np.zeros(w.shape[0], w.dtype)
-            node = nir.Conv2d(input_shape=np.array(shape[1:]), weight=w, stride=np.array(layer.stride),
-                              padding=np.array(layer.padding), dilation=np.array(layer.dilation),
-                              groups=layer.groups, bias=bias, metadata={"name": net.name_of(layer)})
+            node = nir.Conv2d(
+                input_shape=np.array(shape[1:]),
+                weight=w,
+                stride=np.array(layer.stride),
+                padding=np.array(layer.padding),
+                dilation=np.array(layer.dilation),
+                groups=layer.groups,
+                bias=bias,
+                metadata={"name": net.name_of(layer)},
+            )
             return add("conv", node), out_shape
         if layer.bias is not None:
             node = nir.Affine(weight=_np(layer.weight), bias=_np(layer.bias), metadata={"name": net.name_of(layer)})
@@ -136,8 +170,10 @@ def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float 
                     k = s = np.array(shape[1:])
                     p = np.zeros(2, int)
                 else:
-                    k, s, p = (np.array(v if isinstance(v, tuple) else (v, v)) for v in
-                               (node.kernel_size, node.stride, node.padding))
+                    k, s, p = (
+                        np.array(v if isinstance(v, tuple) else (v, v))
+                        for v in (node.kernel_size, node.stride, node.padding)
+                    )
                 name = add("avgpool", nir.AvgPool2d(kernel_size=k, stride=s, padding=p))
                 with torch.no_grad():
                     shape = tuple(node(torch.zeros(1, *shape)).shape[1:])
@@ -163,14 +199,26 @@ def to_nir(net: SpikingNet, time_steps: int, encoder: str = "direct", dt: float 
                 raise NIRError(f"node {type(node).__name__} has no NIR counterpart here")
     finally:
         net.train(was_training)
-    readout = add("readout", nir.I(r=np.full(shape, 1.0 / dt), metadata={
-        "role": "readout: sums its input over the time steps, no spikes (the logits)"}))
+    readout = add(
+        "readout",
+        nir.I(
+            r=np.full(shape, 1.0 / dt),
+            metadata={"role": "readout: sums its input over the time steps, no spikes (the logits)"},
+        ),
+    )
     connect(prev, readout)
     nodes["output"] = nir.Output(output_type=np.array(shape))
     connect([readout], "output")
-    meta = {"source": "bioSNN", "engine": "torch", "dt": dt, "time_steps": int(time_steps), "encoder": encoder,
-            "integration": "forward Euler at dt (exact for bioSNN's discrete neurons)", "reset": RESET,
-            "threshold_rule": THRESHOLD_RULE}
+    meta = {
+        "source": "bioSNN",
+        "engine": "torch",
+        "dt": dt,
+        "time_steps": int(time_steps),
+        "encoder": encoder,
+        "integration": "forward Euler at dt (exact for bioSNN's discrete neurons)",
+        "reset": RESET,
+        "threshold_rule": THRESHOLD_RULE,
+    }
     if device is not None:
         meta["device"] = device
     meta.update(metadata or {})
@@ -252,11 +300,19 @@ def _residual(graph, block_in: str, starts: list[str], incoming: dict, outgoing:
         raise NIRError(f"{block_in}: its two branches do not meet at one node; not a residual block")
     main, short = (pa, pb) if len(pa) >= len(pb) else (pb, pa)
     kinds = [type(graph.nodes[n]).__name__ for n in main]
-    if len(main) != 3 or kinds[0] != "Conv2d" or kinds[2] != "Conv2d" or kinds[1] not in ("IF", "LIF") or \
-            len(short) > 1 or (short and not isinstance(graph.nodes[short[0]], nir.Conv2d)) or \
-            not isinstance(graph.nodes[end_a], (nir.IF, nir.LIF)):
-        raise NIRError(f"{block_in}: a residual block of {kinds} + {len(short)} shortcut node(s); bioSNN reads "
-                       "conv → neuron → conv (+ identity or 1x1 conv) → neuron")
+    if (
+        len(main) != 3
+        or kinds[0] != "Conv2d"
+        or kinds[2] != "Conv2d"
+        or kinds[1] not in ("IF", "LIF")
+        or len(short) > 1
+        or (short and not isinstance(graph.nodes[short[0]], nir.Conv2d))
+        or not isinstance(graph.nodes[end_a], (nir.IF, nir.LIF))
+    ):
+        raise NIRError(
+            f"{block_in}: a residual block of {kinds} + {len(short)} shortcut node(s); bioSNN reads "
+            "conv → neuron → conv (+ identity or 1x1 conv) → neuron"
+        )
     conv1, act1, conv2 = (_module(n, graph.nodes[n], dt) for n in main)
     if conv1.bias is not None or conv2.bias is not None or conv1.kernel_size != (3, 3) or conv2.stride != (1, 1):
         raise NIRError(f"{main[0]}: residual convolutions must be 3x3 without bias (bioSNN's basic block)")
@@ -284,11 +340,16 @@ def _module(name: str, node, dt: float) -> nn.Module | None:
         if isinstance(node.padding, str):
             raise NIRError(f"{name}: padding {node.padding!r}; give it as numbers")
         bias = np.asarray(node.bias)
-        conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]),
-                         stride=tuple(np.broadcast_to(node.stride, (2,)).tolist()),
-                         padding=tuple(np.broadcast_to(node.padding, (2,)).tolist()),
-                         dilation=tuple(np.broadcast_to(node.dilation, (2,)).tolist()),
-                         groups=int(node.groups), bias=bool(np.any(bias != 0)))
+        conv = nn.Conv2d(
+            w.shape[1] * int(node.groups),
+            w.shape[0],
+            tuple(w.shape[2:]),
+            stride=tuple(np.broadcast_to(node.stride, (2,)).tolist()),
+            padding=tuple(np.broadcast_to(node.padding, (2,)).tolist()),
+            dilation=tuple(np.broadcast_to(node.dilation, (2,)).tolist()),
+            groups=int(node.groups),
+            bias=bool(np.any(bias != 0)),
+        )
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(w.copy()))
             if conv.bias is not None:
@@ -347,7 +408,8 @@ TEXT_NOT_EXPRESSED = (
     "the embedding lookup (token id -> vector; the table is the bioSNN bundle's state.embedding.weight) has no NIR "
     "node: the graph starts at the embedding vector. Token k's vector is the input at steps k*T ... k*T+T-1 "
     "(T = time_steps, the steps per token), the membranes carry on from token to token, and the logits are the "
-    "readout's sum divided by tokens*T (the same argmax)")
+    "readout's sum divided by tokens*T (the same argmax)"
+)
 
 
 # translators of bioSNN.models.seq2seq: none has a NIR form (the bioSNN bundle holds all of each)
@@ -359,20 +421,25 @@ SEQ2SEQ_REFUSAL = {
 SEQ2SEQ_NOT_EXPRESSED = (
     "NIR cannot express: the embedding lookups (token ids -> vectors), the dot-product "
     "attention of the decoder over the encoder (a softmax over source positions), or decoding, where each "
-    "output token is fed back as the next input; the bundle (biosnn export --to bundle) keeps the whole model")
+    "output token is fed back as the next input; the bundle (biosnn export --to bundle) keeps the whole model"
+)
 
 
 def bundle_from_nir(path, out=None):
     """A PyTorch-engine bundle of the NIR graph in the file ``path`` (read by :func:`from_nir`): the weights and
     neurons as every bundle stores them, the run settings the graph records, and the file itself
-    (:data:`NIR_ARRAY`), from which :func:`bioSNN.models.from_bundle.network_from_bundle` rebuilds the architecture. Written to ``out``
+    (:data:`NIR_ARRAY`), from which :func:`bioSNN.models.from_bundle.network_from_bundle` rebuilds the
+    architecture. Written to ``out``
     when given."""
     from .. import bundles
 
     path = Path(path)
     net, run = from_nir(read_nir(path))
-    settings = run_settings(int(run["time_steps"]), str(run["encoder"]), float(run["dt"])) \
-        if "time_steps" in run and "encoder" in run else None
+    settings = (
+        run_settings(int(run["time_steps"]), str(run["encoder"]), float(run["dt"]))
+        if "time_steps" in run and "encoder" in run
+        else None
+    )
     b = to_bundle(net, run=settings, name=path.stem, provenance=bundles.provenance(source=str(path)))
     b = dataclasses.replace(b, arrays={**b.arrays, NIR_ARRAY: np.frombuffer(path.read_bytes(), dtype=np.uint8)})
     if out is not None:
@@ -389,7 +456,8 @@ def brian_refusal() -> str:
     from .nir_brian import _inexpressible
 
     with backend(Backend("numpy")):
-        net = DiehlCookNetwork(DiehlCookConfig(n_input=4, n_exc=2, poisson="per_step"), np.zeros((1, 4), np.uint8),
-                               Backend("numpy"))
+        net = DiehlCookNetwork(
+            DiehlCookConfig(n_input=4, n_exc=2, poisson="per_step"), np.zeros((1, 4), np.uint8), Backend("numpy")
+        )
         parts = _inexpressible(net.brian.network)
     return "NIR cannot express: " + "; ".join(parts)

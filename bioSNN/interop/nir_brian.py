@@ -82,8 +82,15 @@ _PARAMS = {
     "LI": {"tau": "second", "r": "1", "v_leak": "1"},
     "IF": {"r": "Hz", "v_threshold": "1", "v_reset": "1"},
     "I": {"r": "Hz"},
-    "CubaLIF": {"tau_syn": "second", "tau_mem": "second", "r": "1", "v_leak": "1", "w_in": "1", "v_threshold": "1",
-                "v_reset": "1"},
+    "CubaLIF": {
+        "tau_syn": "second",
+        "tau_mem": "second",
+        "r": "1",
+        "v_leak": "1",
+        "w_in": "1",
+        "v_threshold": "1",
+        "v_reset": "1",
+    },
 }
 # the forward-Euler step of each ODE, with its coefficients as per-neuron constants
 _STEPS = {
@@ -94,8 +101,13 @@ _STEPS = {
     # both from the values at the start of the step (v first: it reads the old I)
     "CubaLIF": "v = decay*v + gain*I + drift\nI = decay_syn*I + gain_syn*I_in",
 }
-_COEFFS = {"LIF": ("decay", "gain", "drift"), "LI": ("decay", "gain", "drift"), "IF": ("gain",), "I": ("gain",),
-           "CubaLIF": ("decay", "gain", "drift", "decay_syn", "gain_syn")}
+_COEFFS = {
+    "LIF": ("decay", "gain", "drift"),
+    "LI": ("decay", "gain", "drift"),
+    "IF": ("gain",),
+    "I": ("gain",),
+    "CubaLIF": ("decay", "gain", "drift", "decay_syn", "gain_syn"),
+}
 
 
 class _ForwardEuler:
@@ -141,7 +153,7 @@ def linear_map(name: str, node, in_shape: tuple) -> tuple:
     if isinstance(node, nir.Flatten):
         start = node.start_dim % len(in_shape)
         end = node.end_dim % len(in_shape)
-        out = in_shape[:start] + (math.prod(in_shape[start:end + 1]),) + in_shape[end + 1:]
+        out = in_shape[:start] + (math.prod(in_shape[start : end + 1]),) + in_shape[end + 1 :]
         return sp.identity(n_in, format="csr"), np.zeros(n_in), tuple(out)
     if isinstance(node, nir.Conv2d):
         w = _np(node.weight)
@@ -163,8 +175,9 @@ def linear_map(name: str, node, in_shape: tuple) -> tuple:
         if c_g * groups != c_in:
             raise NIRError(f"{name}: weight {w.shape} with {groups} group(s) does not take {c_in} input channels")
         ho, wo = (h + 2 * py - dy * (kh - 1) - 1) // sy + 1, (wd + 2 * px - dx * (kw - 1) - 1) // sx + 1
-        co, oy, ox, cg, ky, kx = np.ix_(np.arange(c_out), np.arange(ho), np.arange(wo), np.arange(c_g),
-                                        np.arange(kh), np.arange(kw))
+        co, oy, ox, cg, ky, kx = np.ix_(
+            np.arange(c_out), np.arange(ho), np.arange(wo), np.arange(c_g), np.arange(kh), np.arange(kw)
+        )
         ci = (co // (c_out // groups)) * c_g + cg
         iy, ix = oy * sy - py + ky * dy, ox * sx - px + kx * dx
         shape = (c_out, ho, wo, c_g, kh, kw)
@@ -254,8 +267,15 @@ class NIRBrianNetwork:
     ``dt`` (s) and ``time_steps`` default to the graph's metadata. ``record``: keep every spiking layer's spikes.
     """
 
-    def __init__(self, graph, images: int, time_steps: int | None = None, dt: float | None = None,
-                 record: bool = True, standalone_dir: str | None = None):
+    def __init__(
+        self,
+        graph,
+        images: int,
+        time_steps: int | None = None,
+        dt: float | None = None,
+        record: bool = True,
+        standalone_dir: str | None = None,
+    ):
         import brian2 as b2
         import nir
 
@@ -264,8 +284,11 @@ class NIRBrianNetwork:
         self.dt = float(dt if dt is not None else meta.get("dt", 0) or 0)
         self.time_steps = int(time_steps if time_steps is not None else meta.get("time_steps", 0) or 0)
         if not math.isfinite(self.dt) or self.dt <= 0:
-            raise NIRError("the graph records no dt: pass dt= (the step of the simulation)" if not self.dt else
-                           f"dt must be a positive number of seconds, got {self.dt!r}")
+            raise NIRError(
+                "the graph records no dt: pass dt= (the step of the simulation)"
+                if not self.dt
+                else f"dt must be a positive number of seconds, got {self.dt!r}"
+            )
         if self.time_steps < 1:
             raise NIRError("the graph records no time_steps: pass time_steps=")
         if images < 1:
@@ -276,8 +299,10 @@ class NIRBrianNetwork:
         self._standalone = b2.get_device().__class__.__name__ != "RuntimeDevice"
         self._directory = (b2.get_device().build_options or {}).get("directory") if self._standalone else None
         if self._standalone and not self._directory:
-            raise NIRError("a standalone NIRBrianNetwork needs the project directory of its backend "
-                           "(build it inside bioSNN.brian.backend.backend(Backend(name, directory=...)))")
+            raise NIRError(
+                "a standalone NIRBrianNetwork needs the project directory of its backend "
+                "(build it inside bioSNN.brian.backend.backend(Backend(name, directory=...)))"
+            )
         self._built = False
         self.build_seconds = 0.0
         with _float64():
@@ -298,8 +323,10 @@ class NIRBrianNetwork:
         for k, node in graph.nodes.items():
             kind = _kind(node)
             if kind not in NEURON_KINDS + LINEAR_KINDS + ("Input", "Output"):
-                raise NIRError(f"{k}: NIR node {kind} has no Brian2 counterpart here (it reads "
-                               f"{', '.join(NEURON_KINDS + LINEAR_KINDS)})")
+                raise NIRError(
+                    f"{k}: NIR node {kind} has no Brian2 counterpart here (it reads "
+                    f"{', '.join(NEURON_KINDS + LINEAR_KINDS)})"
+                )
         layers: dict[str, _Layer] = {}
         shapes: dict[str, tuple] = {in_name: in_shape}
         maps: dict[str, tuple] = {}  # linear node -> (matrix, bias, out_shape), built once
@@ -369,8 +396,10 @@ class NIRBrianNetwork:
                 sub, sub_bias, sub_analog = paths(s)
                 for src, m in sub.items():
                     if _kind(graph.nodes[src]) in ("LI", "I"):
-                        raise NIRError(f"{src} → {name}: {_kind(graph.nodes[src])} neurons do not spike; only "
-                                       "spiking nodes may feed another neuron node")
+                        raise NIRError(
+                            f"{src} → {name}: {_kind(graph.nodes[src])} neurons do not spike; only "
+                            "spiking nodes may feed another neuron node"
+                        )
                     m = _apply(None, m, math.prod(out_shape(src)))
                     layer.incoming[src] = m if src not in layer.incoming else layer.incoming[src] + m
                 if sub_bias is not None:
@@ -396,8 +425,9 @@ class NIRBrianNetwork:
         clock = b2.Clock(dt=dt, name="nir_clock*")
         n_in = math.prod(self.input_shape)
         self.frames = b2.TimedArray(np.zeros((self.images * T, n_in)), dt=dt, name="nir_frames*")
-        self.input = b2.NeuronGroup(n_in, "x = frames(t, i) : 1", clock=clock, name=_ident(self.input_name),
-                                    namespace={"frames": self.frames})
+        self.input = b2.NeuronGroup(
+            n_in, "x = frames(t, i) : 1", clock=clock, name=_ident(self.input_name), namespace={"frames": self.frames}
+        )
         objects: list = [self.input]
         self.groups, self.synapses, self.monitors = {}, {}, {}
         for k, layer in enumerate(self.layers.values()):
@@ -415,8 +445,14 @@ class NIRBrianNetwork:
                 g.resetter["spike"].when, g.resetter["spike"].order = "groups", base + 5
             if layer.analog is not None:
                 m = layer.analog.tocoo()
-                s = b2.Synapses(self.input, g, "w : 1\nI_ext_post = w*x_pre : 1 (summed)", clock=clock,
-                                namespace={"frames": self.frames}, name=f"{_ident(self.input_name)}_to_{g.name}")
+                s = b2.Synapses(
+                    self.input,
+                    g,
+                    "w : 1\nI_ext_post = w*x_pre : 1 (summed)",
+                    clock=clock,
+                    namespace={"frames": self.frames},
+                    name=f"{_ident(self.input_name)}_to_{g.name}",
+                )
                 s.connect(i=m.col.astype(np.int32), j=m.row.astype(np.int32))
                 s.w[:] = m.data
                 s.summed_updaters["I_ext_post"].when = "groups"
@@ -425,8 +461,14 @@ class NIRBrianNetwork:
                 objects.append(s)
             for src, mat in layer.incoming.items():
                 m = mat.tocoo()
-                s = b2.Synapses(self.groups[src], g, "w : 1", on_pre="I_syn_post += w", clock=clock,
-                                name=f"{self.groups[src].name}_to_{g.name}")
+                s = b2.Synapses(
+                    self.groups[src],
+                    g,
+                    "w : 1",
+                    on_pre="I_syn_post += w",
+                    clock=clock,
+                    name=f"{self.groups[src].name}_to_{g.name}",
+                )
                 s.connect(i=m.col.astype(np.int32), j=m.row.astype(np.int32))
                 s.w[:] = m.data
                 src_order = 10 * (list(self.layers).index(src) + 1)
@@ -451,23 +493,29 @@ class NIRBrianNetwork:
         node, kind, n = layer.node, layer.kind, layer.size
         md = dict(node.metadata or {})
         params = _PARAMS[kind]
-        eqs = "\n".join([_ODES[kind], "I_in = I_syn + I_ext : 1", "I_syn : 1", "I_ext : 1", "b : 1 (constant)"]
-                        + [f"{p} : {u} (constant)" for p, u in params.items()]
-                        + [f"{c} : 1 (constant)" for c in _COEFFS[kind]])
+        eqs = "\n".join(
+            [_ODES[kind], "I_in = I_syn + I_ext : 1", "I_syn : 1", "I_ext : 1", "b : 1 (constant)"]
+            + [f"{p} : {u} (constant)" for p, u in params.items()]
+            + [f"{c} : 1 (constant)" for c in _COEFFS[kind]]
+        )
         threshold = reset = None
         if "v_threshold" in params:
             ge = md.get("threshold_rule") == THRESHOLD_RULE
             threshold = "v >= v_threshold" if ge else "v > v_threshold"
             reset = "v -= v_threshold" if md.get("reset") == RESET else "v = v_reset"
-        g = b2.NeuronGroup(n, eqs, threshold=threshold, reset=reset, method=_ForwardEuler(kind), clock=clock,
-                           name=_ident(layer.name))
+        g = b2.NeuronGroup(
+            n, eqs, threshold=threshold, reset=reset, method=_ForwardEuler(kind), clock=clock, name=_ident(layer.name)
+        )
         vals = {}
         for p, unit in params.items():
             raw = getattr(node, p, None)
             if raw is None:
                 raw = 0.0
-            vals[p] = np.broadcast_to(_np(raw), layer.shape).ravel().copy() if np.size(raw) > 1 else \
-                np.full(n, float(np.asarray(raw).ravel()[0]))
+            vals[p] = (
+                np.broadcast_to(_np(raw), layer.shape).ravel().copy()
+                if np.size(raw) > 1
+                else np.full(n, float(np.asarray(raw).ravel()[0]))
+            )
             setattr(g, p, vals[p] * (b2.second if unit == "second" else b2.Hz if unit == "Hz" else 1))
         for c, v in _coefficients(kind, vals, self.dt, md).items():
             setattr(g, c, v)
@@ -537,7 +585,7 @@ class NIRBrianNetwork:
             spikes[name] = a.reshape(n, T, *layer.shape).swapaxes(0, 1)
         if self.readout is not None:
             v = np.asarray(self.readout.v_)  # (neurons, steps)
-            outputs = v[:, T - 1::T].T.copy()
+            outputs = v[:, T - 1 :: T].T.copy()
         else:
             outputs = spikes[self.output_name].sum(0).reshape(n, -1)
         return BrianResult(outputs, spikes if self.monitors else None, seconds, self.build_seconds)
@@ -597,16 +645,28 @@ def _coefficients(kind: str, p: dict, dt: float, md: dict) -> dict:
         if exact is not None and np.allclose(decay, float(exact), rtol=1e-9, atol=1e-12):
             decay = np.full_like(decay, float(exact))  # bioSNN's own λ, bit for bit
         return {"decay": decay, "gain": _snap_one(dt * p["r"] / p["tau"]), "drift": dt * p["v_leak"] / p["tau"]}
-    return {"decay": 1.0 - dt / p["tau_mem"], "gain": dt * p["r"] / p["tau_mem"],
-            "drift": dt * p["v_leak"] / p["tau_mem"], "decay_syn": 1.0 - dt / p["tau_syn"],
-            "gain_syn": dt * p["w_in"] / p["tau_syn"]}
+    return {
+        "decay": 1.0 - dt / p["tau_mem"],
+        "gain": dt * p["r"] / p["tau_mem"],
+        "drift": dt * p["v_leak"] / p["tau_mem"],
+        "decay_syn": 1.0 - dt / p["tau_syn"],
+        "gain_syn": dt * p["w_in"] / p["tau_syn"],
+    }
 
 
-def simulate(graph, x, backend=None, encoder: str | None = None, generator=None, time_steps: int | None = None,
-             record: bool = True) -> BrianResult:
+def simulate(
+    graph,
+    x,
+    backend=None,
+    encoder: str | None = None,
+    generator=None,
+    time_steps: int | None = None,
+    record: bool = True,
+) -> BrianResult:
     """Build the Brian2 network of ``graph`` for the images ``x`` (analog, ``(images, *input_shape)``) on
     ``backend`` (a :class:`~bioSNN.brian.backend.Backend`, default ``numpy``) and run them once."""
-    from ..brian.backend import Backend, backend as use
+    from ..brian.backend import Backend
+    from ..brian.backend import backend as use
 
     be = backend or Backend("numpy")
     with use(be):
@@ -628,8 +688,10 @@ def brian_to_nir(network):
     problems = _inexpressible(net)
     if problems:
         raise NIRError("NIR cannot express this Brian2 network: " + "; ".join(problems))
-    raise NIRError("this Brian2 network has only NIR-expressible parts but was not built from NIR equations "
-                   "(bioSNN writes networks built by NIRBrianNetwork)")
+    raise NIRError(
+        "this Brian2 network has only NIR-expressible parts but was not built from NIR equations "
+        "(bioSNN writes networks built by NIRBrianNetwork)"
+    )
 
 
 def _find_network(obj):
@@ -657,30 +719,41 @@ def _inexpressible(net) -> list[str]:
             e = str_to_sympy(expr.code)
             syms = {s.name: s for s in e.free_symbols}
             if var == "v" and var in syms:
-                found = [o for o in sorted(set(syms) & states - {"v"})
-                         if sympy.simplify(sympy.diff(e, syms["v"], syms[o])) != 0]
+                found = [
+                    o
+                    for o in sorted(set(syms) & states - {"v"})
+                    if sympy.simplify(sympy.diff(e, syms["v"], syms[o])) != 0
+                ]
                 if found:
                     conductances[g.name] = found
-                    out.append(f"group {g.name!r}: conductance-based input (dv/dt has "
-                               f"{', '.join(c + '·v' for c in found)}; NIR neurons are current-based)")
+                    out.append(
+                        f"group {g.name!r}: conductance-based input (dv/dt has "
+                        f"{', '.join(c + '·v' for c in found)}; NIR neurons are current-based)"
+                    )
         thr = g.events.get("spike")
         if thr:
             reset = g.event_codes.get("spike", "") or ""
-            moving = {n for n in re.findall(r"[A-Za-z_]\w*", thr) if n != "v" and n in eqs.names and
-                      (n in states or re.search(rf"\b{n}\s*[+\-*/]?=(?!=)", reset))}
+            moving = {
+                n
+                for n in re.findall(r"[A-Za-z_]\w*", thr)
+                if n != "v" and n in eqs.names and (n in states or re.search(rf"\b{n}\s*[+\-*/]?=(?!=)", reset))
+            }
             for n in sorted(moving):
-                out.append(f"group {g.name!r}: threshold {thr!r} moves with {n} (an adaptive threshold; NIR "
-                           "thresholds are constants)")
+                out.append(
+                    f"group {g.name!r}: threshold {thr!r} moves with {n} (an adaptive threshold; NIR "
+                    "thresholds are constants)"
+                )
         if g._refractory is not False and g._refractory is not None:
             out.append(f"group {g.name!r}: a refractory period (NIR neurons have none)")
     for syn in (o for o in objects if isinstance(o, b2.Synapses)):
         code = "\n".join(p.code for p in syn._pathways)
         targets = re.findall(r"^\s*([A-Za-z_]\w*)\s*[+\-*/]?=(?!=)", code, flags=re.M)
-        changing = sorted({t for t in targets if not t.endswith(("_post", "_pre"))} |
-                          set(syn.equations.diff_eq_names))
+        changing = sorted({t for t in targets if not t.endswith(("_post", "_pre"))} | set(syn.equations.diff_eq_names))
         if changing:
-            out.append(f"synapses {syn.name!r}: plastic ({', '.join(changing)} change at spikes; NIR has no "
-                       "plasticity, only weights)")
+            out.append(
+                f"synapses {syn.name!r}: plastic ({', '.join(changing)} change at spikes; NIR has no "
+                "plasticity, only weights)"
+            )
         for post in sorted({t[:-5] for t in targets if t.endswith("_post")}):
             if post in conductances.get(syn.target.name, ()):
                 out.append(f"synapses {syn.name!r}: drive the conductance {post} of {syn.target.name!r}")
@@ -688,7 +761,6 @@ def _inexpressible(net) -> list[str]:
 
 
 def _export_built(bn: NIRBrianNetwork, nir):
-
 
     nodes = {bn.input_name: nir.Input(input_type=np.array(bn.input_shape))}
     edges = []
@@ -699,8 +771,14 @@ def _export_built(bn: NIRBrianNetwork, nir):
         md = dict(layer.node.metadata or {})
         md["brian2_group"] = g.name
         if layer.kind == "LIF":
-            node = nir.LIF(tau=vals["tau"], r=vals["r"], v_leak=vals["v_leak"], v_threshold=vals["v_threshold"],
-                           v_reset=vals["v_reset"], metadata=md)
+            node = nir.LIF(
+                tau=vals["tau"],
+                r=vals["r"],
+                v_leak=vals["v_leak"],
+                v_threshold=vals["v_threshold"],
+                v_reset=vals["v_reset"],
+                metadata=md,
+            )
         elif layer.kind == "IF":
             node = nir.IF(r=vals["r"], v_threshold=vals["v_threshold"], v_reset=vals["v_reset"], metadata=md)
         elif layer.kind == "LI":
@@ -708,12 +786,19 @@ def _export_built(bn: NIRBrianNetwork, nir):
         elif layer.kind == "I":
             node = nir.I(r=vals["r"], metadata=md)
         else:
-            node = nir.CubaLIF(tau_syn=vals["tau_syn"], tau_mem=vals["tau_mem"], r=vals["r"], v_leak=vals["v_leak"],
-                               w_in=vals["w_in"], v_threshold=vals["v_threshold"], v_reset=vals["v_reset"], metadata=md)
+            node = nir.CubaLIF(
+                tau_syn=vals["tau_syn"],
+                tau_mem=vals["tau_mem"],
+                r=vals["r"],
+                v_leak=vals["v_leak"],
+                w_in=vals["w_in"],
+                v_threshold=vals["v_threshold"],
+                v_reset=vals["v_reset"],
+                metadata=md,
+            )
         nodes[name] = node
         bias = np.asarray(g.b_)
-        sources = [(bn.input_name, bn.synapses[(bn.input_name, name)])] if (bn.input_name, name) in bn.synapses \
-            else []
+        sources = [(bn.input_name, bn.synapses[(bn.input_name, name)])] if (bn.input_name, name) in bn.synapses else []
         sources += [(src, bn.synapses[(src, name)]) for src in layer.incoming]
         for k, (src, s) in enumerate(sources):
             n_src = math.prod(bn.input_shape) if src == bn.input_name else bn.layers[src].size
@@ -738,6 +823,13 @@ def _export_built(bn: NIRBrianNetwork, nir):
     nodes["output"] = nir.Output(output_type=np.array([out_layer.size]))
     edges.append((bn.output_name, "output"))
     meta = {k: v for k, v in dict(bn.graph.metadata or {}).items()}
-    meta.update({"source": "bioSNN", "engine": "brian2", "dt": bn.dt, "time_steps": bn.time_steps,
-                 "integration": "forward Euler at dt"})
+    meta.update(
+        {
+            "source": "bioSNN",
+            "engine": "brian2",
+            "dt": bn.dt,
+            "time_steps": bn.time_steps,
+            "integration": "forward Euler at dt",
+        }
+    )
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)

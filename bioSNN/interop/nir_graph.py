@@ -78,9 +78,11 @@ def _open_checked(path: Path, limit: int):
                     # variable-length strings live in the file's heap: the file size (added below) bounds them
                     declared[0] += n * obj.dtype.itemsize
                     if declared[0] > limit:
-                        raise NIRError(f"{path}: dataset {obj.name} of shape {obj.shape} brings the declared "
-                                       f"data past {limit} bytes (read(..., max_bytes=N) or "
-                                       "BIOSNN_NIR_MAX_BYTES=N to accept it)")
+                        raise NIRError(
+                            f"{path}: dataset {obj.name} of shape {obj.shape} brings the declared "
+                            f"data past {limit} bytes (read(..., max_bytes=N) or "
+                            "BIOSNN_NIR_MAX_BYTES=N to accept it)"
+                        )
 
         visit(f, 0)
         if declared[0] + path.stat().st_size > limit:
@@ -100,8 +102,10 @@ def read(path: str | os.PathLike, max_bytes: int | None = None):
     known = {n for n in dir(nir) if isinstance(getattr(nir, n), type) and issubclass(getattr(nir, n), nir.NIRNode)}
     for name, kind in describe(path, max_bytes)["nodes"].items():  # nir itself fails on these with a bare assert
         if kind not in known:
-            raise NIRError(f"{path}: node {name!r}: type {kind!r} is not a NIR node type (nir {nir.__version__} "
-                           f"knows {', '.join(sorted(known - {'NIRNode'}))})")
+            raise NIRError(
+                f"{path}: node {name!r}: type {kind!r} is not a NIR node type (nir {nir.__version__} "
+                f"knows {', '.join(sorted(known - {'NIRNode'}))})"
+            )
     try:
         graph = nir.read(path)
     except NIRError:
@@ -131,8 +135,11 @@ def describe(path: str | os.PathLike, max_bytes: int | None = None) -> dict:
                 return {k: plain(obj[k]) for k in obj}
             v = obj[()]
             if isinstance(v, np.ndarray):
-                return [_text(x) if isinstance(x, bytes) else x for x in v.tolist()] if v.size <= 64 \
+                return (
+                    [_text(x) if isinstance(x, bytes) else x for x in v.tolist()]
+                    if v.size <= 64
                     else f"array {v.shape} {v.dtype}"
+                )
             return _text(v) if isinstance(v, (bytes, str)) else (v.item() if hasattr(v, "item") else v)
 
         nodes = node.get("nodes")
@@ -204,8 +211,12 @@ def validate(graph, source: str = "graph") -> None:
         raise NIRError(f"{source}: the graph's metadata is not a mapping")
     if "dt" in meta:
         dt = meta["dt"]
-        if isinstance(dt, (bool, np.bool_)) or not isinstance(dt, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(float(dt)) or float(dt) <= 0:
+        if (
+            isinstance(dt, (bool, np.bool_))
+            or not isinstance(dt, (int, float, np.integer, np.floating))
+            or not math.isfinite(float(dt))
+            or float(dt) <= 0
+        ):
             raise NIRError(f"{source}: metadata dt must be a positive number of seconds, got {dt!r}")
     if "time_steps" in meta:
         t = meta["time_steps"]
@@ -239,13 +250,17 @@ def _check_node(where: str, node, nir) -> None:
     if kind in _NEURONS:
         for f in _POSITIVE:
             if f in arrays and np.any(arrays[f] <= 0):
-                raise NIRError(f"{where}: {f} must be > 0 (NIR's {kind} equation divides by it or takes no input "
-                               f"with it), got min {arrays[f].min():g}")
+                raise NIRError(
+                    f"{where}: {f} must be > 0 (NIR's {kind} equation divides by it or takes no input "
+                    f"with it), got min {arrays[f].min():g}"
+                )
         try:
             np.broadcast_shapes(*(a.shape for a in arrays.values()))
         except ValueError:
-            raise NIRError(f"{where}: its parameters have shapes that do not broadcast together "
-                           f"{ {k: a.shape for k, a in arrays.items()} }") from None
+            raise NIRError(
+                f"{where}: its parameters have shapes that do not broadcast together "
+                f"{ {k: a.shape for k, a in arrays.items()} }"
+            ) from None
     elif kind in ("Linear", "Affine"):
         w = arrays.get("weight")
         if w is None or w.ndim != 2:

@@ -16,9 +16,9 @@ from torch import nn
 
 from bioSNN.bundles import Bundle, Population, Projection
 
+from .network import FixedDropout, Residual, SpikingNet
 from .neurons import LIF
 from .qat import weight_parameter
-from .network import FixedDropout, Residual, SpikingNet
 
 __all__ = ["to_bundle", "load_state", "run_settings", "STATE_PREFIX"]
 
@@ -30,12 +30,18 @@ def run_settings(time_steps: int, encoder: str, dt: float = 1e-3) -> dict:
     (by this engine, by Brian2 through NIR, or by hand): the time steps and input coding it was evaluated with, the
     step ``dt`` (s) that NIR export maps the discrete neurons to, and the update they follow."""
     if time_steps < 1 or encoder not in ("direct", "poisson", "frames") or dt <= 0:
-        raise ValueError(f"run settings: need time_steps >= 1, encoder direct|poisson|frames and dt > 0, got {time_steps}, "
-                         f"{encoder!r}, {dt}")
-    return {"time_steps": int(time_steps), "encoder": encoder, "dt": float(dt),
-            "integration": "u[t] = leak*u[t-1] + I[t]; spike where u[t] >= v_threshold; reset per population "
-                           "(soft: u -= v_threshold, hard: u = 0); readout: sum over t of its input",
-            "reset": "per population ('reset' parameter)"}
+        raise ValueError(
+            f"run settings: need time_steps >= 1, encoder direct|poisson|frames and dt > 0, got {time_steps}, "
+            f"{encoder!r}, {dt}"
+        )
+    return {
+        "time_steps": int(time_steps),
+        "encoder": encoder,
+        "dt": float(dt),
+        "integration": "u[t] = leak*u[t-1] + I[t]; spike where u[t] >= v_threshold; reset per population "
+        "(soft: u -= v_threshold, hard: u = 0); readout: sum over t of its input",
+        "reset": "per population ('reset' parameter)",
+    }
 
 
 def _neurons_per_activation(net: SpikingNet) -> dict[str, int]:
@@ -49,30 +55,41 @@ def to_bundle(net: SpikingNet, model: dict | None = None, run: dict | None = Non
     """Describe ``net`` and store its state; ``model``: factory arguments kept in ``extra["model"]``; ``run``: its
     :func:`run_settings` (``extra["run"]``); ``device``: the memristive devices its weights sit on."""
     sizes = _neurons_per_activation(net)
-    pops = [Population("input", int(np.prod(net.input_shape)), "input",
-                       {"shape": {"value": list(net.input_shape), "unit": "1"}})]
+    pops = [
+        Population(
+            "input", int(np.prod(net.input_shape)), "input", {"shape": {"value": list(net.input_shape), "unit": "1"}}
+        )
+    ]
     for act in net.activations():
         name = net.name_of(act)
-        pops.append(Population(name, sizes[name], "lif_discrete", {
-            "leak": {"value": float(act.leak.detach()), "unit": "1"},
-            "v_threshold": {"value": float(act.threshold.detach()), "unit": "1"},
-            "reset": {"value": act.reset, "unit": ""},
-        }))
+        pops.append(
+            Population(
+                name,
+                sizes[name],
+                "lif_discrete",
+                {
+                    "leak": {"value": float(act.leak.detach()), "unit": "1"},
+                    "v_threshold": {"value": float(act.threshold.detach()), "unit": "1"},
+                    "reset": {"value": act.reset, "unit": ""},
+                },
+            )
+        )
     arrays = {STATE_PREFIX + k: v.detach().cpu().numpy() for k, v in net.state_dict().items()}
     keys = {id(p): STATE_PREFIX + k for k, p in net.named_parameters()}
     projs, src, pre_ops = [], "input", []
 
     def proj(layer: nn.Module, source: str, target: str, ops: list[str]):
         if isinstance(layer, nn.Conv2d):
-            params = {"stride": {"value": list(layer.stride), "unit": "1"},
-                      "padding": {"value": list(layer.padding), "unit": "1"}}
+            params = {
+                "stride": {"value": list(layer.stride), "unit": "1"},
+                "padding": {"value": list(layer.padding), "unit": "1"},
+            }
             conn = "conv2d"
         else:
             params, conn = {}, "linear"
         if ops:
             params["pre_ops"] = {"value": list(ops), "unit": ""}
-        projs.append(Projection(net.name_of(layer), source, target, keys[id(weight_parameter(layer))], conn,
-                                params))
+        projs.append(Projection(net.name_of(layer), source, target, keys[id(weight_parameter(layer))], conn, params))
 
     pending: nn.Module | None = None
     for node in net.nodes:
@@ -113,12 +130,13 @@ def load_state(net: nn.Module, bundle: Bundle, prefix: str = STATE_PREFIX) -> No
     """Copy the bundle's state tensors (arrays ``<prefix><key>``) into ``net`` (same architecture required; clear
     error otherwise). Any module: SpikingNets and the sequence models alike."""
     own = net.state_dict()
-    stored = {k[len(prefix):]: v for k, v in bundle.arrays.items() if k.startswith(prefix)}
+    stored = {k[len(prefix) :]: v for k, v in bundle.arrays.items() if k.startswith(prefix)}
     missing, unexpected = sorted(set(own) - set(stored)), sorted(set(stored) - set(own))
     if missing or unexpected:
         raise ValueError(f"bundle does not match the network: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for k, v in stored.items():
         if tuple(v.shape) != tuple(own[k].shape):
-            raise ValueError(f"bundle array {k!r} has shape {tuple(v.shape)}, the network expects "
-                             f"{tuple(own[k].shape)}")
+            raise ValueError(
+                f"bundle array {k!r} has shape {tuple(v.shape)}, the network expects {tuple(own[k].shape)}"
+            )
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in stored.items()})

@@ -14,8 +14,15 @@ from collections import Counter
 import numpy as np
 import torch
 
-__all__ = ["optimizer_to_arrays", "optimizer_from_arrays", "scheduler_to_json", "scheduler_from_json",
-           "training_state", "restore_training_state", "RNG"]
+__all__ = [
+    "optimizer_to_arrays",
+    "optimizer_from_arrays",
+    "scheduler_to_json",
+    "scheduler_from_json",
+    "training_state",
+    "restore_training_state",
+    "RNG",
+]
 
 _PREFIX = "optim."
 RNG = "training.torch_rng_state"  # array key of the global torch RNG state
@@ -40,7 +47,7 @@ def optimizer_from_arrays(opt: torch.optim.Optimizer, arrays: dict[str, np.ndarr
     state: dict[int, dict] = {}
     for key, a in arrays.items():
         if key.startswith(_PREFIX):
-            idx, _, name = key[len(_PREFIX):].partition(".")
+            idx, _, name = key[len(_PREFIX) :].partition(".")
             state.setdefault(int(idx), {})[name] = torch.from_numpy(np.array(a))
     for key, v in meta.get("scalars", {}).items():
         idx, _, name = key.partition(".")
@@ -64,8 +71,10 @@ def _to_json(v, key: str):
         return [_to_json(x, key) for x in v]
     if torch.is_tensor(v) and v.numel() == 1:
         return v.item()
-    raise TypeError(f"scheduler state {key!r} holds a {type(v).__name__}, which a checkpoint cannot store "
-                    "without pickle (use a scheduler whose state is numbers and lists, e.g. MultiStepLR)")
+    raise TypeError(
+        f"scheduler state {key!r} holds a {type(v).__name__}, which a checkpoint cannot store "
+        "without pickle (use a scheduler whose state is numbers and lists, e.g. MultiStepLR)"
+    )
 
 
 def scheduler_to_json(scheduler) -> dict:
@@ -76,6 +85,7 @@ def scheduler_to_json(scheduler) -> dict:
 
 def scheduler_from_json(scheduler, state: dict) -> None:
     """Load what :func:`scheduler_to_json` wrote into ``scheduler`` (a scheduler of the same kind)."""
+
     def back(v):
         if isinstance(v, dict) and set(v) == {"counter"}:
             return Counter({int(k): int(n) for k, n in v["counter"]})
@@ -94,8 +104,9 @@ def training_state(opt: torch.optim.Optimizer, scheduler=None) -> tuple[dict[str
     return arrays, extra
 
 
-def restore_training_state(arrays: dict[str, np.ndarray], extra: dict, opt: torch.optim.Optimizer,
-                           scheduler=None, epochs_done: int = 0) -> None:
+def restore_training_state(
+    arrays: dict[str, np.ndarray], extra: dict, opt: torch.optim.Optimizer, scheduler=None, epochs_done: int = 0
+) -> None:
     """Put back what :func:`training_state` saved. The optimizer comes back with the learning rate it had at the
     save; the scheduler with its step count. A checkpoint of an older bioSNN has no scheduler state: its
     scheduler is moved to ``epochs_done`` without stepping (the optimizer already holds the lowered rate)."""

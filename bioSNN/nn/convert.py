@@ -12,7 +12,8 @@ DIET-SNN, Rathi & Roy 2021, with the 99.7th percentile).
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
 import torch
 
@@ -47,8 +48,11 @@ class _Collector:
         else:
             flat = x.flatten()
             if flat.numel() > 200_000:  # keep memory bounded on big layers
-                flat = flat[torch.randint(0, flat.numel(), (200_000,), generator=torch.Generator().manual_seed(
-                    len(self.values)))]
+                flat = flat[
+                    torch.randint(
+                        0, flat.numel(), (200_000,), generator=torch.Generator().manual_seed(len(self.values))
+                    )
+                ]
             self.values.append(flat.float())
 
     def result(self) -> float:
@@ -56,9 +60,16 @@ class _Collector:
 
 
 @torch.no_grad()
-def balance_thresholds(net: SpikingNet, batches: Iterable[torch.Tensor], time_steps: int = 100,
-                       scale: float = 1.0, percentile: float = 100.0, encoder: Encoder = "poisson",
-                       source: Literal["snn", "ann"] = "snn", generator: torch.Generator | None = None) -> dict:
+def balance_thresholds(
+    net: SpikingNet,
+    batches: Iterable[torch.Tensor],
+    time_steps: int = 100,
+    scale: float = 1.0,
+    percentile: float = 100.0,
+    encoder: Encoder = "poisson",
+    source: Literal["snn", "ann"] = "snn",
+    generator: torch.Generator | None = None,
+) -> dict:
     """Set each activation's threshold in place; return ``{name: threshold}``.
 
     ``batches``: training inputs (an iterable that can be traversed once per layer, e.g. a list of tensors).
@@ -98,9 +109,16 @@ def balance_thresholds(net: SpikingNet, batches: Iterable[torch.Tensor], time_st
     return result
 
 
-def to_snn(net: SpikingNet, batches: Iterable[torch.Tensor], time_steps: int = 100, scale: float = 1.0,
-           percentile: float = 100.0, encoder: Encoder = "poisson", source: Literal["snn", "ann"] = "snn",
-           generator: torch.Generator | None = None) -> dict:
+def to_snn(
+    net: SpikingNet,
+    batches: Iterable[torch.Tensor],
+    time_steps: int = 100,
+    scale: float = 1.0,
+    percentile: float = 100.0,
+    encoder: Encoder = "poisson",
+    source: Literal["snn", "ann"] = "snn",
+    generator: torch.Generator | None = None,
+) -> dict:
     """Convert a trained ANN in place: IF neurons with soft reset, then :func:`balance_thresholds`."""
     net.set_neurons(leak=1.0, reset="soft")
     return balance_thresholds(net, batches, time_steps, scale, percentile, encoder, source, generator)

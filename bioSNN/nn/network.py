@@ -7,7 +7,8 @@ activations and :class:`Residual` blocks. The weighted layers after the last act
 - :meth:`SpikingNet.ann` — every LIF node acts as ``ReLU``: the ANN that is trained first and converted.
 - :meth:`SpikingNet.snn` — every LIF node runs :func:`~bioSNN.nn.lif_step` for ``T`` steps; the readout
   integrates its input without leak or spikes and the network returns that accumulated membrane (the sum over
-  the ``T`` steps, as in Rathi et al. 2020 and Rathi & Roy 2021), the logits for cross-entropy. Dropout masks are drawn once per sample and held for all steps.
+  the ``T`` steps, as in Rathi et al. 2020 and Rathi & Roy 2021), the logits for cross-entropy. Dropout masks are
+  drawn once per sample and held for all steps.
   Inputs are coded ``direct`` (the analog frame every step; the first layer then performs MACs), ``poisson``
   (signed, ``spike = sign(x)·(u ≤ |x|)``) or ``frames``: a given sequence ``(batch, T, ...)`` of event frames
   (e.g. binned DVS events), frame t at step t; its non-zero entries count as input spikes.
@@ -19,8 +20,9 @@ layer's non-zero inputs × their fan-out (accumulates), or its MACs × T when it
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -90,10 +92,19 @@ class RunStats:
         return {k: v / (self.neurons[k] * self.samples * self.time_steps) for k, v in self.spikes.items()}
 
     def layer_ops(self) -> list[energy.LayerOps]:
-        return [energy.LayerOps(k, self.macs[k], self.events[k] / self.samples, self.analog[k], self.time_steps,
-                                self.outputs.get(k, 0.0)) for k in self.macs]
+        return [
+            energy.LayerOps(
+                k,
+                self.macs[k],
+                self.events[k] / self.samples,
+                self.analog[k],
+                self.time_steps,
+                self.outputs.get(k, 0.0),
+            )
+            for k in self.macs
+        ]
 
-    def merge(self, other: "RunStats") -> "RunStats":
+    def merge(self, other: RunStats) -> RunStats:
         for name in ("spikes", "events"):
             mine, theirs = getattr(self, name), getattr(other, name)
             for k, v in theirs.items():
@@ -110,16 +121,23 @@ class RunStats:
         ops = self.layer_ops()
         ann, snn = energy.ann_energy_pj(ops), energy.snn_energy_pj(ops)
         snn_once = energy.snn_energy_pj(ops, reuse_constant_input=True)  # = snn without an analog-input layer
-        return {"time_steps": self.time_steps, "samples": self.samples, "spike_rate": self.spike_rates(),
-                "mean_spike_rate": sum(self.spikes.values()) / max(1, sum(self.neurons.values()) * self.samples
-                                                                     * self.time_steps),
-                "layers": [{"name": o.name, "macs": o.macs, "synaptic_events": o.synaptic_events,
-                            "analog_input": o.analog_input} for o in ops],
-                "ann_energy_uj": ann * 1e-6, "snn_energy_uj": snn * 1e-6,
-                "energy_ratio_ann_over_snn": ann / snn if snn else float("inf"),
-                # direct input: the first layer's constant current computed once and held (energy module doc)
-                "energy_ratio_first_layer_once": ann / snn_once if snn_once else float("inf"),
-                "energy_model": energy.CONSTANTS_NOTE}
+        return {
+            "time_steps": self.time_steps,
+            "samples": self.samples,
+            "spike_rate": self.spike_rates(),
+            "mean_spike_rate": sum(self.spikes.values())
+            / max(1, sum(self.neurons.values()) * self.samples * self.time_steps),
+            "layers": [
+                {"name": o.name, "macs": o.macs, "synaptic_events": o.synaptic_events, "analog_input": o.analog_input}
+                for o in ops
+            ],
+            "ann_energy_uj": ann * 1e-6,
+            "snn_energy_uj": snn * 1e-6,
+            "energy_ratio_ann_over_snn": ann / snn if snn else float("inf"),
+            # direct input: the first layer's constant current computed once and held (energy module doc)
+            "energy_ratio_first_layer_once": ann / snn_once if snn_once else float("inf"),
+            "energy_model": energy.CONSTANTS_NOTE,
+        }
 
 
 class SNNOutput(NamedTuple):
@@ -187,8 +205,10 @@ class _Recorder:
             if spec.population not in names:
                 raise ValueError(f"monitor on unknown activation {spec.population!r}; have {sorted(names)}")
             if set(spec.variables) - {"v"}:
-                raise ValueError(f"activation {spec.population!r} has no variable(s) "
-                                 f"{sorted(set(spec.variables) - {'v'})}; it has ['v']")
+                raise ValueError(
+                    f"activation {spec.population!r} has no variable(s) "
+                    f"{sorted(set(spec.variables) - {'v'})}; it has ['v']"
+                )
             every = spec.dt_ms / step_ms
             if abs(every - round(every)) > 1e-9:
                 raise ValueError(f"monitor dt_ms={spec.dt_ms} is not a multiple of the step ({step_ms} ms)")
@@ -212,8 +232,9 @@ class _Recorder:
     def recordings(self) -> dict:
         from bioSNN.monitors import Recording
 
-        return {spec: Recording.from_samples(spec, d["t"], d["state"], d["i"], d["st"])
-                for spec, d in self.data.items()}
+        return {
+            spec: Recording.from_samples(spec, d["t"], d["state"], d["i"], d["st"]) for spec, d in self.data.items()
+        }
 
 
 class SpikingNet(nn.Module):
@@ -281,8 +302,15 @@ class SpikingNet(nn.Module):
                     if sub is not None:
                         yield self.name_of(sub), sub
 
-    def set_neurons(self, *, leak: float | None = None, reset: str | None = None, surrogate: str | None = None,
-                    train_leak: bool | None = None, train_threshold: bool | None = None) -> None:
+    def set_neurons(
+        self,
+        *,
+        leak: float | None = None,
+        reset: str | None = None,
+        surrogate: str | None = None,
+        train_leak: bool | None = None,
+        train_threshold: bool | None = None,
+    ) -> None:
         """Change every activation's neuron settings (e.g. IF → LIF with STDB for hybrid training)."""
         for act in self.activations():
             if leak is not None:
@@ -302,8 +330,9 @@ class SpikingNet(nn.Module):
         for act in self.activations():
             act.clamp_()
 
-    def forward(self, x: torch.Tensor, time_steps: int = 0, encoder: Encoder = "direct",
-                energy_cost: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, time_steps: int = 0, encoder: Encoder = "direct", energy_cost: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits; with ``energy_cost`` (SNN only) also the differentiable E_SNN / E_ANN of the batch."""
         if time_steps == 0:
             if energy_cost:
@@ -336,11 +365,20 @@ class SpikingNet(nn.Module):
         return x
 
     # ---- SNN ----
-    def snn(self, x: torch.Tensor, time_steps: int, encoder: Encoder = "direct", count: bool = False,
-            observe: Callable[[str, torch.Tensor], None] | None = None,
-            generator: torch.Generator | None = None, mode: Literal["layer", "step"] = "layer",
-            energy_cost: bool = False, record: bool = False, monitors: tuple = (),
-            step_ms: float = 1.0) -> SNNOutput:
+    def snn(
+        self,
+        x: torch.Tensor,
+        time_steps: int,
+        encoder: Encoder = "direct",
+        count: bool = False,
+        observe: Callable[[str, torch.Tensor], None] | None = None,
+        generator: torch.Generator | None = None,
+        mode: Literal["layer", "step"] = "layer",
+        energy_cost: bool = False,
+        record: bool = False,
+        monitors: tuple = (),
+        step_ms: float = 1.0,
+    ) -> SNNOutput:
         """Run ``time_steps`` steps on the batch ``x`` (analog values, batch first).
 
         ``count``: also return a :class:`RunStats` (spike rates, events, MACs). ``observe(name, current)`` sees
@@ -371,12 +409,18 @@ class SpikingNet(nn.Module):
             raise ValueError(f"mode must be 'layer' or 'step', got {mode!r}")
         if encoder == "frames":
             if x.dim() < 2 or x.shape[1] != time_steps or tuple(x.shape[2:]) != self.input_shape:
-                raise ValueError(f"frames must be (batch, {time_steps}, {', '.join(map(str, self.input_shape))}), "
-                                 f"got {tuple(x.shape)}")
+                raise ValueError(
+                    f"frames must be (batch, {time_steps}, {', '.join(map(str, self.input_shape))}), "
+                    f"got {tuple(x.shape)}"
+                )
         elif tuple(x.shape[1:]) != self.input_shape:
             raise ValueError(f"input shape {tuple(x.shape[1:])} does not match the network's {self.input_shape}")
-        ctx = _Ctx(stats=RunStats() if count else None, observe=observe, cost_pj=[] if energy_cost else None,
-                   spikes={} if record else None)
+        ctx = _Ctx(
+            stats=RunStats() if count else None,
+            observe=observe,
+            cost_pj=[] if energy_cost else None,
+            spikes={} if record else None,
+        )
         recorder = None
         if monitors:
             recorder = _Recorder(monitors, {self.name_of(a) for a in self.activations()}, step_ms)
@@ -391,8 +435,9 @@ class SpikingNet(nn.Module):
         else:
             out = None
             for t in range(time_steps):
-                inp = x if encoder == "direct" else x[:, t] if encoder == "frames" else \
-                    poisson_encode(x, 1, generator)[0]
+                inp = (
+                    x if encoder == "direct" else x[:, t] if encoder == "frames" else poisson_encode(x, 1, generator)[0]
+                )
                 ctx.analog_input = encoder == "direct"
                 ctx.step = t
                 y = self._snn_step(inp, ctx)
@@ -537,4 +582,3 @@ class SpikingNet(nn.Module):
             else:
                 x = node(x)
         return x
-

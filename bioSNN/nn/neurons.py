@@ -85,8 +85,15 @@ class LIF(nn.Module):
     ``forward(x, state=None) -> (spikes, state)``: one time step; nothing is kept on the module.
     """
 
-    def __init__(self, leak: float = 1.0, threshold: float = 1.0, reset: str = "soft",
-                 surrogate: str = "linear", train_leak: bool = False, train_threshold: bool = False):
+    def __init__(
+        self,
+        leak: float = 1.0,
+        threshold: float = 1.0,
+        reset: str = "soft",
+        surrogate: str = "linear",
+        train_leak: bool = False,
+        train_threshold: bool = False,
+    ):
         super().__init__()
         if not 0.0 <= leak <= 1.0:
             raise ValueError(f"leak must lie in [0, 1], got {leak}")
@@ -116,12 +123,13 @@ class LIF(nn.Module):
         return needs_elapsed(self.surrogate)
 
     def extra_repr(self) -> str:
-        return f"leak={self.leak.item():.3f}, threshold={self.threshold.item():.3f}, reset={self.reset}, " \
-               f"surrogate={self.surrogate}"
+        return (
+            f"leak={self.leak.item():.3f}, threshold={self.threshold.item():.3f}, reset={self.reset}, "
+            f"surrogate={self.surrogate}"
+        )
 
 
-def IF(threshold: float = 1.0, reset: str = "soft", surrogate: str = "linear",
-       train_threshold: bool = False) -> LIF:
+def IF(threshold: float = 1.0, reset: str = "soft", surrogate: str = "linear", train_threshold: bool = False) -> LIF:
     """Integrate-and-fire layer: a :class:`LIF` with λ = 1, fixed."""
     return LIF(1.0, threshold, reset, surrogate, train_leak=False, train_threshold=train_threshold)
 
@@ -191,8 +199,11 @@ class _LIFSequence(torch.autograd.Function):
                 if t == 0:
                     v_prev = u0
                 else:
-                    v_prev = u_pre[t - 1] * (1.0 - o_seq[t - 1]) if ctx.hard else \
-                        torch.sub(u_pre[t - 1], o_seq[t - 1], alpha=thr)
+                    v_prev = (
+                        u_pre[t - 1] * (1.0 - o_seq[t - 1])
+                        if ctx.hard
+                        else torch.sub(u_pre[t - 1], o_seq[t - 1], alpha=thr)
+                    )
                 g_lam += (d_u * v_prev).sum()
             d_v = d_u * lam
         g_lam_out = g_lam.reshape(leak.shape) if need_lam else None

@@ -18,9 +18,10 @@ import copy
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 
@@ -65,10 +66,22 @@ class PipelineConfig:
     seed: int = 0
 
     RULES: ClassVar[dict] = {
-        "width": ">0", "hidden": ">=1", "dropout": "[0,1)",
-        "train_limit": ">=0", "test_limit": ">=0", "batch_size": ">=1", "ann_epochs": ">=0", "ann_lr": ">0",
-        "ann_lr_milestones": "(0,1]", "balance_samples": ">=1", "hybrid_epochs": ">=0", "hybrid_lr": ">0",
-        "threads": ">=1", "checkpoint_seconds": ">=0", "seed": ">=0"}
+        "width": ">0",
+        "hidden": ">=1",
+        "dropout": "[0,1)",
+        "train_limit": ">=0",
+        "test_limit": ">=0",
+        "batch_size": ">=1",
+        "ann_epochs": ">=0",
+        "ann_lr": ">0",
+        "ann_lr_milestones": "(0,1]",
+        "balance_samples": ">=1",
+        "hybrid_epochs": ">=0",
+        "hybrid_lr": ">0",
+        "threads": ">=1",
+        "checkpoint_seconds": ">=0",
+        "seed": ">=0",
+    }
 
     def cross_check(self) -> None:
         try:
@@ -114,8 +127,9 @@ class Pipeline:
             load_state(net, bundles.read(c.ann_bundle))
             return {**evaluate(net, *self.test).summary(), "source": c.ann_bundle}
         opt = torch.optim.Adam(net.parameters(), lr=c.ann_lr)
-        history = self.fit(net, opt, "ann", c.ann_epochs, scheduler=step_schedule(opt, c.ann_epochs, c.ann_lr_milestones),
-                           label="ANN")
+        history = self.fit(
+            net, opt, "ann", c.ann_epochs, scheduler=step_schedule(opt, c.ann_epochs, c.ann_lr_milestones), label="ANN"
+        )
         return {**evaluate(net, *self.test).summary(), "history": history}
 
     def balance_set(self) -> list[torch.Tensor]:
@@ -123,17 +137,32 @@ class Pipeline:
         if self._balance is None:
             g = torch.Generator().manual_seed(self.cfg.seed)
             x = self.train[0]
-            self._balance = [x[torch.randperm(len(x), generator=g)[:self.cfg.balance_samples]]]
+            self._balance = [x[torch.randperm(len(x), generator=g)[: self.cfg.balance_samples]]]
         return self._balance
 
-    def convert(self, net: SpikingNet, time_steps: int, scale: float, percentile: float = 100.0,
-                encoder: str = "poisson") -> dict:
+    def convert(
+        self, net: SpikingNet, time_steps: int, scale: float, percentile: float = 100.0, encoder: str = "poisson"
+    ) -> dict:
         """:func:`~bioSNN.nn.convert.to_snn` in place with the run's balance set and seed; the thresholds."""
-        return to_snn(net, self.balance_set(), time_steps, scale, percentile, encoder,
-                      generator=torch.Generator().manual_seed(self.cfg.seed))
+        return to_snn(
+            net,
+            self.balance_set(),
+            time_steps,
+            scale,
+            percentile,
+            encoder,
+            generator=torch.Generator().manual_seed(self.cfg.seed),
+        )
 
-    def converted(self, ann: SpikingNet, time_steps: int, scale: float, percentile: float = 100.0,
-                  encoder: str = "poisson", test: tuple | None = None) -> dict:
+    def converted(
+        self,
+        ann: SpikingNet,
+        time_steps: int,
+        scale: float,
+        percentile: float = 100.0,
+        encoder: str = "poisson",
+        test: tuple | None = None,
+    ) -> dict:
         """Phase 2 (main process only): a copy of ``ann`` converted and tested (on ``test``, by default the test
         set) at ``time_steps``; saved as ``converted_T<T>.json`` and read back on a resumed run."""
         path = self.checkpoints / f"converted_T{time_steps}.json"
@@ -142,25 +171,63 @@ class Pipeline:
         snn = copy.deepcopy(ann)
         thr = self.convert(snn, time_steps, scale, percentile, encoder)
         x, y = test or self.test
-        r = {**evaluate(snn, x, y, time_steps, encoder, seed=self.cfg.seed).summary(), "thresholds": thr,
-             "test_images": len(x)}
+        r = {
+            **evaluate(snn, x, y, time_steps, encoder, seed=self.cfg.seed).summary(),
+            "thresholds": thr,
+            "test_images": len(x),
+        }
         write_json(path, r)
         log.info("converted T=%d: %.4f  spike rate %.3f", time_steps, r["accuracy"], r["mean_spike_rate"])
         return r
 
-    def fit(self, net: SpikingNet, opt: torch.optim.Optimizer, name: str, epochs: int, time_steps: int = 0,
-            encoder: str = "direct", scheduler=None, label: str = "", train: tuple | None = None,
-            energy_penalty: float = 0.0) -> dict:
+    def fit(
+        self,
+        net: SpikingNet,
+        opt: torch.optim.Optimizer,
+        name: str,
+        epochs: int,
+        time_steps: int = 0,
+        encoder: str = "direct",
+        scheduler=None,
+        label: str = "",
+        train: tuple | None = None,
+        energy_penalty: float = 0.0,
+    ) -> dict:
         """:func:`~bioSNN.nn.train.fit` with the run's data, batches, augmentation, seed and checkpoint
         ``checkpoints/<name>.npz``; the history."""
         c = self.cfg
-        return fit(net, opt, Checkpoint(self.checkpoints / f"{name}.npz", self.spec, self.provenance),
-                   train or self.train, self.test, epochs, time_steps, encoder, c.batch_size, c.augment, c.seed,
-                   scheduler, label, self.progress, c.checkpoint_seconds, energy_penalty)
+        return fit(
+            net,
+            opt,
+            Checkpoint(self.checkpoints / f"{name}.npz", self.spec, self.provenance),
+            train or self.train,
+            self.test,
+            epochs,
+            time_steps,
+            encoder,
+            c.batch_size,
+            c.augment,
+            c.seed,
+            scheduler,
+            label,
+            self.progress,
+            c.checkpoint_seconds,
+            energy_penalty,
+        )
 
-    def hybrid(self, snn: SpikingNet, time_steps: int, scale: float, lr: float, epochs: int,
-               percentile: float = 100.0, encoder: str = "poisson", leak: float | None = None,
-               surrogate: str = "stdb", train: tuple | None = None) -> dict:
+    def hybrid(
+        self,
+        snn: SpikingNet,
+        time_steps: int,
+        scale: float,
+        lr: float,
+        epochs: int,
+        percentile: float = 100.0,
+        encoder: str = "poisson",
+        leak: float | None = None,
+        surrogate: str = "stdb",
+        train: tuple | None = None,
+    ) -> dict:
         """Phase 3, hybrid STDB: convert ``snn`` (a copy of the trained ANN) at ``time_steps``, set its neurons
         (``leak``: None keeps IF; the spike-time surrogate), train ``epochs`` with Adam at ``lr`` (checkpoint
         ``hybrid_T<T>.npz``). Returns the test result (main process; empty elsewhere)."""
@@ -168,12 +235,17 @@ class Pipeline:
         snn.set_neurons(leak=leak, surrogate=surrogate)
         before = self.evaluate(snn, time_steps, encoder).accuracy if self.main else 0.0
         opt = torch.optim.Adam([p for p in snn.parameters() if p.requires_grad], lr=lr)
-        history = self.fit(snn, opt, f"hybrid_T{time_steps}", epochs, time_steps, encoder,
-                           label=f"hybrid T={time_steps}", train=train)
+        history = self.fit(
+            snn, opt, f"hybrid_T{time_steps}", epochs, time_steps, encoder, label=f"hybrid T={time_steps}", train=train
+        )
         if not self.main:
             return {}
-        return {**self.evaluate(snn, time_steps, encoder).summary(), "initial_thresholds": thr,
-                "accuracy_before_training": before, "history": history}
+        return {
+            **self.evaluate(snn, time_steps, encoder).summary(),
+            "initial_thresholds": thr,
+            "accuracy_before_training": before,
+            "history": history,
+        }
 
     # ------------------------------------------------------------------------------------------------ output
     def evaluate(self, net: SpikingNet, time_steps: int = 0, encoder: str = "direct"):
@@ -185,12 +257,20 @@ class Pipeline:
         coding and update it runs with (:func:`~bioSNN.nn.bundle.run_settings`) and the devices its weights sit on
         (``device``), so it can be simulated again without the run's config."""
         if self.main:
-            bundles.write(self.run_dir / f"{name}.npz", to_bundle(
-                net, model=self.spec, run=run_settings(time_steps, encoder), provenance=self.provenance,
-                device=device))
+            bundles.write(
+                self.run_dir / f"{name}.npz",
+                to_bundle(
+                    net,
+                    model=self.spec,
+                    run=run_settings(time_steps, encoder),
+                    provenance=self.provenance,
+                    device=device,
+                ),
+            )
 
-    def finish(self, results: dict, main_kind: str, main_t: str | None, kinds: tuple[str, ...],
-               figure: Callable[[dict], None]) -> dict:
+    def finish(
+        self, results: dict, main_kind: str, main_t: str | None, kinds: tuple[str, ...], figure: Callable[[dict], None]
+    ) -> dict:
         """The run's ``metrics.json`` (main process; ``{"accuracy": 0.0}`` on other ranks): the main network's
         accuracy (``results[main_kind][main_t]``, or the ANN's), every phase's results and their :func:`table`
         over ``kinds``; draws ``figure(results)`` and logs the table."""
@@ -200,11 +280,19 @@ class Pipeline:
         c = self.cfg
         label = {"hybrid": "hybrid", "diet": "DIET"}.get(main_kind, main_kind)
         rows = table(results, kinds)
-        metrics = {"accuracy": results[main_kind][main_t]["accuracy"] if main_t else results["ann"]["accuracy"],
-                   "main": f"{label} T={main_t}" if main_t else "ann",
-                   "main_bundle": f"{main_kind}_T{main_t}.npz" if main_t else None, "dataset": c.dataset, "model": c.model,
-                   "n_train": len(self.train[0]), "n_test": len(self.test[0]), "table": rows, **results,
-                   "train_seconds": time.perf_counter() - self.t_start, "world_size": dist.rank_world()[1]}
+        metrics = {
+            "accuracy": results[main_kind][main_t]["accuracy"] if main_t else results["ann"]["accuracy"],
+            "main": f"{label} T={main_t}" if main_t else "ann",
+            "main_bundle": f"{main_kind}_T{main_t}.npz" if main_t else None,
+            "dataset": c.dataset,
+            "model": c.model,
+            "n_train": len(self.train[0]),
+            "n_test": len(self.test[0]),
+            "table": rows,
+            **results,
+            "train_seconds": time.perf_counter() - self.t_start,
+            "world_size": dist.rank_world()[1],
+        }
         figure(results)
         log_table(rows)
         dist.barrier()
@@ -214,21 +302,39 @@ class Pipeline:
 def table(results: dict, kinds: tuple[str, ...]) -> list[dict]:
     """One row per network: the ANN, then every SNN of ``results[kind][T]`` for each kind in order (QAT rows
     are keyed ``<bits>bit`` and carry their ``time_steps``): accuracy, spike rate, ANN/SNN compute energy."""
-    rows = [{"network": "ANN", "T": 0, "accuracy": results["ann"]["accuracy"], "spike_rate": None,
-             "energy_ann_over_snn": 1.0}]
+    rows = [
+        {
+            "network": "ANN",
+            "T": 0,
+            "accuracy": results["ann"]["accuracy"],
+            "spike_rate": None,
+            "energy_ann_over_snn": 1.0,
+        }
+    ]
     for kind in kinds:
         entries = results[kind].items()
         if kind != "qat":
             entries = sorted(entries, key=lambda kv: int(kv[0]))
         for key, r in entries:
-            rows.append({"network": f"diet {key}" if kind == "qat" else kind,
-                         "T": r["time_steps"] if kind == "qat" else int(key), "accuracy": r["accuracy"],
-                         "spike_rate": round(r["mean_spike_rate"], 4),
-                         "energy_ann_over_snn": round(r["energy_ratio_ann_over_snn"], 3)})
+            rows.append(
+                {
+                    "network": f"diet {key}" if kind == "qat" else kind,
+                    "T": r["time_steps"] if kind == "qat" else int(key),
+                    "accuracy": r["accuracy"],
+                    "spike_rate": round(r["mean_spike_rate"], 4),
+                    "energy_ann_over_snn": round(r["energy_ratio_ann_over_snn"], 3),
+                }
+            )
     return rows
 
 
 def log_table(rows: list[dict]) -> None:
     for row in rows:
-        log.info("%14s  T=%4d  accuracy %.4f  spike rate %s  energy ANN/SNN %s", row["network"], row["T"],
-                 row["accuracy"], row["spike_rate"], row["energy_ann_over_snn"])
+        log.info(
+            "%14s  T=%4d  accuracy %.4f  spike rate %s  energy ANN/SNN %s",
+            row["network"],
+            row["T"],
+            row["accuracy"],
+            row["spike_rate"],
+            row["energy_ann_over_snn"],
+        )

@@ -18,9 +18,21 @@ import torch.nn.functional as F
 
 from bioSNN.data.text import BOS, EOS, PAD, Vocab, detokenize, pad_batch, tokenize
 
-__all__ = ["ParallelData", "encode_pairs", "seq2seq_loss", "greedy_decode", "beam_decode", "translate", "bleu",
-           "cased_tokenize", "attention_stats", "Translator", "vocab_digest", "read_vocabularies",
-           "vocabulary_file"]
+__all__ = [
+    "ParallelData",
+    "encode_pairs",
+    "seq2seq_loss",
+    "greedy_decode",
+    "beam_decode",
+    "translate",
+    "bleu",
+    "cased_tokenize",
+    "attention_stats",
+    "Translator",
+    "vocab_digest",
+    "read_vocabularies",
+    "vocabulary_file",
+]
 
 
 def cased_tokenize(text: str) -> list[str]:
@@ -44,17 +56,19 @@ class ParallelData:
 
     def batch(self, idx: np.ndarray):
         s_len, t_len = self.src_len[idx], self.tgt_len[idx]
-        src = torch.from_numpy(self.src[idx, :int(s_len.max())])
-        tgt = torch.from_numpy(self.tgt[idx, :int(t_len.max())])
+        src = torch.from_numpy(self.src[idx, : int(s_len.max())])
+        tgt = torch.from_numpy(self.tgt[idx, : int(t_len.max())])
         return src, torch.from_numpy(s_len), tgt, torch.from_numpy(t_len)
 
-    def subset(self, idx: np.ndarray) -> "ParallelData":
-        return ParallelData(self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx],
-                            [self.references[i] for i in idx])
+    def subset(self, idx: np.ndarray) -> ParallelData:
+        return ParallelData(
+            self.src[idx], self.src_len[idx], self.tgt[idx], self.tgt_len[idx], [self.references[i] for i in idx]
+        )
 
 
-def encode_pairs(sources: list[str], targets: list[str], src_vocab: Vocab, tgt_vocab: Vocab,
-                 max_len: int) -> ParallelData:
+def encode_pairs(
+    sources: list[str], targets: list[str], src_vocab: Vocab, tgt_vocab: Vocab, max_len: int
+) -> ParallelData:
     """Token ids of sentence pairs; sentences are cut at ``max_len`` tokens (targets: ``max_len`` + 2 markers)."""
     s = [src_vocab.encode(x, tokenizer=cased_tokenize) or [1] for x in sources]
     t = [[BOS] + tgt_vocab.encode(y, tokenizer=cased_tokenize)[:max_len] + [EOS] for y in targets]
@@ -68,8 +82,9 @@ def seq2seq_loss(model, src, src_len, tgt, smoothing: float = 0.1):
     ``tgt[:, :-1]``, pads ignored; returns ``(loss, right next tokens, counted tokens)``."""
     logits = model(src, src_len, tgt[:, :-1])
     gold = tgt[:, 1:]
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=PAD,
-                           label_smoothing=smoothing)
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), gold.reshape(-1), ignore_index=PAD, label_smoothing=smoothing
+    )
     mask = gold != PAD
     return loss, int(((logits.argmax(-1) == gold) & mask).sum()), int(mask.sum())
 
@@ -114,7 +129,7 @@ def beam_decode(model, src, src_len, beam: int = 5, max_len: int = 100, alpha: f
     model.eval()
     results = []
     for i in range(len(src_len)):
-        s, n = src[i:i + 1, :int(src_len[i])], src_len[i:i + 1]
+        s, n = src[i : i + 1, : int(src_len[i])], src_len[i : i + 1]
         memory = model.expand(model.encode(s, n), beam)
         state = model.init_state(memory)
         tok = torch.full((beam,), BOS, dtype=torch.long)
@@ -159,7 +174,7 @@ def translate(model, data: ParallelData, tgt_vocab: Vocab, beam: int = 0, batch_
     out: list[str | None] = [None] * len(data)
     order = np.argsort(data.src_len, kind="stable")
     for i in range(0, len(order), batch_size):
-        idx = order[i:i + batch_size]
+        idx = order[i : i + batch_size]
         src, s_len, _, _ = data.batch(idx)
         ids = beam_decode(model, src, s_len, beam) if beam > 1 else greedy_decode(model, src, s_len)
         for j, seq in zip(idx, ids):
@@ -198,8 +213,13 @@ def attention_stats(model, data: ParallelData, batch_size: int = 128) -> dict:
         top += float(a.amax(-1)[valid].sum())
         n += float(valid.sum())
     model.train(was)
-    return {"entropy_nats": ent / n, "uniform_entropy_nats": uni / n, "entropy_over_uniform": ent / uni,
-            "mean_max_weight": top / n, "target_positions": int(n)}
+    return {
+        "entropy_nats": ent / n,
+        "uniform_entropy_nats": uni / n,
+        "entropy_over_uniform": ent / uni,
+        "mean_max_weight": top / n,
+        "target_positions": int(n),
+    }
 
 
 @dataclass(frozen=True)
@@ -220,8 +240,9 @@ class Translator:
         out = [""] * len(sentences)
         keep = [i for i, x in enumerate(sentences) if cased_tokenize(x)]
         if keep:
-            data = encode_pairs([sentences[i] for i in keep], [""] * len(keep), self.src_vocab, self.tgt_vocab,
-                                self.max_len)
+            data = encode_pairs(
+                [sentences[i] for i in keep], [""] * len(keep), self.src_vocab, self.tgt_vocab, self.max_len
+            )
             for i, t in zip(keep, translate(self.model, data, self.tgt_vocab, beam)):
                 out[i] = t
         return out
@@ -233,8 +254,9 @@ def vocab_digest(src_vocab: Vocab, tgt_vocab: Vocab) -> str:
     import hashlib
     import json
 
-    text = json.dumps({"source": list(src_vocab.tokens), "target": list(tgt_vocab.tokens)}, ensure_ascii=False,
-                      separators=(",", ":"))
+    text = json.dumps(
+        {"source": list(src_vocab.tokens), "target": list(tgt_vocab.tokens)}, ensure_ascii=False, separators=(",", ":")
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -246,8 +268,14 @@ def vocabulary_file(path: Path, name) -> Path:
     leads out of it)."""
     from bioSNN.bundles import BundleError
 
-    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name \
-            or name.startswith("."):
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or name.startswith(".")
+    ):
         raise BundleError(f"{path}: extra['vocab'] must name a file beside the bundle, got {name!r}")
     folder = path.parent.resolve()
     f = (folder / name).resolve()
@@ -264,15 +292,17 @@ def read_vocabularies(vocab_file: Path) -> tuple[Vocab, Vocab]:
     from bioSNN.bundles import BundleError
 
     if vocab_file.stat().st_size > _MAX_VOCAB_BYTES:
-        raise BundleError(f"{vocab_file}: {vocab_file.stat().st_size} bytes; a vocabulary file is at most "
-                          f"{_MAX_VOCAB_BYTES}")
+        raise BundleError(
+            f"{vocab_file}: {vocab_file.stat().st_size} bytes; a vocabulary file is at most {_MAX_VOCAB_BYTES}"
+        )
     try:
         v = json.loads(vocab_file.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BundleError(f"{vocab_file}: not a JSON vocabulary file ({type(e).__name__}: {e})") from None
     if not isinstance(v, dict) or not {"source", "target"} <= set(v):
-        raise BundleError(f"{vocab_file}: a translation vocabulary is a JSON object with 'source' and 'target' "
-                          "token lists")
+        raise BundleError(
+            f"{vocab_file}: a translation vocabulary is a JSON object with 'source' and 'target' token lists"
+        )
     out = []
     for side in ("source", "target"):
         try:

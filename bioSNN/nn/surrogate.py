@@ -15,33 +15,39 @@ trainable threshold.
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional, get_args
+from collections.abc import Callable
+from typing import Literal, get_args
 
 import torch
 
 __all__ = ["linear", "fast_sigmoid", "stdb", "SURROGATES", "SurrogateName", "get_surrogate", "needs_elapsed", "spike"]
 
-Surrogate = Callable[[torch.Tensor, torch.Tensor, Optional[torch.Tensor]], torch.Tensor]
+Surrogate = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
-def linear(u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None = None,
-           alpha: float = 0.3) -> torch.Tensor:
+def linear(
+    u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None = None, alpha: float = 0.3
+) -> torch.Tensor:
     """Triangular pseudo-derivative, peak ``alpha`` at ``u = θ``, zero outside ``0 < u < 2θ``."""
     return alpha * torch.clamp(1.0 - torch.abs(u / theta - 1.0), min=0.0)
 
 
-def fast_sigmoid(u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None = None,
-                 k: float = 10.0) -> torch.Tensor:
+def fast_sigmoid(
+    u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None = None, k: float = 10.0
+) -> torch.Tensor:
     """Derivative of the fast sigmoid ``x / (1 + k|x|)`` at ``x = u − θ``: ``1 / (1 + k|u − θ|)²``."""
     return 1.0 / (1.0 + k * torch.abs(u - theta)) ** 2
 
 
-def stdb(u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None,
-         alpha: float = 0.3, beta: float = 0.01) -> torch.Tensor:
+def stdb(
+    u: torch.Tensor, theta: torch.Tensor, elapsed: torch.Tensor | None, alpha: float = 0.3, beta: float = 0.01
+) -> torch.Tensor:
     """STDB pseudo-derivative ``α · exp(−β · Δt)``; independent of ``u``, decays with the time since the last spike."""
     if elapsed is None:
-        raise ValueError("the stdb surrogate needs the steps since the last spike (state.elapsed); "
-                         "pass a state made by lif_step with this surrogate")
+        raise ValueError(
+            "the stdb surrogate needs the steps since the last spike (state.elapsed); "
+            "pass a state made by lif_step with this surrogate"
+        )
     return (alpha * torch.exp(-beta * elapsed)).to(u.dtype).expand_as(u)
 
 
@@ -84,8 +90,12 @@ class _Spike(torch.autograd.Function):
         return g, grad_theta, None, None
 
 
-def spike(u: torch.Tensor, theta: torch.Tensor | float, surrogate: Surrogate | str = "linear",
-          elapsed: torch.Tensor | None = None) -> torch.Tensor:
+def spike(
+    u: torch.Tensor,
+    theta: torch.Tensor | float,
+    surrogate: Surrogate | str = "linear",
+    elapsed: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Spikes ``H(u − θ)`` (1.0 where ``u >= θ``) with the surrogate's gradient to ``u`` and ``θ``.
 
     ``elapsed``: steps since each neuron's previous spike, for surrogates that need it (``stdb``).
@@ -94,4 +104,3 @@ def spike(u: torch.Tensor, theta: torch.Tensor | float, surrogate: Surrogate | s
     if getattr(fn, "needs_elapsed", False) and elapsed is None:
         raise ValueError(f"surrogate {surrogate!r} needs `elapsed` (steps since the last spike)")
     return _Spike.apply(u, theta, elapsed, fn)
-

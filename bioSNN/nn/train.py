@@ -10,8 +10,8 @@ that also gathers spike and operation counts.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -26,8 +26,18 @@ from .network import Encoder, RunStats, SpikingNet
 
 log = logging.getLogger(__name__)
 
-__all__ = ["to_tensor_images", "image_tensors", "random_crop_flip", "batches", "train_epoch", "evaluate", "EvalResult",
-           "Checkpoint", "step_schedule", "fit"]
+__all__ = [
+    "to_tensor_images",
+    "image_tensors",
+    "random_crop_flip",
+    "batches",
+    "train_epoch",
+    "evaluate",
+    "EvalResult",
+    "Checkpoint",
+    "step_schedule",
+    "fit",
+]
 
 
 def to_tensor_images(x: np.ndarray, mean: float | tuple = 0.0, std: float | tuple = 1.0) -> torch.Tensor:
@@ -66,15 +76,16 @@ def image_tensors(name: str, train_limit: int = 0, test_limit: int = 0):
     return ds, take(ds.x_train, ds.y_train, train_limit), take(ds.x_test, ds.y_test, test_limit)
 
 
-def random_crop_flip(x: torch.Tensor, pad: int = 4, flip: bool = True,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Per-sample random crop of a zero-padded batch ``(n, c, h, w)`` back to ``(h, w)``, and a random flip."""
     n, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    rows = (dy[:, None] + torch.arange(h)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w)[None, :])  # (n, w)
+    rows = dy[:, None] + torch.arange(h)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w)[None, :]  # (n, w)
     idx_n = torch.arange(n)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
     if flip:
@@ -103,10 +114,18 @@ def augmentation(augment: bool | str) -> Callable[[torch.Tensor, torch.Generator
     return AUGMENTATIONS[name]
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool = False, seed: int = 0,
-            rank: int = 0, world: int = 1,
-            transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None, skip: int = 0
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def batches(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    transform: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    skip: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Mini-batches of this rank's shard; the permutation depends only on ``seed`` (same on every rank).
     ``skip``: leave out the first ``skip`` batches (resuming inside an epoch); their transforms are still drawn,
     so the batches after them are the same as in an uninterrupted pass."""
@@ -118,7 +137,7 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
     order = order[rank::world][:per_rank]
     tg = torch.Generator().manual_seed(seed * 1000 + rank + 1)
     for b, i in enumerate(range(0, len(order), batch_size)):
-        idx = order[i:i + batch_size]
+        idx = order[i : i + batch_size]
         xb = x[idx]
         if transform is not None:
             xb = transform(xb, tg)
@@ -126,10 +145,18 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool 
             yield xb, y[idx]
 
 
-def train_epoch(model: torch.nn.Module, data: Iterator, opt: torch.optim.Optimizer, time_steps: int = 0,
-                encoder: Encoder = "direct", after_step: Callable[[], None] | None = None,
-                progress=None, totals: dict | None = None,
-                on_batch: Callable[[dict], None] | None = None, energy_penalty: float = 0.0) -> dict:
+def train_epoch(
+    model: torch.nn.Module,
+    data: Iterator,
+    opt: torch.optim.Optimizer,
+    time_steps: int = 0,
+    encoder: Encoder = "direct",
+    after_step: Callable[[], None] | None = None,
+    progress=None,
+    totals: dict | None = None,
+    on_batch: Callable[[dict], None] | None = None,
+    energy_penalty: float = 0.0,
+) -> dict:
     """One pass: cross-entropy on ``model(x, time_steps, encoder)`` (ANN when ``time_steps == 0``).
 
     ``model`` may be a :class:`SpikingNet` or a ``DistributedDataParallel`` around one; ``after_step`` runs after
@@ -190,14 +217,21 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(net: SpikingNet, x: torch.Tensor, y: torch.Tensor, time_steps: int = 0, encoder: Encoder = "direct",
-             batch_size: int = 256, seed: int = 0) -> EvalResult:
+def evaluate(
+    net: SpikingNet,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    time_steps: int = 0,
+    encoder: Encoder = "direct",
+    batch_size: int = 256,
+    seed: int = 0,
+) -> EvalResult:
     """Accuracy of the ANN (``time_steps == 0``) or the SNN at ``time_steps``, with spike/operation counts."""
     net.eval()
     preds, stats = [], None
     g = torch.Generator().manual_seed(seed)
     for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
+        xb = x[i : i + batch_size]
         if time_steps == 0:
             preds.append(net.ann(xb).argmax(1))
         else:
@@ -217,8 +251,15 @@ class Checkpoint:
         self.path, self.model_spec, self.provenance = Path(path), model_spec, provenance or {}
         self.partial: dict | None = None  # running totals of an interrupted epoch, set by load()
 
-    def save(self, net: SpikingNet, opt: torch.optim.Optimizer, epoch: int, history: dict,
-             partial: dict | None = None, scheduler=None) -> None:
+    def save(
+        self,
+        net: SpikingNet,
+        opt: torch.optim.Optimizer,
+        epoch: int,
+        history: dict,
+        partial: dict | None = None,
+        scheduler=None,
+    ) -> None:
         """``epoch`` finished epochs; ``partial``: the running totals of the epoch in progress (from
         :func:`train_epoch`'s ``on_batch``). The global torch RNG state (dropout masks, Poisson input) and the
         learning-rate ``scheduler``'s state are saved every time, so a run resumed at an epoch boundary or between
@@ -230,8 +271,18 @@ class Checkpoint:
         extra = {**b.extra, "epoch": epoch, "history": history, **state}
         if partial is not None:
             extra["partial"] = dict(partial)
-        bundles.write(self.path, bundles.Bundle(b.populations, b.projections, {**b.arrays, **arrays}, engine="torch",
-                                      name=b.name, provenance=b.provenance, extra=extra))
+        bundles.write(
+            self.path,
+            bundles.Bundle(
+                b.populations,
+                b.projections,
+                {**b.arrays, **arrays},
+                engine="torch",
+                name=b.name,
+                provenance=b.provenance,
+                extra=extra,
+            ),
+        )
 
     def load(self, net: SpikingNet, opt: torch.optim.Optimizer, scheduler=None) -> tuple[int, dict]:
         """Restore a saved phase into ``net``, ``opt`` and ``scheduler``, and the torch RNG as it was at the save;
@@ -245,8 +296,9 @@ class Checkpoint:
         restore_training_state(b.arrays, b.extra, opt, scheduler, int(b.extra["epoch"]))
         self.partial = b.extra.get("partial")
         if self.partial is not None:
-            log.info("resumed %s in epoch %d after %d batches", self.path.name, b.extra["epoch"] + 1,
-                     self.partial["batches"])
+            log.info(
+                "resumed %s in epoch %d after %d batches", self.path.name, b.extra["epoch"] + 1, self.partial["batches"]
+            )
         else:
             log.info("resumed %s after epoch %d", self.path.name, b.extra["epoch"])
         return int(b.extra["epoch"]), b.extra["history"]
@@ -263,10 +315,24 @@ def step_schedule(opt: torch.optim.Optimizer, epochs: int, milestones: tuple[flo
     return torch.optim.lr_scheduler.MultiStepLR(opt, steps, gamma)
 
 
-def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tuple, test: tuple, epochs: int,
-        time_steps: int = 0, encoder: Encoder = "direct", batch_size: int = 64, augment: bool | str = False,
-        seed: int = 0, scheduler=None, label: str = "", verbose: bool = True,
-        checkpoint_seconds: float = 600.0, energy_penalty: float = 0.0) -> dict:
+def fit(
+    net: SpikingNet,
+    opt: torch.optim.Optimizer,
+    ckpt: Checkpoint,
+    train: tuple,
+    test: tuple,
+    epochs: int,
+    time_steps: int = 0,
+    encoder: Encoder = "direct",
+    batch_size: int = 64,
+    augment: bool | str = False,
+    seed: int = 0,
+    scheduler=None,
+    label: str = "",
+    verbose: bool = True,
+    checkpoint_seconds: float = 600.0,
+    energy_penalty: float = 0.0,
+) -> dict:
     """Train for ``epochs`` (resuming from ``ckpt``), test after each epoch, checkpoint after each epoch and
     every ``checkpoint_seconds`` inside one (0: after every batch), so that a killed run loses minutes, not an
     epoch; resuming inside an epoch gives the same weights as an uninterrupted run.
@@ -297,24 +363,60 @@ def fit(net: SpikingNet, opt: torch.optim.Optimizer, ckpt: Checkpoint, train: tu
                 ckpt.save(net, opt, _epoch, history, partial=totals, scheduler=scheduler)
                 last_save[0] = time.monotonic()
 
-        stream = batches(x, y, batch_size, shuffle=True, seed=seed * 100 + epoch, rank=rank, world=world,
-                         transform=transform, skip=partial["batches"] if partial else 0)
-        with tqdm(total=len(x) // world, initial=partial["samples"] if partial else 0, unit="sample", leave=False,
-                  desc=f"{label} epoch {epoch + 1}/{epochs}", disable=not (verbose and dist.is_main())) as bar:
-            stats = train_epoch(model, stream, opt, time_steps, encoder,
-                                after_step=net.clamp_ if time_steps else None, progress=bar, totals=partial,
-                                on_batch=on_batch, energy_penalty=energy_penalty)
+        stream = batches(
+            x,
+            y,
+            batch_size,
+            shuffle=True,
+            seed=seed * 100 + epoch,
+            rank=rank,
+            world=world,
+            transform=transform,
+            skip=partial["batches"] if partial else 0,
+        )
+        with tqdm(
+            total=len(x) // world,
+            initial=partial["samples"] if partial else 0,
+            unit="sample",
+            leave=False,
+            desc=f"{label} epoch {epoch + 1}/{epochs}",
+            disable=not (verbose and dist.is_main()),
+        ) as bar:
+            stats = train_epoch(
+                model,
+                stream,
+                opt,
+                time_steps,
+                encoder,
+                after_step=net.clamp_ if time_steps else None,
+                progress=bar,
+                totals=partial,
+                on_batch=on_batch,
+                energy_penalty=energy_penalty,
+            )
         partial = None
         if scheduler is not None:
             scheduler.step()
         acc = evaluate(net, x_te, y_te, time_steps, encoder, seed=seed).accuracy if dist.is_main() else 0.0
-        for k, v in (("epoch", epoch + 1), ("train_loss", stats["loss"]), ("train_accuracy", stats["accuracy"]),
-                     ("test_accuracy", acc)):
+        for k, v in (
+            ("epoch", epoch + 1),
+            ("train_loss", stats["loss"]),
+            ("train_accuracy", stats["accuracy"]),
+            ("test_accuracy", acc),
+        ):
             history[k].append(v)
         if energy_penalty:
             history.setdefault("train_energy_ratio_snn_over_ann", []).append(stats["energy_ratio_snn_over_ann"])
         ckpt.save(net, opt, epoch + 1, history, scheduler=scheduler)
         if dist.is_main():
-            log.info("%s epoch %d/%d: loss %.4f  train %.4f  test %.4f  (%.0f s)", label, epoch + 1, epochs,
-                     stats["loss"], stats["accuracy"], acc, time.perf_counter() - t0)
+            log.info(
+                "%s epoch %d/%d: loss %.4f  train %.4f  test %.4f  (%.0f s)",
+                label,
+                epoch + 1,
+                epochs,
+                stats["loss"],
+                stats["accuracy"],
+                acc,
+                time.perf_counter() - t0,
+            )
     return history

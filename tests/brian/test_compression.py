@@ -28,9 +28,9 @@ def test_quantized_weights_take_only_device_levels(bits):
     alive = rng.random(w.shape) > 0.3
     q, cfg = compression.quantize(np.where(alive, w, 0), alive, bits)
     levels = device.from_conductance(device.level_conductances(cfg)[None], cfg)
-    assert cfg.levels == 2 ** bits and cfg.w_max == pytest.approx(w[alive].max())
+    assert cfg.levels == 2**bits and cfg.w_max == pytest.approx(w[alive].max())
     assert np.isin(np.round(q, 12), np.round(levels, 12)).all()
-    assert (q[~alive] == 0).all() and len(np.unique(q[alive])) <= 2 ** bits
+    assert (q[~alive] == 0).all() and len(np.unique(q[alive])) <= 2**bits
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3])
@@ -39,7 +39,7 @@ def test_quantization_without_a_zero_state_never_silences_a_kept_synapse(bits):
     w = rng.uniform(0, 0.8, (784, 20))
     alive = w > 0.02  # as after pruning: many small kept weights
     q, cfg = compression.quantize(np.where(alive, w, 0), alive, bits, zero_level=False)
-    m, n = w[alive].max(), 2 ** bits
+    m, n = w[alive].max(), 2**bits
     assert cfg.mapping == "proportional" and cfg.levels == n
     np.testing.assert_allclose(np.unique(q[alive]), m * np.arange(1, n + 1) / n)
     assert (q[alive] > 0).all() and (q[~alive] == 0).all()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import brian2 as b2
 import numpy as np
 import pytest
+from brian2 import Network, NeuronGroup, Synapses, ms
 
-import brian2 as b2  # noqa: E402  (a hard dependency: a broken install must fail, not skip)
-
-from brian2 import ms, Network, NeuronGroup, Synapses  # noqa: E402
-
-from bioSNN.brian.backend import Backend, backend  # noqa: E402
-from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork  # noqa: E402
-from bioSNN.brian.stdp import PowerLawSTDP  # noqa: E402
+from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.network import CrossConfig, DiehlCookConfig, EnsembleNetwork
+from bioSNN.brian.stdp import PowerLawSTDP
 
 pytestmark = pytest.mark.brian2
 
@@ -30,8 +28,9 @@ def test_cross_weights_grow_only_with_correlated_activity_and_stay_non_negative(
     with backend(Backend("numpy")):
         b2.defaultclock.dt = 0.5 * ms
         pre = b2.SpikeGeneratorGroup(4, pre_i, pre_t * ms)
-        post = NeuronGroup(2, "ge : 1", threshold="i == 0 and (" + " or ".join(
-            f"abs(t - {t}*ms) < 0.25*dt" for t in post_times) + ")")
+        post = NeuronGroup(
+            2, "ge : 1", threshold="i == 0 and (" + " or ".join(f"abs(t - {t}*ms) < 0.25*dt" for t in post_times) + ")"
+        )
         syn = Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
         syn.connect()
         syn.w, syn.alive, syn.learning, syn.eta_scale, syn.cross_gain = 0.2, 1.0, 1.0, 1.0, 1.0
@@ -46,8 +45,9 @@ def test_cross_weights_grow_only_with_correlated_activity_and_stay_non_negative(
 def _tiny(seed=0):
     rng = np.random.default_rng(seed)
     # short slots keep the numpy runtime fast: 100 ms presentation + 50 ms rest
-    cfg = DiehlCookConfig(n_input=16, n_exc=6, w_sum=4.0, max_rate=255.0, chunk=15, seed=seed, t_present=100.0,
-                          t_rest=50.0, max_repeats=2)
+    cfg = DiehlCookConfig(
+        n_input=16, n_exc=6, w_sum=4.0, max_rate=255.0, chunk=15, seed=seed, t_present=100.0, t_rest=50.0, max_repeats=2
+    )
     a = rng.integers(0, 256, (6, 16)).astype(np.uint8)
     b = rng.integers(0, 256, (6, 16)).astype(np.uint8)
     return cfg, a, b

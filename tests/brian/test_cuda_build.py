@@ -15,9 +15,9 @@ pytest.importorskip("brian2cuda")
 if shutil.which("nvcc") is None:
     pytest.skip("nvcc not found", allow_module_level=True)
 
-from bioSNN import data  # noqa: E402
-from bioSNN.brian.backend import Backend, backend, compile_cuda_project  # noqa: E402
-from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork  # noqa: E402
+from bioSNN import data
+from bioSNN.brian.backend import Backend, backend, compile_cuda_project
+from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 
 pytestmark = [pytest.mark.brian2, pytest.mark.cuda_build]
 

@@ -21,8 +21,9 @@ def digits():
 
 
 def _net(digits, monitors, be):
-    cfg = DiehlCookConfig(n_input=64, n_exc=10, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0,
-                          chunk=8, max_repeats=3, seed=4)
+    cfg = DiehlCookConfig(
+        n_input=64, n_exc=10, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0, chunk=8, max_repeats=3, seed=4
+    )
     return DiehlCookNetwork(cfg, digits, be, monitors=monitors)
 
 

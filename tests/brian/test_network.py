@@ -3,15 +3,14 @@ chunk after chunk, and the runtime and C++ standalone backends give the same spi
 
 from __future__ import annotations
 
+import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
 import numpy as np
 import pytest
 
-import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
-
-from bioSNN import data  # noqa: E402
-from bioSNN.brian import readout  # noqa: E402
-from bioSNN.brian.backend import Backend, backend  # noqa: E402
-from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork  # noqa: E402
+from bioSNN import data
+from bioSNN.brian import readout
+from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 
 pytestmark = pytest.mark.brian2
 
@@ -42,7 +41,7 @@ def test_small_network_learns_above_chance(digits, tmp_path_factory):
     assert (train.counts.sum(1) >= cfg.min_spikes).mean() > 0.9  # accepted presentations evoked >= 5 spikes
     assert not np.allclose(net.w, w0) and (theta_after > cfg.exc.theta_init + 1).sum() >= cfg.n_exc // 2
     np.testing.assert_allclose(net.theta, theta_after)  # frozen while labelling and testing
-    assign = readout.assign_labels(lab.counts, d.y_train[n_tr - 400:], 10)
+    assign = readout.assign_labels(lab.counts, d.y_train[n_tr - 400 :], 10)
     acc = (readout.predict(test.counts, assign, 10) == d.y_test).mean()
     assert acc > 0.3, acc  # chance is 0.1
 

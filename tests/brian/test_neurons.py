@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
+import brian2 as b2
 import numpy as np
 import pytest
+from brian2 import Equations, Network, NeuronGroup, StateMonitor, ms, mV, volt
 
-import brian2 as b2  # noqa: E402  (a hard dependency: a broken install must fail, not skip)
-from brian2 import Equations, Network, NeuronGroup, StateMonitor, mV, ms, volt  # noqa: E402
-
-from bioSNN.brian.backend import Backend, backend  # noqa: E402
-from bioSNN.brian.neurons import ExcitatoryParams, excitatory_model, inhibitory_model  # noqa: E402
+from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.neurons import ExcitatoryParams, excitatory_model, inhibitory_model
 
 pytestmark = pytest.mark.brian2
 
@@ -26,8 +25,15 @@ def test_equations_carry_units():
 
 def _exc_group(p: ExcitatoryParams, n=1):
     m = excitatory_model(p)
-    return NeuronGroup(n, m.equations, threshold=m.threshold, reset=m.reset, refractory=m.refractory,
-                       method=m.method, namespace=m.namespace)
+    return NeuronGroup(
+        n,
+        m.equations,
+        threshold=m.threshold,
+        reset=m.reset,
+        refractory=m.refractory,
+        method=m.method,
+        namespace=m.namespace,
+    )
 
 
 @pytest.mark.parametrize("ge", [0.0, 0.1])
@@ -68,8 +74,15 @@ def _decaying_conductance_trajectory(integration, dt):
     with backend(Backend("numpy")):
         b2.defaultclock.dt = dt * ms
         m = excitatory_model(p, integration, dt)
-        g = NeuronGroup(1, m.equations, threshold=m.threshold, reset=m.reset, refractory=m.refractory,
-                        method=m.method, namespace=m.namespace)
+        g = NeuronGroup(
+            1,
+            m.equations,
+            threshold=m.threshold,
+            reset=m.reset,
+            refractory=m.refractory,
+            method=m.method,
+            namespace=m.namespace,
+        )
         g.v, g.ge, g.gi, g.theta = -65 * mV, 2.0, 1.0, 200 * mV
         mon = StateMonitor(g, "v", record=0, dt=0.5 * ms)
         Network(g, mon).run(10 * ms, namespace={})
@@ -81,8 +94,10 @@ def test_step_mean_integration_matches_a_fine_step_reference():
     Using their exact step means keeps v within 0.01 mV of a dt = 0.005 ms reference; holding them at the
     step-start value (plain exponential Euler) or forward Euler errs by > 0.1 mV."""
     ref = _decaying_conductance_trajectory("exponential_euler", 0.005)
-    err = {k: np.abs(_decaying_conductance_trajectory(k, 0.5) - ref).max()
-           for k in ("step_mean", "exponential_euler", "euler")}
+    err = {
+        k: np.abs(_decaying_conductance_trajectory(k, 0.5) - ref).max()
+        for k in ("step_mean", "exponential_euler", "euler")
+    }
     assert err["step_mean"] < 0.01 and err["exponential_euler"] > 0.1 and err["euler"] > 0.1, err
     with pytest.raises(ValueError, match="integration"):
         excitatory_model(ExcitatoryParams(), "rk4", 0.5)

@@ -8,7 +8,6 @@ import pytest
 from bioSNN.brian import readout
 
 
-
 def test_label_assignment_and_prediction_toy_case():
     # neuron 0 answers class 1, neuron 1 class 0, neuron 2 class 2 (weaker), neuron 3 never fires
     counts = np.array([[0, 5, 0, 0], [0, 4, 1, 0], [6, 0, 0, 0], [3, 1, 2, 0], [0, 0, 2, 0]])
@@ -43,7 +42,7 @@ def test_paired_comparison_counts_disagreements_and_gives_the_exact_p_value():
     c = readout.paired_comparison(a, b, labels)
     assert (c["only_a"], c["only_b"], c["n"]) == (8, 1, 20)
     assert c["accuracy_a"] == pytest.approx(0.9) and c["accuracy_b"] == pytest.approx(0.55)
-    assert c["p_value"] == pytest.approx(2 * (1 + 9) / 2 ** 9)  # two-sided binomial, 1 of 9 discordant
+    assert c["p_value"] == pytest.approx(2 * (1 + 9) / 2**9)  # two-sided binomial, 1 of 9 discordant
     same = readout.paired_comparison(a, a, labels)
     assert (same["only_a"], same["only_b"], same["p_value"]) == (0, 0, 1.0)
     with pytest.raises(ValueError, match="shape"):

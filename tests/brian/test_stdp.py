@@ -3,14 +3,13 @@ backend, no compilation."""
 
 from __future__ import annotations
 
+import brian2 as b2
 import numpy as np
 import pytest
+from brian2 import Network, NeuronGroup, Synapses, ms
 
-import brian2 as b2  # noqa: E402  (a hard dependency: a broken install must fail, not skip)
-from brian2 import Network, NeuronGroup, Synapses, ms  # noqa: E402
-
-from bioSNN.brian.backend import Backend, backend  # noqa: E402
-from bioSNN.brian.stdp import PowerLawSTDP, TraceSTDP, eta_schedule, schedule_trace_update  # noqa: E402
+from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.stdp import PowerLawSTDP, TraceSTDP, eta_schedule, schedule_trace_update
 
 pytestmark = pytest.mark.brian2
 
@@ -26,11 +25,11 @@ def _pair_network(rule, pre_times_ms, post_times_ms, w0, traces="synapse"):
     if traces == "synapse":
         pre = b2.SpikeGeneratorGroup(1, np.zeros(len(pre_times_ms), int), np.asarray(pre_times_ms) * ms)
     else:
-        pre = NeuronGroup(1, sm.pre_equations, threshold=_at(pre_times_ms), reset=sm.pre_reset,
-                          namespace=sm.pre_namespace)
+        pre = NeuronGroup(
+            1, sm.pre_equations, threshold=_at(pre_times_ms), reset=sm.pre_reset, namespace=sm.pre_namespace
+        )
         schedule_trace_update(pre)
-    post = NeuronGroup(1, "ge : 1\n" + sm.post_equations, threshold=_at(post_times_ms),
-                       reset=sm.post_reset or None)
+    post = NeuronGroup(1, "ge : 1\n" + sm.post_equations, threshold=_at(post_times_ms), reset=sm.post_reset or None)
     syn = Synapses(pre, post, sm.model, on_pre=sm.on_pre, on_post=sm.on_post, namespace=sm.namespace)
     syn.connect(n=2)  # synapse 0 alive, synapse 1 pruned
     syn.w = [w0, 0.0]
@@ -70,7 +69,7 @@ def test_a_pre_spike_counts_for_a_post_spike_of_the_same_step(traces):
         net, syn = _pair_network(rule, [10.0], [10.0], w0=0.5, traces=traces)
         net.run(20 * ms, namespace={})
         w = np.asarray(syn.w[:])
-    assert w[0] == pytest.approx(0.5 + 0.01 * (1.0 - 0.4) * 0.5 ** 0.2, rel=1e-12)
+    assert w[0] == pytest.approx(0.5 + 0.01 * (1.0 - 0.4) * 0.5**0.2, rel=1e-12)
 
 
 @pytest.mark.parametrize("rule", [PowerLawSTDP(eta=0.01), TraceSTDP()], ids=["power_law", "trace"])
@@ -124,7 +123,7 @@ def test_frozen_synapses_keep_weights_above_w_max(rule, traces):
 
 def test_eta_schedule_falls_geometrically_and_rejects_bad_targets():
     assert eta_schedule(0, 60000, 0.1) == 1.0
-    assert eta_schedule(30000, 60000, 0.1) == pytest.approx(0.1 ** 0.5)
+    assert eta_schedule(30000, 60000, 0.1) == pytest.approx(0.1**0.5)
     assert eta_schedule(60000, 60000, 0.1) == pytest.approx(0.1)
     assert eta_schedule(90000, 60000, 0.1) == pytest.approx(0.1)  # past the end: stays at the target
     assert eta_schedule(123, 60000, 1.0) == 1.0  # the default: constant rate

@@ -6,23 +6,24 @@ per-step draws."""
 
 from __future__ import annotations
 
+import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
 import numpy as np
 import pytest
 
-import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
-
-from bioSNN import data  # noqa: E402
-from bioSNN.brian.backend import Backend, backend  # noqa: E402
-from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork  # noqa: E402
+from bioSNN import data
+from bioSNN.brian.backend import Backend, backend
+from bioSNN.brian.network import DiehlCookConfig, DiehlCookNetwork
 
 pytestmark = pytest.mark.brian2
 
 SMALL = dict(n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0)
 
 
-@pytest.mark.parametrize("rule,t_rest", [("power_law", 150.0),
-                                         pytest.param("diehl_cook", 0.0, marks=pytest.mark.slow)],
-                         ids=["power_law-rest", "diehl_cook-reset"])
+@pytest.mark.parametrize(
+    "rule,t_rest",
+    [("power_law", 150.0), pytest.param("diehl_cook", 0.0, marks=pytest.mark.slow)],
+    ids=["power_law-rest", "diehl_cook-reset"],
+)
 def test_the_fast_formulation_learns_the_same_as_the_customary_one(rule, t_rest, tmp_path):
     d = data.load("digits")
     x = d.x_train.reshape(-1, 64)

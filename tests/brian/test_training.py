@@ -28,5 +28,8 @@ def test_running_curve_labels_each_block_from_the_previous_one_and_survives_a_ch
     resumed = RunningCurve(block=4, n_classes=3)
     resumed.restore(arrays, json.loads(json.dumps(js)))
     resumed.add(counts[6:], labels[6:], repeats[6:])
-    assert (resumed.images, resumed.accuracy, resumed.mean_repeats) == (whole.images, whole.accuracy,
-                                                                        whole.mean_repeats)
+    assert (resumed.images, resumed.accuracy, resumed.mean_repeats) == (
+        whole.images,
+        whole.accuracy,
+        whole.mean_repeats,
+    )

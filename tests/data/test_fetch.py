@@ -24,7 +24,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
     truncate: set[str] = set()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         body = self.files.get(self.path)
         if body is None:
             self.send_error(404)
@@ -54,8 +54,9 @@ def test_download_checksum_match(server, tmp_path):
     h, base = server
     body = b"spikes" * 10_000
     h.files["/f.bin"] = body
-    out = files.download(base + "/f.bin", tmp_path / "f.bin", "sha256:" + hashlib.sha256(body).hexdigest(),
-                         progress=False)
+    out = files.download(
+        base + "/f.bin", tmp_path / "f.bin", "sha256:" + hashlib.sha256(body).hexdigest(), progress=False
+    )
     assert out.read_bytes() == body
     assert not list(tmp_path.glob("*.part"))
 
@@ -79,8 +80,9 @@ def test_interrupted_transfer_is_detected(server, tmp_path):
 
 def test_missing_file_offline_names_file_folder_and_checksum(isolated_cache, monkeypatch):
     spec = registry.DATASETS["mnist"]
-    unreachable = tuple(registry.Source(s.filename, ("http://127.0.0.1:9/" + s.filename,), s.checksum)
-                        for s in spec.sources)
+    unreachable = tuple(
+        registry.Source(s.filename, ("http://127.0.0.1:9/" + s.filename,), s.checksum) for s in spec.sources
+    )
     monkeypatch.setitem(registry.DATASETS, "mnist", dataclasses.replace(spec, sources=unreachable))
     with pytest.raises(data.DatasetNotFoundError) as e:
         data.load("mnist", progress=False)
@@ -102,19 +104,34 @@ def test_fetch_converts_verifies_and_caches(server, isolated_cache, monkeypatch)
     """Generated IDX files served locally go through the real mnist converter into the cache."""
     h, base = server
     rng = np.random.default_rng(0)
-    arrays = {"x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
-              "y_train": rng.integers(0, 10, 20, dtype=np.uint8),
-              "x_test": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
-              "y_test": rng.integers(0, 10, 5, dtype=np.uint8)}
+    arrays = {
+        "x_train": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "y_train": rng.integers(0, 10, 20, dtype=np.uint8),
+        "x_test": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+        "y_test": rng.integers(0, 10, 5, dtype=np.uint8),
+    }
     sources = []
     for key, fname in convert.MNIST_FILES.items():
         body = _idx(arrays[key])
         h.files["/" + fname] = body
-        sources.append(registry.Source(fname, (base + "/nope/" + fname, base + "/" + fname),  # first mirror 404s
-                                       "md5:" + hashlib.md5(body).hexdigest()))
-    spec = registry.DatasetSpec("tiny", "tiny.npz", "test", "test", registry._images,
-                                content_sha256=array_digest(arrays), required=registry._IMAGE_KEYS,
-                                sources=tuple(sources), convert=convert.idx_images)
+        sources.append(
+            registry.Source(
+                fname,
+                (base + "/nope/" + fname, base + "/" + fname),  # first mirror 404s
+                "md5:" + hashlib.md5(body).hexdigest(),
+            )
+        )
+    spec = registry.DatasetSpec(
+        "tiny",
+        "tiny.npz",
+        "test",
+        "test",
+        registry._images,
+        content_sha256=array_digest(arrays),
+        required=registry._IMAGE_KEYS,
+        sources=tuple(sources),
+        convert=convert.idx_images,
+    )
     monkeypatch.setitem(registry.DATASETS, "tiny", spec)
     d = data.load("tiny", progress=False)
     assert (d.x_train == arrays["x_train"]).all() and d.y_test.tolist() == arrays["y_test"].tolist()
@@ -126,14 +143,26 @@ def test_fetch_converts_verifies_and_caches(server, isolated_cache, monkeypatch)
 
 def test_fetch_rejects_a_conversion_with_other_content(server, isolated_cache, monkeypatch):
     h, base = server
-    arr = {"x_train": np.zeros((2, 28, 28), np.uint8), "y_train": np.zeros(2, np.uint8),
-           "x_test": np.zeros((1, 28, 28), np.uint8), "y_test": np.zeros(1, np.uint8)}
+    arr = {
+        "x_train": np.zeros((2, 28, 28), np.uint8),
+        "y_train": np.zeros(2, np.uint8),
+        "x_test": np.zeros((1, 28, 28), np.uint8),
+        "y_test": np.zeros(1, np.uint8),
+    }
     sources = []
     for key, fname in convert.MNIST_FILES.items():
         h.files["/" + fname] = _idx(arr[key])
         sources.append(registry.Source(fname, (base + "/" + fname,)))
-    spec = registry.DatasetSpec("tiny2", "tiny2.npz", "t", "t", registry._images, content_sha256="0" * 64,
-                                sources=tuple(sources), convert=convert.idx_images)
+    spec = registry.DatasetSpec(
+        "tiny2",
+        "tiny2.npz",
+        "t",
+        "t",
+        registry._images,
+        content_sha256="0" * 64,
+        sources=tuple(sources),
+        convert=convert.idx_images,
+    )
     monkeypatch.setitem(registry.DATASETS, "tiny2", spec)
     with pytest.raises(data.DatasetCorruptError, match="other data than the published"):
         data.load("tiny2", progress=False)

@@ -105,8 +105,14 @@ def test_sst2(shared):
 def test_multi30k(shared):
     d = data.load("multi30k", download=False)
     counts = {k: len(s.source) for k, s in d.splits.items()}
-    assert counts == {"train": 29000, "val": 1014, "test_2016_flickr": 1000, "test_2017_flickr": 1000,
-                      "test_2017_mscoco": 461, "test_2018_flickr": 1071}
+    assert counts == {
+        "train": 29000,
+        "val": 1014,
+        "test_2016_flickr": 1000,
+        "test_2017_flickr": 1000,
+        "test_2017_mscoco": 461,
+        "test_2018_flickr": 1071,
+    }
     assert all(len(s.source) == len(s.target) == len(s.ids) for s in d.splits.values())
     assert d.splits["train"].source[0] == "Two young, White males are outside near many bushes."
     assert d.splits["train"].target[0].startswith("Zwei junge weiße Männer")

@@ -6,24 +6,35 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
 import numpy as np
 import pytest
 
-import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
-
-from bioSNN import bundles, device  # noqa: E402
-from bioSNN.brian.training import residual_key  # noqa: E402
-from bioSNN.config import apply_overrides  # noqa: E402
-from bioSNN.experiments import compression as exp  # noqa: E402
+from bioSNN import bundles, device
+from bioSNN.brian.training import residual_key
+from bioSNN.config import apply_overrides
+from bioSNN.experiments import compression as exp
 
 pytestmark = pytest.mark.brian2
 
 
 def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
-    cfg = apply_overrides(exp.Config(), {
-        "dataset": "digits", "n_train": 400, "n_label": 400, "n_test": 0, "variants": ("pruned+q2",),
-        "interval": 100, "start": 100, "curve_block": 100, "workers": 1, "prune_threshold": 0.02,
-        "network": {"n_input": 64, "n_exc": 10, "w_sum": 12.8, "max_rate": 255.0, "chunk": 100, "t_rest": 0.0}})
+    cfg = apply_overrides(
+        exp.Config(),
+        {
+            "dataset": "digits",
+            "n_train": 400,
+            "n_label": 400,
+            "n_test": 0,
+            "variants": ("pruned+q2",),
+            "interval": 100,
+            "start": 100,
+            "curve_block": 100,
+            "workers": 1,
+            "prune_threshold": 0.02,
+            "network": {"n_input": 64, "n_exc": 10, "w_sum": 12.8, "max_rate": 255.0, "chunk": 100, "t_rest": 0.0},
+        },
+    )
     out = tmp_path / "v"
     r = exp.train_variant(cfg, "pruned+q2", out)
     assert 0.2 < r["fraction_pruned"] < 1 and r["bits_per_synapse"] == 2 and r["energy_vs_full"] < 1
@@ -54,10 +65,22 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
 
 
 def test_error_feedback_keeps_its_remainder_in_the_checkpoint_only(tmp_path, isolated_cache):
-    cfg = apply_overrides(exp.Config(), {
-        "dataset": "digits", "n_train": 200, "n_label": 200, "n_test": 100, "variants": ("q2",),
-        "interval": 50, "start": 50, "curve_block": 100, "workers": 1, "error_feedback": True,
-        "network": {"n_input": 64, "n_exc": 8, "w_sum": 12.8, "max_rate": 255.0, "chunk": 50, "t_rest": 0.0}})
+    cfg = apply_overrides(
+        exp.Config(),
+        {
+            "dataset": "digits",
+            "n_train": 200,
+            "n_label": 200,
+            "n_test": 100,
+            "variants": ("q2",),
+            "interval": 50,
+            "start": 50,
+            "curve_block": 100,
+            "workers": 1,
+            "error_feedback": True,
+            "network": {"n_input": 64, "n_exc": 8, "w_sum": 12.8, "max_rate": 255.0, "chunk": 50, "t_rest": 0.0},
+        },
+    )
     out = tmp_path / "v"
     exp.train_variant(cfg, "q2", out)
     ck, net = bundles.read(out / "checkpoint.npz"), bundles.read(out / "network.npz")
@@ -95,8 +118,9 @@ def test_label_and_test_in_both_engines(tmp_path):
     w = np.stack([x[:600][y[:600] == c].mean(0) for c in range(10)] * 2, 1).astype(float) + rng.uniform(0, 2, (64, 20))
     w *= 12.8 / w.sum(0)
     theta = np.full(20, 15.0)
-    net_cfg = exp.DiehlCookConfig(n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0, t_present=150.0, t_rest=50.0,
-                                  chunk=60)
+    net_cfg = exp.DiehlCookConfig(
+        n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0, t_present=150.0, t_rest=50.0, chunk=60
+    )
     lab_ids, test_ids = np.arange(600, 690), np.arange(690, 780)
     accs = {}
     for engine in ("torch", "brian2"):
@@ -112,7 +136,8 @@ def test_label_and_test_in_both_engines(tmp_path):
         if engine == "torch":  # seeded from the config: a rerun gives the same responses
             again = exp.label_and_test(cfg, net_cfg, w, theta, x, lab_ids, test_ids)
             np.testing.assert_array_equal(again[1].counts, test.counts)
-    # both engines read the template network (chance: 0.1; measured 0.47 and 0.40 on 90 test digits); their Poisson draws differ
+    # both engines read the template network (chance: 0.1; measured 0.47 and 0.40 on 90 test digits); their Poisson
+    # draws differ
     assert min(accs.values()) > 0.3 and abs(accs["torch"] - accs["brian2"]) < 0.2, accs
     with pytest.raises(exp.ConfigError, match="test_engine"):
         apply_overrides(exp.Config(), {"test_engine": "nest"})

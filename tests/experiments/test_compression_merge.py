@@ -5,23 +5,33 @@ from __future__ import annotations
 
 import json
 
+import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
 import pytest
 
-import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
-
-from bioSNN.experiments import compression as exp  # noqa: E402
-from bioSNN.experiments.compression_merge import main, merge  # noqa: E402
+from bioSNN.experiments import compression as exp
+from bioSNN.experiments.compression_merge import main, merge
 
 
 def fake_run(path, variants: dict, **config):
     cfg = {"n_train": 600, "variants": list(variants), "workers": 1, "error_feedback": True, **config}
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"experiment": "compression", "config": cfg}))
-    table = {v: {"accuracy": a, "synapses_kept": 100, "fraction_pruned": 0.5 if "pruned" in v else 0.0,
-                 "bits_per_synapse": int(v[-1]) if v[-1].isdigit() else 8, "energy_vs_full": 1.0,
-                 "area_vs_full": 1.0, "test_images_per_second": 1.0} for v, a in variants.items()}
-    details = {v: {"curve": {"images": [100, 200], "accuracy": [0.2, acc]}, "confusion": [[1, 0], [0, 1]]}
-               for v, acc in variants.items()}
+    table = {
+        v: {
+            "accuracy": a,
+            "synapses_kept": 100,
+            "fraction_pruned": 0.5 if "pruned" in v else 0.0,
+            "bits_per_synapse": int(v[-1]) if v[-1].isdigit() else 8,
+            "energy_vs_full": 1.0,
+            "area_vs_full": 1.0,
+            "test_images_per_second": 1.0,
+        }
+        for v, a in variants.items()
+    }
+    details = {
+        v: {"curve": {"images": [100, 200], "accuracy": [0.2, acc]}, "confusion": [[1, 0], [0, 1]]}
+        for v, acc in variants.items()
+    }
     (path / "metrics.json").write_text(json.dumps({"variants": table, "details": details}))
     return path
 
@@ -45,7 +55,8 @@ def test_merge_refuses_runs_that_differ_or_overlap(tmp_path):
     with pytest.raises(ValueError, match="'error_feedback' differs"):
         merge([str(a), str(old)], tmp_path / "out")
     assert merge([str(a), str(old)], tmp_path / "out", ignore=("error_feedback",))["config_keys_ignored"] == [
-        "error_feedback"]
+        "error_feedback"
+    ]
     with pytest.raises(ValueError, match="'full' comes from both"):
         merge([str(a), str(a)], tmp_path / "out2")
     with pytest.raises(ValueError, match="no variant 'q4'"):

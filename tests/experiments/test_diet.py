@@ -13,13 +13,33 @@ pytestmark = pytest.mark.torch
 
 
 def test_diet_experiment_driver_end_to_end_with_energy_penalty(tmp_path):
-    cfg = exp.Config(dataset="digits", width=0.25, hidden=32, train_limit=300, test_limit=100, ann_epochs=3,
-                     diet_steps=(2,), diet_epochs=1, compare_steps=(2,), hybrid_epochs=1, device_bits=(2,),
-                     qat_steps=2, qat_epochs=1, balance_samples=64, energy_penalty=1.0, threads=1)
+    cfg = exp.Config(
+        dataset="digits",
+        width=0.25,
+        hidden=32,
+        train_limit=300,
+        test_limit=100,
+        ann_epochs=3,
+        diet_steps=(2,),
+        diet_epochs=1,
+        compare_steps=(2,),
+        hybrid_epochs=1,
+        device_bits=(2,),
+        qat_steps=2,
+        qat_epochs=1,
+        balance_samples=64,
+        energy_penalty=1.0,
+        threads=1,
+    )
     m = exp.run(cfg, tmp_path, progress=False)
     assert m["main"] == "DIET T=2" and m["n_train"] == 300 and m["n_test"] == 100
-    assert [(r["network"], r["T"]) for r in m["table"]] == [("ANN", 0), ("diet", 2), ("converted", 2),
-                                                            ("hybrid", 2), ("diet 2bit", 2)]
+    assert [(r["network"], r["T"]) for r in m["table"]] == [
+        ("ANN", 0),
+        ("diet", 2),
+        ("converted", 2),
+        ("hybrid", 2),
+        ("diet 2bit", 2),
+    ]
     hist = m["diet"]["2"]["history"]
     assert len(hist["train_energy_ratio_snn_over_ann"]) == 1 and 0 < hist["train_energy_ratio_snn_over_ann"][0] < 2
     assert "train_energy_ratio_snn_over_ann" not in m["hybrid"]["2"]["history"]  # the penalty is DIET's only
@@ -35,13 +55,22 @@ def test_tradeoff_collects_every_diet_network_of_the_same_ann_and_refuses_others
     def run(name, alpha, steps, ann=0.9, model="vgg9"):
         d = tmp_path / name
         d.mkdir()
-        (d / "config.json").write_text(json.dumps({"experiment": "diet", "config": {
-            "width": 0.25, "hidden": 256, "energy_penalty": alpha}}))
-        diet = {str(t): {"accuracy": 0.8 + 0.01 * t, "history": {"epoch": [1]}, "mean_spike_rate": 0.1,
-                         "energy_ratio_ann_over_snn": 20.0 / t, "energy_ratio_first_layer_once": 30.0 / t}
-                for t in steps}
-        (d / "metrics.json").write_text(json.dumps({"dataset": "fashion_mnist", "model": model,
-                                                    "ann": {"accuracy": ann}, "diet": diet}))
+        (d / "config.json").write_text(
+            json.dumps({"experiment": "diet", "config": {"width": 0.25, "hidden": 256, "energy_penalty": alpha}})
+        )
+        diet = {
+            str(t): {
+                "accuracy": 0.8 + 0.01 * t,
+                "history": {"epoch": [1]},
+                "mean_spike_rate": 0.1,
+                "energy_ratio_ann_over_snn": 20.0 / t,
+                "energy_ratio_first_layer_once": 30.0 / t,
+            }
+            for t in steps
+        }
+        (d / "metrics.json").write_text(
+            json.dumps({"dataset": "fashion_mnist", "model": model, "ann": {"accuracy": ann}, "diet": diet})
+        )
         return d
 
     sweep, pen = run("sweep", 0.0, (2, 5)), run("pen", 0.1, (5,))

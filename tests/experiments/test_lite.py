@@ -18,9 +18,20 @@ pytestmark = pytest.mark.torch
 
 
 def test_sst2_slice_learns_above_chance_and_reports_every_figure(data_dir, tmp_path):
-    cfg = apply_overrides(lite.Config(), {**lite.PRESETS["quick"], "train_limit": 3000, "epochs": 3, "embed": 32,
-                                          "hidden": 32, "lr": 1e-2, "models": ("lite", "lstm"),
-                                          "gradient_models": ("lite",), "gradient_sentences": 60})
+    cfg = apply_overrides(
+        lite.Config(),
+        {
+            **lite.PRESETS["quick"],
+            "train_limit": 3000,
+            "epochs": 3,
+            "embed": 32,
+            "hidden": 32,
+            "lr": 1e-2,
+            "models": ("lite", "lstm"),
+            "gradient_models": ("lite",),
+            "gradient_sentences": 60,
+        },
+    )
     m = lite.run(cfg, tmp_path, progress=False)
     lt, lstm = m["models"]["lite"], m["models"]["lstm"]
     # 1,821 test sentences: chance is 0.50 ± 0.012 (1 s.d.)
@@ -73,32 +84,61 @@ def test_bad_settings_are_refused_by_key():
         validate(apply_overrides(lite_nmnist.Config(), {"bins": (5, 5)}))
 
 
-def test_lite_resumes_bit_identical_after_a_kill_in_its_second_model_after_a_learning_rate_drop(data_dir,
-                                                                                                tmp_path):
+def test_lite_resumes_bit_identical_after_a_kill_in_its_second_model_after_a_learning_rate_drop(data_dir, tmp_path):
     # 600 phrases = 10 batches: 9 checkpoints inside epoch 1, its end the 10th; the rate drops x0.1 after it.
     # Killed inside epoch 1, then after the drop inside epoch 2 (the second resume's 4th write)
-    run = kill_and_resume("lite", ["train_limit=600", "epochs=2", "embed=16", "hidden=16", "models=lite,lstm",
-                                   "gradient_models=lite", "gradient_sentences=20", "checkpoint_seconds=0",
-                                   "lr_milestones=0.5"],
-                          ["lstm.npz:3:after", "lstm.npz:9:after"], tmp_path)
+    run = kill_and_resume(
+        "lite",
+        [
+            "train_limit=600",
+            "epochs=2",
+            "embed=16",
+            "hidden=16",
+            "models=lite,lstm",
+            "gradient_models=lite",
+            "gradient_sentences=20",
+            "checkpoint_seconds=0",
+            "lr_milestones=0.5",
+        ],
+        ["lstm.npz:3:after", "lstm.npz:9:after"],
+        tmp_path,
+    )
     assert json.loads((run / "metrics.json").read_text())["models"]["lite"]["history"]["epoch"] == [1, 2]
     assert lr_of(run / "checkpoints" / "lstm.npz") == [pytest.approx(5e-4)]  # quick: 5e-3
 
 
 @pytest.mark.slow  # the same Checkpoint/fit as hybrid and diet (their resume tests run in the default set)
 def test_lite_nmnist_resumes_bit_identical(data_dir, tmp_path):
-    kill_and_resume("lite_nmnist", ["bins=4", "epochs=2", "train_limit=96", "channels=4", "hidden=16",
-                                    "checkpoint_seconds=0"],
-                    ["snn_bins4.npz:3:before", "cnn_bins4.npz:2:after"], tmp_path)
+    kill_and_resume(
+        "lite_nmnist",
+        ["bins=4", "epochs=2", "train_limit=96", "channels=4", "hidden=16", "checkpoint_seconds=0"],
+        ["snn_bins4.npz:3:before", "cnn_bins4.npz:2:after"],
+        tmp_path,
+    )
 
 
 def test_translation_runs_resumes_bit_identical_and_reports_bleu_with_its_signature(data_dir, tmp_path):
-    run = kill_and_resume("lite_translate", ["train_limit=300", "epochs=2", "dim=16", "layers=1", "models=conv_lif,gru",
-                                             "select_limit=20", "test_limit=20", "beam=2", "max_len=12",
-                                             "examples=2", "checkpoint_seconds=0", "lr_milestones=0.5"],
-                          # 300 pairs = 5 batches: inside the second model's epoch 1, then inside its epoch 2 after
-                          # the rate's drop (the resume's 5th write)
-                          ["gru.npz:2:after", "gru.npz:5:after"], tmp_path)
+    run = kill_and_resume(
+        "lite_translate",
+        [
+            "train_limit=300",
+            "epochs=2",
+            "dim=16",
+            "layers=1",
+            "models=conv_lif,gru",
+            "select_limit=20",
+            "test_limit=20",
+            "beam=2",
+            "max_len=12",
+            "examples=2",
+            "checkpoint_seconds=0",
+            "lr_milestones=0.5",
+        ],
+        # 300 pairs = 5 batches: inside the second model's epoch 1, then inside its epoch 2 after
+        # the rate's drop (the resume's 5th write)
+        ["gru.npz:2:after", "gru.npz:5:after"],
+        tmp_path,
+    )
     assert lr_of(run / "checkpoints" / "gru.npz") == [pytest.approx(3e-4)]  # quick: 3e-3
     m = json.loads((run / "metrics.json").read_text())
     for name in ("conv_lif", "gru"):

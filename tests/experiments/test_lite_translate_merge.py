@@ -16,8 +16,18 @@ from .test_resume import _strip, cli, only_run
 
 pytestmark = pytest.mark.torch
 
-TINY = ["train_limit=200", "epochs=1", "dim=16", "layers=1", "select_limit=10", "test_limit=10", "beam=2",
-        "max_len=10", "examples=1", "checkpoint_seconds=0"]
+TINY = [
+    "train_limit=200",
+    "epochs=1",
+    "dim=16",
+    "layers=1",
+    "select_limit=10",
+    "test_limit=10",
+    "beam=2",
+    "max_len=10",
+    "examples=1",
+    "checkpoint_seconds=0",
+]
 
 
 def _run(tmp_path, name, models, threads=1):

@@ -8,17 +8,16 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
+import librosa  # noqa: F401
 import numpy as np
 import pytest
 
-import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
-import librosa  # noqa: E402,F401
-
-from bioSNN import bundles  # noqa: E402
-from bioSNN.brian import readout  # noqa: E402
-from bioSNN.brian.training import residual_key  # noqa: E402
-from bioSNN.config import apply_overrides  # noqa: E402
-from bioSNN.experiments import multimodal as exp  # noqa: E402
+from bioSNN import bundles
+from bioSNN.brian import readout
+from bioSNN.brian.training import residual_key
+from bioSNN.config import apply_overrides
+from bioSNN.experiments import multimodal as exp
 
 pytestmark = [pytest.mark.brian2, pytest.mark.data]
 
@@ -30,15 +29,34 @@ def run(data_dir, tmp_path_factory):
     """One tiny multimodal run, compressed to 2-bit levels during training, tested with cross synapses off too:
     ``(metrics, run folder, the multimodal variant's folder)``."""
     out = tmp_path_factory.mktemp("multimodal")
-    cfg = apply_overrides(exp.Config(), {
-        "image_dataset": "digits", "n_pairs": 1000, "n_label": 400, "n_mels": 8, "n_frames": 8,
-        "variants": ("multimodal",), "image_noise": (0.8,), "audio_snr_db": (-5.0,),
-        "image": {**ENSEMBLE, "n_input": 64}, "audio": {**ENSEMBLE, "n_input": 128}, "cross": {"w_sum": 1.0},
-        "compress": "pruned+q2", "error_feedback": True, "interval": 250, "start": 500, "test_gains": (0.0,)})
+    cfg = apply_overrides(
+        exp.Config(),
+        {
+            "image_dataset": "digits",
+            "n_pairs": 1000,
+            "n_label": 400,
+            "n_mels": 8,
+            "n_frames": 8,
+            "variants": ("multimodal",),
+            "image_noise": (0.8,),
+            "audio_snr_db": (-5.0,),
+            "image": {**ENSEMBLE, "n_input": 64},
+            "audio": {**ENSEMBLE, "n_input": 128},
+            "cross": {"w_sum": 1.0},
+            "compress": "pruned+q2",
+            "error_feedback": True,
+            "interval": 250,
+            "start": 500,
+            "test_gains": (0.0,),
+        },
+    )
     metrics = exp.run(cfg, out, progress=False)
     # what `biosnn run` records beside the results (inspect reads the audio coding from it)
-    (out / "config.json").write_text(json.dumps({"schema": 1, "experiment": "multimodal", "preset": None,
-                                                 "command": [], "config": dataclasses.asdict(cfg)}))
+    (out / "config.json").write_text(
+        json.dumps(
+            {"schema": 1, "experiment": "multimodal", "preset": None, "command": [], "config": dataclasses.asdict(cfg)}
+        )
+    )
     return metrics, out, out / "variants" / "multimodal"
 
 
@@ -115,7 +133,8 @@ def test_the_network_tested_with_its_cross_synapses_off(run):
     with np.load(v / "test_counts_gain0.npz", allow_pickle=False) as z:
         scores = [readout.class_scores(z[f"clean/{n}"], z[f"assignment/{n}"], 10) for n in ("image", "audio")]
         assert (readout.combined_scores(scores).argmax(1) == z["labels"]).mean() == pytest.approx(
-            off["by_condition"]["clean"])
+            off["by_condition"]["clean"]
+        )
     on_off = m["multimodal_cross_on_vs_off"]["clean"]
     assert on_off["accuracy_a"] == pytest.approx(mm["accuracy"])
     assert on_off["accuracy_b"] == pytest.approx(off["by_condition"]["clean"])
@@ -124,18 +143,26 @@ def test_the_network_tested_with_its_cross_synapses_off(run):
 
 def test_a_unimodal_network_reuses_its_clean_test_for_noise_on_the_other_modality():
     clean_img, clean_aud, noisy_img, noisy_aud = np.arange(3), np.arange(3), np.arange(3, 6), np.arange(3, 6)
-    conditions = {"clean": (clean_img, clean_aud), "image_noise=0.4": (noisy_img, clean_aud),
-                  "audio_snr=0dB": (clean_img, noisy_aud)}
-    assert exp.same_test(conditions, ("image",)) == {"clean": "clean", "image_noise=0.4": "image_noise=0.4",
-                                                     "audio_snr=0dB": "clean"}
+    conditions = {
+        "clean": (clean_img, clean_aud),
+        "image_noise=0.4": (noisy_img, clean_aud),
+        "audio_snr=0dB": (clean_img, noisy_aud),
+    }
+    assert exp.same_test(conditions, ("image",)) == {
+        "clean": "clean",
+        "image_noise=0.4": "image_noise=0.4",
+        "audio_snr=0dB": "clean",
+    }
     assert exp.same_test(conditions, ("audio",))["image_noise=0.4"] == "clean"
     assert exp.same_test(conditions, ("image", "audio")) == {k: k for k in conditions}
 
 
 def test_unimodal_accuracies_come_from_the_independent_ensembles_when_not_trained_apart(tmp_path):
     conds = ("clean", "image_noise=0.8", "audio_snr=-5.0dB")
-    ind = {"by_condition": dict(zip(conds, (0.90, 0.70, 0.80))),
-           "by_ensemble": {c: {"image": i, "audio": a} for c, i, a in zip(conds, (0.8, 0.1, 0.8), (0.7, 0.7, 0.2))}}
+    ind = {
+        "by_condition": dict(zip(conds, (0.90, 0.70, 0.80))),
+        "by_ensemble": {c: {"image": i, "audio": a} for c, i, a in zip(conds, (0.8, 0.1, 0.8), (0.7, 0.7, 0.2))},
+    }
     mm = {"by_condition": dict(zip(conds, (0.93, 0.75, 0.85))), "by_ensemble": {}}
     acc = exp.accuracy_by_network({"independent": ind, "multimodal": mm})
     assert acc["image (ensemble of independent)"] == {"clean": 0.8, "image_noise=0.8": 0.1, "audio_snr=-5.0dB": 0.8}

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
+import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
 import numpy as np
 import pytest
 
-import brian2  # noqa: E402,F401  (a hard dependency: a broken install must fail, not skip)
-
-from bioSNN.experiments.multimodal_merge import main, merge  # noqa: E402
+from bioSNN.experiments.multimodal_merge import main, merge
 
 CONDS = ("clean", "image_noise=0.8", "audio_snr=-5.0dB")
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
@@ -24,8 +23,15 @@ def _counts(pred):
 def fake_run(path, variant, right: dict, test_gains=(), **config):
     """A finished run of one two-ensemble variant; ``right[cond]`` = how many of the 10 test pairs both
     ensembles get right (the rest voted for the next class). Also writes ``test_counts_gain{g}.npz``."""
-    cfg = {"n_pairs": 30, "image_noise": [0.8], "audio_snr_db": [-5.0], "variants": [variant],
-           "test_gains": list(test_gains), "image_dataset": "digits", **config}
+    cfg = {
+        "n_pairs": 30,
+        "image_noise": [0.8],
+        "audio_snr_db": [-5.0],
+        "variants": [variant],
+        "test_gains": list(test_gains),
+        "image_dataset": "digits",
+        **config,
+    }
     out = path / "variants" / variant
     out.mkdir(parents=True)
 
@@ -37,18 +43,22 @@ def fake_run(path, variant, right: dict, test_gains=(), **config):
         return arrays
 
     np.savez(out / "test_counts.npz", **responses(right))
-    result = {"variant": variant, "accuracy": right["clean"] / 10, "by_condition": {c: k / 10 for c, k in right.items()},
-              "by_ensemble": {c: {"image": k / 10, "audio": k / 10} for c, k in right.items()}}
+    result = {
+        "variant": variant,
+        "accuracy": right["clean"] / 10,
+        "by_condition": {c: k / 10 for c, k in right.items()},
+        "by_ensemble": {c: {"image": k / 10, "audio": k / 10} for c, k in right.items()},
+    }
     if test_gains:
         result["by_test_gain"] = {}
         for g in test_gains:
             off = {c: max(k - 3, 0) for c, k in right.items()}  # fewer right without the cross synapses
             np.savez(out / f"test_counts_gain{g:g}.npz", **responses(off))
-            result["by_test_gain"][f"{g:g}"] = {"by_condition": {c: k / 10 for c, k in off.items()},
-                                                "by_ensemble": {}}
+            result["by_test_gain"][f"{g:g}"] = {"by_condition": {c: k / 10 for c, k in off.items()}, "by_ensemble": {}}
     (path / "config.json").write_text(json.dumps({"experiment": "multimodal", "config": cfg}))
-    (path / "metrics.json").write_text(json.dumps({"variants": {variant: result}, "n_classes": 3,
-                                                   "n_train_pairs": 30, "n_test_pairs": 10}))
+    (path / "metrics.json").write_text(
+        json.dumps({"variants": {variant: result}, "n_classes": 3, "n_train_pairs": 30, "n_test_pairs": 10})
+    )
     return path
 
 
@@ -69,8 +79,10 @@ def test_independent_and_multimodal_runs_merge_into_one_table_with_paired_compar
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert saved["config"]["variants"] == ["independent", "multimodal"] and saved["config"]["test_gains"] == [0, 3]
     assert (tmp_path / "out" / "noise.png").stat().st_size > 10_000
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["multimodal_vs_independent"] == \
-        m["multimodal_vs_independent"]
+    assert (
+        json.loads((tmp_path / "out" / "metrics.json").read_text())["multimodal_vs_independent"]
+        == m["multimodal_vs_independent"]
+    )
 
 
 def test_merge_refuses_runs_that_differ_overlap_or_test_other_pairs(tmp_path):

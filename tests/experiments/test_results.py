@@ -56,8 +56,9 @@ def _checked_rows():
             command = _command(command_cell) or (last if command_cell == "same command" else None)
             last = command
             folder = _folder(folder_cell, base)
-            assert (folder is None) == (command is None), f"{doc.name}: a row has a folder without a command or " \
-                f"the reverse: {folder_cell} | {command_cell}"
+            assert (folder is None) == (command is None), (
+                f"{doc.name}: a row has a folder without a command or the reverse: {folder_cell} | {command_cell}"
+            )
             if folder is not None:
                 out.append((doc.name, folder, command))
     return out
@@ -78,13 +79,15 @@ def test_each_command_resolves_to_its_stored_config(doc, folder, command):
     assert name == saved["experiment"]
     stored = _flat(to_dict(apply_overrides(_experiment(name).Config(), saved["config"])))
     resolved = _flat(to_dict(cfg))
-    diff = {k: (resolved.get(k), stored.get(k)) for k in set(stored) | set(resolved)
-            if resolved.get(k) != stored.get(k)}
+    diff = {
+        k: (resolved.get(k), stored.get(k)) for k in set(stored) | set(resolved) if resolved.get(k) != stored.get(k)
+    }
     assert diff == {}, f"{doc}: `{command}` differs from {folder.name}/config.json (command, stored): {diff}"
 
 
 def test_the_index_lists_every_stored_run_and_is_current():
     stored = {p.parent.resolve() for p in RESULTS.rglob("config.json")}
     assert stored == {f for d, f, _ in ROWS if d == "INDEX.md"}
-    assert (RESULTS / "INDEX.md").read_text() == results_index.render(RESULTS), \
+    assert (RESULTS / "INDEX.md").read_text() == results_index.render(RESULTS), (
         "experiments/results/INDEX.md is out of date: python -m bioSNN.experiments.results_index"
+    )

@@ -30,8 +30,13 @@ def cli(*args: str, fault: str | None = None, tag: str = "", timeout: float = 90
     env.pop("BIOSNN_FAULT_KILL", None)
     if fault:
         env["BIOSNN_FAULT_KILL"] = fault
-    return subprocess.run([sys.executable, "-m", "bioSNN.cli", "run", *args, "--no-progress"], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bioSNN.cli", "run", *args, "--no-progress"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _strip(obj):
@@ -59,8 +64,7 @@ def outputs(run_dir: Path) -> dict:
         elif p.suffix == ".npz":
             try:
                 b = bundles.read(p)
-                out[rel] = (_strip(b.describe()), {k: (a.dtype.str, a.shape, a.tobytes())
-                                                   for k, a in b.arrays.items()})
+                out[rel] = (_strip(b.describe()), {k: (a.dtype.str, a.shape, a.tobytes()) for k, a in b.arrays.items()})
             except bundles.BundleError:  # a plain array file (saved test responses)
                 with np.load(p, allow_pickle=False) as z:
                     out[rel] = {k: (z[k].dtype.str, z[k].shape, z[k].tobytes()) for k in z.files}
@@ -88,7 +92,9 @@ def assert_same_outputs(ref: Path, other: Path) -> None:
     assert sorted(a) == sorted(b), f"files differ: {sorted(set(a) ^ set(b))}"
     for rel in a:
         if a[rel] != b[rel]:
-            pytest.fail(f"{rel} differs between the uninterrupted and the resumed run at {_first_difference(a[rel], b[rel])}")
+            pytest.fail(
+                f"{rel} differs between the uninterrupted and the resumed run at {_first_difference(a[rel], b[rel])}"
+            )
 
 
 def only_run(root: Path) -> Path:
@@ -138,8 +144,12 @@ def kill_and_resume(name: str, settings: list[str], faults: list[str], tmp_path:
 
 
 def test_demo_resumes_bit_identical_after_kills_in_a_write_and_at_an_epoch_end(tmp_path, isolated_cache):
-    kill_and_resume("demo", ["epochs=3", "hidden=32", "train_limit=400", "test_limit=200"],
-                    ["last.npz:1:before", "last.npz:1:after"], tmp_path)
+    kill_and_resume(
+        "demo",
+        ["epochs=3", "hidden=32", "train_limit=400", "test_limit=200"],
+        ["last.npz:1:before", "last.npz:1:after"],
+        tmp_path,
+    )
 
 
 def lr_of(checkpoint: Path) -> list[float]:
@@ -148,41 +158,84 @@ def lr_of(checkpoint: Path) -> list[float]:
 
 
 @pytest.mark.torch
-def test_hybrid_resumes_bit_identical_after_kills_after_a_learning_rate_drop_and_inside_epochs(tmp_path,
-                                                                                            isolated_cache):
+def test_hybrid_resumes_bit_identical_after_kills_after_a_learning_rate_drop_and_inside_epochs(
+    tmp_path, isolated_cache
+):
     # the ANN's rate drops x0.1 after epoch 1 of 2; the kill lands right after that epoch's checkpoint (a resume
     # once restored the lowered rate and replayed the drop: 1e-5 instead of 1e-4), then inside a hybrid epoch
-    run = kill_and_resume("hybrid", ["ann_epochs=2", "ann_lr_milestones=0.5", "hybrid_epochs=2", "convert_steps=4",
-                                     "hybrid_steps=4", "train_limit=256", "test_limit=64", "balance_samples=32",
-                                     "hidden=32", "checkpoint_seconds=0", "batch_size=64"],
-                          ["ann.npz:5:after", "ann.npz:2:before", "hybrid_T4.npz:3:before"], tmp_path)
+    run = kill_and_resume(
+        "hybrid",
+        [
+            "ann_epochs=2",
+            "ann_lr_milestones=0.5",
+            "hybrid_epochs=2",
+            "convert_steps=4",
+            "hybrid_steps=4",
+            "train_limit=256",
+            "test_limit=64",
+            "balance_samples=32",
+            "hidden=32",
+            "checkpoint_seconds=0",
+            "batch_size=64",
+        ],
+        ["ann.npz:5:after", "ann.npz:2:before", "hybrid_T4.npz:3:before"],
+        tmp_path,
+    )
     assert lr_of(run / "checkpoints" / "ann.npz") == [pytest.approx(1e-4)]
 
 
 @pytest.mark.torch
-def test_diet_resumes_bit_identical_after_kills_after_learning_rate_drops_and_in_every_phase(tmp_path,
-                                                                                           isolated_cache):
+def test_diet_resumes_bit_identical_after_kills_after_learning_rate_drops_and_in_every_phase(tmp_path, isolated_cache):
     # DIET's default schedule drops x0.1 after epochs 1 and 2 of 2: the first kill follows epoch 1's checkpoint
     # (3 batches, then the epoch's own write), the second lands inside epoch 2
-    run = kill_and_resume("diet", ["ann_epochs=1", "diet_steps=2", "diet_epochs=2", "compare_steps=2",
-                                   "hybrid_epochs=1", "device_bits=2", "qat_steps=2", "qat_epochs=1",
-                                   "train_limit=192", "test_limit=64", "balance_samples=32", "hidden=32",
-                                   "checkpoint_seconds=0"],
-                          ["diet_T2.npz:4:after", "diet_T2.npz:1:before", "hybrid_T2.npz:2:after",
-                           "qat_2bit.npz:1:before"], tmp_path)
+    run = kill_and_resume(
+        "diet",
+        [
+            "ann_epochs=1",
+            "diet_steps=2",
+            "diet_epochs=2",
+            "compare_steps=2",
+            "hybrid_epochs=1",
+            "device_bits=2",
+            "qat_steps=2",
+            "qat_epochs=1",
+            "train_limit=192",
+            "test_limit=64",
+            "balance_samples=32",
+            "hidden=32",
+            "checkpoint_seconds=0",
+        ],
+        ["diet_T2.npz:4:after", "diet_T2.npz:1:before", "hybrid_T2.npz:2:after", "qat_2bit.npz:1:before"],
+        tmp_path,
+    )
     assert lr_of(run / "checkpoints" / "diet_T2.npz") == [pytest.approx(5e-4 * 0.01)]  # the quick preset's diet_lr
 
 
 @pytest.mark.brian2
-def test_compression_resumes_bit_identical_after_kills_of_the_main_process_and_of_a_worker(tmp_path,
-                                                                                          isolated_cache):
+def test_compression_resumes_bit_identical_after_kills_of_the_main_process_and_of_a_worker(tmp_path, isolated_cache):
     tag = uuid.uuid4().hex
     # 1. a worker kills the main process after its second chunk: the workers must die with it
     # 2. a worker is killed in the middle of a checkpoint write: the run stops with one line, keeps its state
-    run = kill_and_resume("compression", [
-        "epochs=1", "n_train=600", "n_label=200", "n_test=100", "variants=full,pruned+q2", "workers=2",
-        "interval=100", "start=100", "curve_block=100", "network.n_exc=10", "network.chunk=100", "monitor=false"],
-        ["checkpoint.npz:2:after:parent", "checkpoint.npz:2:before"], tmp_path, tag=tag)
+    run = kill_and_resume(
+        "compression",
+        [
+            "epochs=1",
+            "n_train=600",
+            "n_label=200",
+            "n_test=100",
+            "variants=full,pruned+q2",
+            "workers=2",
+            "interval=100",
+            "start=100",
+            "curve_block=100",
+            "network.n_exc=10",
+            "network.chunk=100",
+            "monitor=false",
+        ],
+        ["checkpoint.npz:2:after:parent", "checkpoint.npz:2:before"],
+        tmp_path,
+        tag=tag,
+    )
     deadline = time.monotonic() + 10
     while tagged_processes(tag) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -194,10 +247,24 @@ def test_compression_resumes_bit_identical_after_kills_of_the_main_process_and_o
 @pytest.mark.slow
 @pytest.mark.brian2
 def test_multimodal_resumes_bit_identical_after_a_kill_in_a_checkpoint_write(data_dir, tmp_path):
-    kill_and_resume("multimodal", ["n_pairs=600", "n_label=200", "variants=multimodal", "image.n_exc=10",
-                                   "audio.n_exc=10", "image.chunk=200", "audio.chunk=200", "interval=200",
-                                   "start=200", "image_noise=0.4", "audio_snr_db=5"],
-                    ["checkpoint.npz:2:before"], tmp_path)
+    kill_and_resume(
+        "multimodal",
+        [
+            "n_pairs=600",
+            "n_label=200",
+            "variants=multimodal",
+            "image.n_exc=10",
+            "audio.n_exc=10",
+            "image.chunk=200",
+            "audio.chunk=200",
+            "interval=200",
+            "start=200",
+            "image_noise=0.4",
+            "audio_snr_db=5",
+        ],
+        ["checkpoint.npz:2:before"],
+        tmp_path,
+    )
 
 
 def test_a_sigterm_ends_the_segment_as_interrupted_and_a_kill_is_timed_to_its_last_write(tmp_path, isolated_cache):
@@ -207,8 +274,13 @@ def test_a_sigterm_ends_the_segment_as_interrupted_and_a_kill_is_timed_to_its_la
 
     sets = [x for s in ["epochs=6", "hidden=32", "train_limit=400", "test_limit=200"] for x in ("--set", s)]
     env = {k: v for k, v in os.environ.items() if k != "BIOSNN_FAULT_KILL"}
-    proc = subprocess.Popen([sys.executable, "-m", "bioSNN.cli", "run", "demo", "--out", str(tmp_path / "r"), *sets,
-                             "--no-progress"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bioSNN.cli", "run", "demo", "--out", str(tmp_path / "r"), *sets, "--no-progress"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not list((tmp_path / "r").glob("*/checkpoints/last.npz")) and time.monotonic() < deadline:
         time.sleep(0.2)

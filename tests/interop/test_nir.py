@@ -42,8 +42,9 @@ def _run(net, x, T, encoder):
     return out.logits, out.spikes
 
 
-@pytest.mark.parametrize("encoder,leak", [("direct", (0.97, 0.9, 1.0, 0.85)), ("poisson", (1.0,) * 4)],
-                         ids=["diet_like", "converted"])
+@pytest.mark.parametrize(
+    "encoder,leak", [("direct", (0.97, 0.9, 1.0, 0.85)), ("poisson", (1.0,) * 4)], ids=["diet_like", "converted"]
+)
 def test_round_trip_through_a_file_gives_the_same_spikes_in_every_layer(digits, tmp_path, encoder, leak):
     x_tr, x_te = digits
     net = _converted_vgg(x_tr, leak)
@@ -95,19 +96,32 @@ def test_the_demo_mlp_round_trips_and_resnet_residuals_become_edges(digits):
 
 def test_what_bioSNN_cannot_express_is_refused_by_node_name():
     shape = np.array([3])
+
     def graph(node):
-        return nir.NIRGraph(nodes={"input": nir.Input(input_type=shape), "n": node, "output": nir.Output(shape)},
-                            edges=[("input", "n"), ("n", "output")], metadata={"dt": 1e-3})
+        return nir.NIRGraph(
+            nodes={"input": nir.Input(input_type=shape), "n": node, "output": nir.Output(shape)},
+            edges=[("input", "n"), ("n", "output")],
+            metadata={"dt": 1e-3},
+        )
+
     with pytest.raises(NIRError, match="n: v_threshold differs between neurons"):
         from_nir(graph(nir.IF(r=np.full(3, 1e3), v_threshold=np.array([1.0, 2.0, 1.0]))))
     with pytest.raises(NIRError, match="n: reset to v_reset != 0"):
         from_nir(graph(nir.IF(r=np.full(3, 1e3), v_threshold=np.ones(3), v_reset=np.full(3, -0.5))))
     with pytest.raises(NIRError, match="n: NIR node CubaLIF has no bioSNN counterpart"):
-        from_nir(graph(nir.CubaLIF(tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3),
-                                   v_threshold=np.ones(3))))
+        from_nir(
+            graph(
+                nir.CubaLIF(
+                    tau_syn=np.ones(3), tau_mem=np.ones(3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3)
+                )
+            )
+        )
     with pytest.raises(NIRError, match="records no dt"):
-        from_nir(nir.NIRGraph(nodes={"input": nir.Input(input_type=shape), "output": nir.Output(shape)},
-                              edges=[("input", "output")]))
+        from_nir(
+            nir.NIRGraph(
+                nodes={"input": nir.Input(input_type=shape), "output": nir.Output(shape)}, edges=[("input", "output")]
+            )
+        )
     # a neuron another tool wrote (no bioSNN metadata) resets to zero, as NIR says; bioSNN's own subtract
     g = graph(nir.IF(r=np.full(3, 1e3), v_threshold=np.ones(3)))
     assert from_nir(g)[0].activations()[0].reset == "hard"
@@ -120,9 +134,32 @@ def test_biosnn_export_writes_a_runs_bundle_as_nir_that_runs_the_same(tmp_path, 
     from bioSNN.cli import main
     from bioSNN.models.from_bundle import network_from_bundle
 
-    assert main(["run", "diet", "--out", str(tmp_path / "runs"), "--no-progress", "--set", "ann_epochs=2", "--set",
-                 "diet_steps=3", "--set", "diet_epochs=1", "--set", "compare_steps=", "--set", "device_bits=",
-                 "--set", "train_limit=300", "--set", "test_limit=100"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "diet",
+                "--out",
+                str(tmp_path / "runs"),
+                "--no-progress",
+                "--set",
+                "ann_epochs=2",
+                "--set",
+                "diet_steps=3",
+                "--set",
+                "diet_epochs=1",
+                "--set",
+                "compare_steps=",
+                "--set",
+                "device_bits=",
+                "--set",
+                "train_limit=300",
+                "--set",
+                "test_limit=100",
+            ]
+        )
+        == 0
+    )
     (run,) = (tmp_path / "runs").iterdir()
     bundle = run / "diet_T3.npz"
     assert main(["export", str(bundle), "--to", "nir"]) == 0
@@ -169,11 +206,24 @@ def _lite_bundle(path, name="lite"):
     from bioSNN.nn.sequence import text_bundle
 
     torch.manual_seed(5)
-    spec = {"name": name, "embed": 12, "hidden": 16, "steps_per_token": 3, "depth": 2, "dropout": 0.0, "leak": 0.8,
-            "readout": "mean", "vocab_size": 30, "n_classes": 3}
-    model = build_text_model(spec["name"], spec["vocab_size"], spec["n_classes"],
-                             **{k: spec[k] for k in ("embed", "hidden", "steps_per_token", "depth", "dropout",
-                                                     "leak", "readout")}).eval()
+    spec = {
+        "name": name,
+        "embed": 12,
+        "hidden": 16,
+        "steps_per_token": 3,
+        "depth": 2,
+        "dropout": 0.0,
+        "leak": 0.8,
+        "readout": "mean",
+        "vocab_size": 30,
+        "n_classes": 3,
+    }
+    model = build_text_model(
+        spec["name"],
+        spec["vocab_size"],
+        spec["n_classes"],
+        **{k: spec[k] for k in ("embed", "hidden", "steps_per_token", "depth", "dropout", "leak", "readout")},
+    ).eval()
     if name == "lite":
         with torch.no_grad():
             for lay in model.layers:
@@ -230,8 +280,8 @@ def test_translators_are_refused_with_what_nir_cannot_express(tmp_path, name):
 
 def test_event_convnet_bundle_exports_and_runs_the_same_on_frames(tmp_path):
     from bioSNN import bundles
-    from bioSNN.models.from_bundle import export_bundle
     from bioSNN.models.events import event_convnet
+    from bioSNN.models.from_bundle import export_bundle
     from bioSNN.nn.bundle import run_settings, to_bundle
 
     torch.manual_seed(6)

@@ -14,8 +14,8 @@ import torch
 from bioSNN import bundles, data
 from bioSNN.brian.backend import Backend, backend
 from bioSNN.interop.nir import NIRError, from_nir, to_nir
-from bioSNN.models.from_bundle import export_bundle, network_from_bundle
 from bioSNN.interop.nir_brian import NIRBrianNetwork, brian_to_nir, simulate
+from bioSNN.models.from_bundle import export_bundle, network_from_bundle
 from bioSNN.nn.train import to_tensor_images
 
 pytestmark = [pytest.mark.torch, pytest.mark.brian2]
@@ -29,8 +29,10 @@ def quick(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("runs")
     nets = {}
-    only_t5 = {"diet": ["--set", "diet_steps=5", "--set", "device_bits=", "--set", "hybrid_epochs=1"],
-               "hybrid": ["--set", "convert_steps=10", "--set", "hybrid_steps=5"]}
+    only_t5 = {
+        "diet": ["--set", "diet_steps=5", "--set", "device_bits=", "--set", "hybrid_epochs=1"],
+        "hybrid": ["--set", "convert_steps=10", "--set", "hybrid_steps=5"],
+    }
     for exp in ("diet", "hybrid"):
         assert main(["run", exp, "--preset", "quick", *only_t5[exp], "--out", str(out / exp), "--no-progress"]) == 0
         (run,) = (out / exp).iterdir()
@@ -47,8 +49,9 @@ def _reference(net, graph, x):
     names = {n.metadata["name"]: k for k, n in graph.nodes.items() if n.metadata and "name" in n.metadata}
     with torch.no_grad():
         pred32 = net.snn(x, T, enc, generator=torch.Generator().manual_seed(0)).logits.argmax(1).numpy()
-        ref = copy.deepcopy(net).double().snn(x.double(), T, enc, generator=torch.Generator().manual_seed(0),
-                                              record=True)
+        ref = (
+            copy.deepcopy(net).double().snn(x.double(), T, enc, generator=torch.Generator().manual_seed(0), record=True)
+        )
     return {names[k]: v.numpy() for k, v in ref.spikes.items()}, ref.logits.numpy(), pred32
 
 
@@ -134,9 +137,15 @@ def test_the_diehl_cook_network_is_refused_with_what_nir_cannot_express():
 
 
 def _graph(nodes: dict, edges: list, n_in: int = 2, dt: float = 1e-3, T: int = 20):
-    return nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([n_in])), **nodes,
-                               "output": nir.Output(output_type=np.array([1]))},
-                        edges=edges, metadata={"dt": dt, "time_steps": T})
+    return nir.NIRGraph(
+        nodes={
+            "input": nir.Input(input_type=np.array([n_in])),
+            **nodes,
+            "output": nir.Output(output_type=np.array([1])),
+        },
+        edges=edges,
+        metadata={"dt": dt, "time_steps": T},
+    )
 
 
 def test_neurons_another_tool_wrote_follow_nir_odes_by_forward_euler():
@@ -144,20 +153,30 @@ def test_neurons_another_tool_wrote_follow_nir_odes_by_forward_euler():
     w = np.array([[0.8, -0.3]])
     x = np.array([[0.9, 0.4], [0.2, 0.1]])
     # LI readout with r = 2, v_leak = 0.1: v <- v + dt/tau (v_leak - v + r w x)
-    g = _graph({"fc": nir.Linear(weight=w), "li": nir.LI(tau=np.array([tau]), r=np.array([2.0]),
-                                                         v_leak=np.array([0.1]))},
-               [("input", "fc"), ("fc", "li"), ("li", "output")], dt=dt, T=T)
+    g = _graph(
+        {"fc": nir.Linear(weight=w), "li": nir.LI(tau=np.array([tau]), r=np.array([2.0]), v_leak=np.array([0.1]))},
+        [("input", "fc"), ("fc", "li"), ("li", "output")],
+        dt=dt,
+        T=T,
+    )
     res = simulate(g, x, Backend("numpy"))
     v = np.zeros(2)
     for _ in range(T):
         v = v + dt / tau * (0.1 - v + 2.0 * (x @ w.T)[:, 0])
     np.testing.assert_allclose(res.outputs[:, 0], v, rtol=1e-12, atol=1e-15)
     # CubaLIF (no bioSNN metadata): fires at v > threshold, resets to v_reset; counted at the output
-    cuba = nir.CubaLIF(tau_syn=np.array([tau_syn]), tau_mem=np.array([tau]), r=np.array([1.5]),
-                       v_leak=np.array([0.0]), v_threshold=np.array([0.3]), v_reset=np.array([-0.1]),
-                       w_in=np.array([1.0]))
-    g = _graph({"fc": nir.Linear(weight=w), "cuba": cuba}, [("input", "fc"), ("fc", "cuba"), ("cuba", "output")],
-               dt=dt, T=T)
+    cuba = nir.CubaLIF(
+        tau_syn=np.array([tau_syn]),
+        tau_mem=np.array([tau]),
+        r=np.array([1.5]),
+        v_leak=np.array([0.0]),
+        v_threshold=np.array([0.3]),
+        v_reset=np.array([-0.1]),
+        w_in=np.array([1.0]),
+    )
+    g = _graph(
+        {"fc": nir.Linear(weight=w), "cuba": cuba}, [("input", "fc"), ("fc", "cuba"), ("cuba", "output")], dt=dt, T=T
+    )
     res = simulate(g, x, Backend("numpy"))
     i_syn, v, count = np.zeros(2), np.zeros(2), np.zeros(2)
     for _ in range(T):
@@ -172,17 +191,32 @@ def test_neurons_another_tool_wrote_follow_nir_odes_by_forward_euler():
 def test_graphs_brian2_cannot_build_are_refused_by_node_name():
     w = np.ones((1, 2))
     with pytest.raises(NIRError, match="th: NIR node Threshold has no Brian2 counterpart"):
-        NIRBrianNetwork(_graph({"th": nir.Threshold(threshold=np.ones(1))}, [("input", "th"), ("th", "output")], 1),
-                        images=1)
+        NIRBrianNetwork(
+            _graph({"th": nir.Threshold(threshold=np.ones(1))}, [("input", "th"), ("th", "output")], 1), images=1
+        )
     li = nir.LI(tau=np.ones(1), r=np.ones(1), v_leak=np.zeros(1))
     if_ = nir.IF(r=np.full(1, 1e3), v_threshold=np.ones(1))
     with pytest.raises(NIRError, match="li → if: LI neurons do not spike"):
-        NIRBrianNetwork(_graph({"fc": nir.Linear(weight=w), "li": li, "if": if_},
-                               [("input", "fc"), ("fc", "li"), ("li", "if"), ("if", "output")]), images=1)
+        NIRBrianNetwork(
+            _graph(
+                {"fc": nir.Linear(weight=w), "li": li, "if": if_},
+                [("input", "fc"), ("fc", "li"), ("li", "if"), ("if", "output")],
+            ),
+            images=1,
+        )
     with pytest.raises(NIRError, match="cycle"):
-        NIRBrianNetwork(_graph({"fc": nir.Linear(weight=w), "a": if_, "rec": nir.Linear(weight=np.ones((1, 1)))},
-                               [("input", "fc"), ("fc", "a"), ("a", "rec"), ("rec", "a"), ("a", "output")]), images=1)
+        NIRBrianNetwork(
+            _graph(
+                {"fc": nir.Linear(weight=w), "a": if_, "rec": nir.Linear(weight=np.ones((1, 1)))},
+                [("input", "fc"), ("fc", "a"), ("a", "rec"), ("rec", "a"), ("a", "output")],
+            ),
+            images=1,
+        )
     with pytest.raises(NIRError, match="records no dt"):
-        NIRBrianNetwork(nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([1])),
-                                            "output": nir.Output(output_type=np.array([1]))},
-                                     edges=[("input", "output")]), images=1)
+        NIRBrianNetwork(
+            nir.NIRGraph(
+                nodes={"input": nir.Input(input_type=np.array([1])), "output": nir.Output(output_type=np.array([1]))},
+                edges=[("input", "output")],
+            ),
+            images=1,
+        )

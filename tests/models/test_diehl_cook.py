@@ -43,13 +43,14 @@ def _brian(cfg, x, w, theta, be, replay, n):
     return p, set(zip(steps.tolist(), rec.spike_i.tolist()))
 
 
-@pytest.mark.parametrize("name,theta_shift,n", [("cpp_standalone", 22.0, 5), ("numpy", 0.0, 5)],
-                         ids=["cpp_standalone_with_repeats", "numpy"])
-def test_brian2_and_pytorch_give_the_same_excitatory_spikes_for_the_same_input_spikes(digits, tmp_path, name,
-                                                                                       theta_shift, n):
+@pytest.mark.parametrize(
+    "name,theta_shift,n", [("cpp_standalone", 22.0, 5), ("numpy", 0.0, 5)], ids=["cpp_standalone_with_repeats", "numpy"]
+)
+def test_brian2_and_pytorch_give_the_same_excitatory_spikes_for_the_same_input_spikes(
+    digits, tmp_path, name, theta_shift, n
+):
     # short slots keep the Python-driven sides quick
-    cfg = DiehlCookConfig(n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0,
-                          chunk=12 * n)
+    cfg = DiehlCookConfig(n_input=64, n_exc=20, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0, chunk=12 * n)
     w, theta = _trained_looking(theta_shift=theta_shift)
     torch_net = FrozenDiehlCook(cfg, w, theta)
     r = torch_net.present(digits, np.arange(n), generator=torch.Generator().manual_seed(1), record=True)
@@ -78,8 +79,9 @@ def test_streams_are_independent_runs_from_the_initial_state(digits):
 def test_a_bundle_alone_rebuilds_the_network(tmp_path, digits):
     cfg = DiehlCookConfig(n_input=64, n_exc=10, w_sum=12.8, max_rate=200.0, t_present=100.0, t_rest=0.0)
     w, theta = _trained_looking(n_exc=10, seed=5)
-    path = bundles.write(tmp_path / "net.npz", brian_bundle.to_bundle(
-        {"": cfg}, {"": {"w": w, "alive": w > 0, "theta": theta}}))
+    path = bundles.write(
+        tmp_path / "net.npz", brian_bundle.to_bundle({"": cfg}, {"": {"w": w, "alive": w > 0, "theta": theta}})
+    )
     net = FrozenDiehlCook.from_bundle(bundles.read(path))
     assert net.cfg == cfg
     direct = FrozenDiehlCook(cfg, w, theta)
@@ -97,8 +99,7 @@ def test_fused_and_tensor_kernels_give_the_same_spikes(digits, t_rest):
     w, theta = _trained_looking(n_exc=24, theta_shift=10.0, seed=7)
     net = FrozenDiehlCook(cfg, w, theta)
     ids = np.arange(11)
-    fused = net.present(digits, ids, streams=4, generator=torch.Generator().manual_seed(3), record=True,
-                        kernel="fused")
+    fused = net.present(digits, ids, streams=4, generator=torch.Generator().manual_seed(3), record=True, kernel="fused")
     tensor = net.present(digits, ids, streams=4, input_spikes=fused.input_spikes, record=True, kernel="tensor")
     assert fused.counts.sum() > 50 and fused.repeats.sum() > 0
     np.testing.assert_array_equal(fused.counts, tensor.counts)
@@ -126,10 +127,11 @@ def test_loading_the_fused_kernel_keeps_denormals_in_the_process():
 def test_one_monitor_spec_records_the_same_in_both_engines(digits):
     cfg = DiehlCookConfig(n_input=64, n_exc=10, w_sum=12.8, max_rate=255.0, t_present=100.0, t_rest=50.0, chunk=12)
     w, theta = _trained_looking(n_exc=10, seed=2)
-    specs = (MonitorSpec("exc", ("v", "ge", "gi", "theta"), (0, 3, 7), dt_ms=1.0, spikes=True, start_ms=50.0,
-                         keep_ms=400.0),
-             MonitorSpec("inh", ("v",), (0, 1), dt_ms=0.5, spikes=True, start_ms=0.0, keep_ms=600.0),
-             MonitorSpec("input", spikes=True, start_ms=100.0, keep_ms=200.0))
+    specs = (
+        MonitorSpec("exc", ("v", "ge", "gi", "theta"), (0, 3, 7), dt_ms=1.0, spikes=True, start_ms=50.0, keep_ms=400.0),
+        MonitorSpec("inh", ("v",), (0, 1), dt_ms=0.5, spikes=True, start_ms=0.0, keep_ms=600.0),
+        MonitorSpec("input", spikes=True, start_ms=100.0, keep_ms=200.0),
+    )
     net = FrozenDiehlCook(cfg, w, theta)
     r = net.present(digits, np.arange(4), generator=torch.Generator().manual_seed(5), record=True, monitors=specs)
     with backend(Backend("numpy")):
@@ -145,8 +147,9 @@ def test_one_monitor_spec_records_the_same_in_both_engines(digits):
             assert a.state[var].shape == b.state[var].shape == (len(spec.indices), len(a.t))
             np.testing.assert_allclose(a.state[var], b.state[var], rtol=1e-9, atol=1e-15)
         assert len(a.spike_t) > 0
-        assert sorted(zip(np.rint(a.spike_t / 5e-4).astype(int).tolist(), a.spike_i.tolist())) == \
-            sorted(zip(np.rint(b.spike_t / 5e-4).astype(int).tolist(), b.spike_i.tolist()))
+        assert sorted(zip(np.rint(a.spike_t / 5e-4).astype(int).tolist(), a.spike_i.tolist())) == sorted(
+            zip(np.rint(b.spike_t / 5e-4).astype(int).tolist(), b.spike_i.tolist())
+        )
     exc = r.recordings[specs[0]]
     assert exc.t[0] == pytest.approx(0.05) and exc.t[-1] < 0.45 and exc.state["v"].std() > 1e-4  # v moved
     with pytest.raises(ValueError, match="no variable"):
@@ -159,15 +162,19 @@ def _coupled(digits, n_exc=(12, 10), seed=11, theta_shift=0.0):
     audio = rng.integers(0, 256, (len(digits), 40)).astype(np.uint8)
     audio[audio < 150] = 0  # sparse, like the ON/OFF coded spectrograms
     common = dict(max_rate=255.0, t_present=100.0, t_rest=50.0, chunk=60)
-    cfgs = {"image": DiehlCookConfig(n_input=64, n_exc=n_exc[0], w_sum=12.8, **common),
-            "audio": DiehlCookConfig(n_input=40, n_exc=n_exc[1], w_sum=9.0, **common)}
+    cfgs = {
+        "image": DiehlCookConfig(n_input=64, n_exc=n_exc[0], w_sum=12.8, **common),
+        "audio": DiehlCookConfig(n_input=40, n_exc=n_exc[1], w_sum=9.0, **common),
+    }
     ens = {}
     for (name, c), stim in zip(cfgs.items(), (digits, audio)):
         w = rng.uniform(0, 0.3, (c.n_input, c.n_exc))
         w *= c.w_sum / w.sum(0)
         ens[name] = (c, w, rng.uniform(18, 25, c.n_exc) + theta_shift)
-    cross = {"image_to_audio": rng.uniform(0, 1.5, (n_exc[0], n_exc[1])),
-             "audio_to_image": rng.uniform(0, 1.5, (n_exc[1], n_exc[0]))}
+    cross = {
+        "image_to_audio": rng.uniform(0, 1.5, (n_exc[0], n_exc[1])),
+        "audio_to_image": rng.uniform(0, 1.5, (n_exc[1], n_exc[0])),
+    }
     return ens, cross, {"image": digits, "audio": audio}
 
 
@@ -177,9 +184,13 @@ def _brian_coupled(ens, cross, gain, stimuli, replay, n, be, chunk):
     specs = tuple(MonitorSpec(f"{name}_exc", spikes=True, keep_ms=1e9) for name in ens)
     with backend(be):
         # Brian2 simulates every slot of a chunk: make it as long as the torch run took (`chunk` slots)
-        net = EnsembleNetwork({k: (dataclasses.replace(c, chunk=chunk), stimuli[k]) for k, (c, _, _) in ens.items()},
-                              be, monitors=specs,
-                              cross=CrossConfig(gain=gain), replay=replay)
+        net = EnsembleNetwork(
+            {k: (dataclasses.replace(c, chunk=chunk), stimuli[k]) for k, (c, _, _) in ens.items()},
+            be,
+            monitors=specs,
+            cross=CrossConfig(gain=gain),
+            replay=replay,
+        )
         for k, (_, w, theta) in ens.items():
             net.state[k]["w"], net.state[k]["theta"] = w.copy(), theta.copy()
         for key, w in cross.items():
@@ -223,8 +234,9 @@ def test_coupled_fused_and_tensor_kernels_agree_over_streams_and_threads(digits)
     ens, cross, stimuli = _coupled(digits, n_exc=(16, 14), seed=3, theta_shift=5.0)
     net = FrozenDiehlCook.coupled(ens, cross, cross_gain=0.7)
     ids = {"image": np.arange(5), "audio": np.arange(20, 25)}
-    fused = net.present(stimuli, ids, streams=2, generator=torch.Generator().manual_seed(1), record=True,
-                        kernel="fused", threads=2)
+    fused = net.present(
+        stimuli, ids, streams=2, generator=torch.Generator().manual_seed(1), record=True, kernel="fused", threads=2
+    )
     assert fused.repeats.sum() > 0 and all(fused.counts[k].sum() > 20 for k in ens)
     tensor = net.present(stimuli, ids, streams=2, input_spikes=fused.input_spikes, record=True, kernel="tensor")
     one = net.present(stimuli, ids, streams=2, generator=torch.Generator().manual_seed(1), kernel="fused", threads=1)
@@ -238,9 +250,15 @@ def test_a_multimodal_bundle_alone_rebuilds_the_coupled_network(tmp_path, digits
     from bioSNN.brian.network import CrossConfig
 
     ens, cross, stimuli = _coupled(digits)
-    path = bundles.write(tmp_path / "mm.npz", brian_bundle.to_bundle(
-        {k: c for k, (c, _, _) in ens.items()}, {k: {"w": w, "alive": w > 0, "theta": th} for k, (_, w, th) in ens.items()},
-        {k: {"w": w, "alive": w > 0} for k, w in cross.items()}, CrossConfig(gain=0.5)))
+    path = bundles.write(
+        tmp_path / "mm.npz",
+        brian_bundle.to_bundle(
+            {k: c for k, (c, _, _) in ens.items()},
+            {k: {"w": w, "alive": w > 0, "theta": th} for k, (_, w, th) in ens.items()},
+            {k: {"w": w, "alive": w > 0} for k, w in cross.items()},
+            CrossConfig(gain=0.5),
+        ),
+    )
     net = FrozenDiehlCook.from_bundle(bundles.read(path))
     assert net.names == ["image", "audio"] and net.cross_gain == 0.5
     direct = FrozenDiehlCook.coupled(ens, cross, cross_gain=0.5)

@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bioSNN.models.vgg import vgg
 from bioSNN.nn import distributed as dist
 from bioSNN.nn.convert import to_snn
 from bioSNN.nn.train import batches, train_epoch
-from bioSNN.models.vgg import vgg
 
 out = Path(sys.argv[1])
 rank, world = dist.setup()

@@ -18,7 +18,7 @@ def _trained(epochs: int, milestones=(0.5, 0.75)):
     opt = torch.optim.SGD([p], lr=0.1, momentum=0.9)
     sched = step_schedule(opt, 4, milestones)
     for _ in range(epochs):
-        (p ** 2).sum().backward()
+        (p**2).sum().backward()
         opt.step()
         opt.zero_grad()
         sched.step()

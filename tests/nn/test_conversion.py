@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from bioSNN import data, energy
-from bioSNN.nn import LIF, lif_step, LIFParams
+from bioSNN.nn import LIF, LIFParams, lif_step
 from bioSNN.nn.convert import balance_thresholds, to_snn
 from bioSNN.nn.network import SpikingNet
 from bioSNN.nn.train import evaluate, to_tensor_images
@@ -57,8 +57,9 @@ def test_converted_snn_approaches_the_ann_as_t_grows(trained):
 
 def test_threshold_balancing_picks_each_layers_maximum_input():
     torch.manual_seed(1)
-    net = SpikingNet([nn.Linear(5, 4, bias=False), LIF(), nn.Linear(4, 3, bias=False), LIF(),
-                      nn.Linear(3, 2, bias=False)], (5,))
+    net = SpikingNet(
+        [nn.Linear(5, 4, bias=False), LIF(), nn.Linear(4, 3, bias=False), LIF(), nn.Linear(3, 2, bias=False)], (5,)
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
@@ -110,7 +111,8 @@ def test_operation_counts_match_a_hand_checked_network():
     # the first layer's constant input current computed once: 6 MACs, then 2 neurons x 4 steps accumulates
     assert st.outputs == {"fc1": 2.0, "fc2": 4.0}
     assert energy.snn_energy_pj(ops, reuse_constant_input=True) == pytest.approx(
-        6 * energy.E_MAC_PJ + 8 * energy.E_AC_PJ + 12 * energy.E_AC_PJ)
+        6 * energy.E_MAC_PJ + 8 * energy.E_AC_PJ + 12 * energy.E_AC_PJ
+    )
     summary = st.summary()
     assert summary["energy_ratio_first_layer_once"] > summary["energy_ratio_ann_over_snn"]
     # step mode counts the same
@@ -147,4 +149,5 @@ def test_reusing_a_constant_input_needs_the_layers_outputs():
     held = energy.LayerOps("conv1", macs=100.0, analog_input=True, time_steps=5, outputs=10.0)
     assert energy.snn_energy_pj([held]) == pytest.approx(500 * energy.E_MAC_PJ)
     assert energy.snn_energy_pj([held], reuse_constant_input=True) == pytest.approx(
-        100 * energy.E_MAC_PJ + 50 * energy.E_AC_PJ)
+        100 * energy.E_MAC_PJ + 50 * energy.E_AC_PJ
+    )

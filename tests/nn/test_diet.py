@@ -21,8 +21,12 @@ pytestmark = pytest.mark.torch
 
 def digits(n_train=400):
     ds = data.load("digits")
-    return (to_tensor_images(ds.x_train[:n_train]), torch.from_numpy(ds.y_train[:n_train]).long(),
-            to_tensor_images(ds.x_test), torch.from_numpy(ds.y_test).long())
+    return (
+        to_tensor_images(ds.x_train[:n_train]),
+        torch.from_numpy(ds.y_train[:n_train]).long(),
+        to_tensor_images(ds.x_test),
+        torch.from_numpy(ds.y_test).long(),
+    )
 
 
 def diet_net(x):
@@ -62,7 +66,7 @@ def test_tiny_diet_network_learns_real_digits_at_five_steps():
     x, y, x_te, y_te = digits(400)
     torch.manual_seed(0)
     net = vgg("vgg5", (1, 8, 8), n_classes=10, width=0.25, hidden=64, dropout=0.0)
-    batches = [(x[i:i + 50], y[i:i + 50]) for i in range(0, len(x), 50)]
+    batches = [(x[i : i + 50], y[i : i + 50]) for i in range(0, len(x), 50)]
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     for _ in range(12):
         train_epoch(net, batches, opt)
@@ -136,7 +140,7 @@ def test_energy_cost_equals_the_counted_energy_ratio_and_reaches_every_parameter
 
 def test_energy_penalty_trains_a_sparser_network_at_little_cost():
     x, y, x_te, y_te = digits(400)
-    batches = [(x[i:i + 50], y[i:i + 50]) for i in range(0, len(x), 50)]
+    batches = [(x[i : i + 50], y[i : i + 50]) for i in range(0, len(x), 50)]
     torch.manual_seed(0)
     ann = vgg("vgg5", (1, 8, 8), n_classes=10, width=0.25, hidden=64, dropout=0.0)
     opt = torch.optim.Adam(ann.parameters(), 3e-3)

@@ -136,9 +136,20 @@ def test_fit_with_augmentation_trains_on_crops(tmp_path):
     net = vgg("vgg5", (3, 8, 8), n_classes=4, width=0.125, hidden=16)
     w0 = [p.detach().clone() for p in net.parameters() if p.dim() > 1]  # the weights (λ, θ: SNN only)
     opt = torch.optim.Adam(net.parameters(), 1e-2)
-    hist = fit(net, opt, Checkpoint(tmp_path / "a.npz", {"model": "vgg5"}), (x, y), (x[:8], y[:8]), 1,
-               batch_size=16, augment=True, verbose=False)
-    assert hist["epoch"] == [1] and all(not torch.equal(a, p) for a, p in zip(w0, [p for p in net.parameters() if p.dim() > 1]))
+    hist = fit(
+        net,
+        opt,
+        Checkpoint(tmp_path / "a.npz", {"model": "vgg5"}),
+        (x, y),
+        (x[:8], y[:8]),
+        1,
+        batch_size=16,
+        augment=True,
+        verbose=False,
+    )
+    assert hist["epoch"] == [1] and all(
+        not torch.equal(a, p) for a, p in zip(w0, [p for p in net.parameters() if p.dim() > 1])
+    )
     with pytest.raises(ValueError, match="augment must be"):
         fit(net, opt, Checkpoint(tmp_path / "b.npz", {"model": "vgg5"}), (x, y), (x, y), 1, augment="rotate")
 
@@ -160,8 +171,20 @@ def test_a_run_killed_inside_an_epoch_resumes_to_the_same_weights(tmp_path, time
         return net, torch.optim.Adam(net.parameters(), 1e-2)
 
     def run(net, opt, path):
-        return fit(net, opt, Checkpoint(path, {"model": "vgg5"}), (x, y), (x[:8], y[:8]), 2, time_steps,
-                   batch_size=8, augment="crop", seed=3, verbose=False, checkpoint_seconds=0)
+        return fit(
+            net,
+            opt,
+            Checkpoint(path, {"model": "vgg5"}),
+            (x, y),
+            (x[:8], y[:8]),
+            2,
+            time_steps,
+            batch_size=8,
+            augment="crop",
+            seed=3,
+            verbose=False,
+            checkpoint_seconds=0,
+        )
 
     ref, opt = make()
     hist_ref = run(ref, opt, tmp_path / "ref.npz")
@@ -216,8 +239,11 @@ def test_batches_shard_without_overlap():
 
 
 @pytest.mark.parametrize("encoder", ["direct", "poisson"])
-@pytest.mark.parametrize("make", [lambda: vgg("vgg5", (1, 12, 12), n_classes=4, width=0.25, hidden=32),
-                                  lambda: resnet20((3, 16, 16), width=0.25)], ids=["vgg5", "resnet20"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: vgg("vgg5", (1, 12, 12), n_classes=4, width=0.25, hidden=32), lambda: resnet20((3, 16, 16), width=0.25)],
+    ids=["vgg5", "resnet20"],
+)
 def test_layer_by_layer_and_step_by_step_runs_agree(make, encoder):
     torch.manual_seed(0)
     net = make()

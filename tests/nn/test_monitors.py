@@ -17,8 +17,10 @@ def test_a_spiking_net_records_membranes_and_spikes_of_its_first_sample():
     torch.manual_seed(0)
     net = mlp((1, 8, 8), 10, hidden=(32, 16), leak=0.9, threshold=1.0)
     x = torch.rand(3, 1, 8, 8) * 2
-    specs = (MonitorSpec("act1", ("v",), (0, 5, 9), dt_ms=2.0, spikes=True, start_ms=4.0, keep_ms=20.0),
-             MonitorSpec("act2", spikes=True, keep_ms=1e6))
+    specs = (
+        MonitorSpec("act1", ("v",), (0, 5, 9), dt_ms=2.0, spikes=True, start_ms=4.0, keep_ms=20.0),
+        MonitorSpec("act2", spikes=True, keep_ms=1e6),
+    )
     out = net.snn(x, 30, monitors=specs, step_ms=1.0, record=True)
     r1, r2 = out.recordings[specs[0]], out.recordings[specs[1]]
     # by hand: act1 driven by fc1 of the first sample (direct input: the same current every step)

@@ -43,7 +43,9 @@ def test_surrogate_gradients_match_their_formulas(name):
     assert torch.equal(o, (u >= 1.0).double())
     o.sum().backward()
     ud = u.detach()
-    expected = 0.3 * torch.clamp(1 - torch.abs(ud - 1), min=0) if name == "linear" else 1 / (1 + 10 * torch.abs(ud - 1)) ** 2
+    expected = (
+        0.3 * torch.clamp(1 - torch.abs(ud - 1), min=0) if name == "linear" else 1 / (1 + 10 * torch.abs(ud - 1)) ** 2
+    )
     torch.testing.assert_close(u.grad, expected)
     torch.testing.assert_close(theta.grad, -expected.sum())
 
@@ -110,9 +112,9 @@ def test_fused_sequence_equals_step_loop_in_values_and_gradients(reset, name):
         o, state = lif_step(x[t], state, p)
         outs.append(o)
     o_loop = torch.stack(outs)
-    g_loop = torch.autograd.grad((o_loop * w).sum() + (state.u ** 2).sum(), [x, lam, th])
+    g_loop = torch.autograd.grad((o_loop * w).sum() + (state.u**2).sum(), [x, lam, th])
     o_seq, s_seq = lif_sequence(x, None, p)
-    g_seq = torch.autograd.grad((o_seq * w).sum() + (s_seq.u ** 2).sum(), [x, lam, th])
+    g_seq = torch.autograd.grad((o_seq * w).sum() + (s_seq.u**2).sum(), [x, lam, th])
     assert torch.equal(o_loop, o_seq) and o_seq.sum() > 0
     torch.testing.assert_close(s_seq.u, state.u)
     for a, b in zip(g_loop, g_seq):

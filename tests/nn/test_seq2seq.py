@@ -17,8 +17,9 @@ CASES = [(n, a) for n in SEQ2SEQ_MODELS for a in (ATTENTION if n.startswith("con
 
 def _model(name, seed=0, dim=24, attention="convs2s"):
     torch.manual_seed(seed)
-    m = build_seq2seq(name, SV, TV, dim=dim, layers=2, kernel=3, time_steps=3, dropout=0.0, max_len=20,
-                      attention=attention)
+    m = build_seq2seq(
+        name, SV, TV, dim=dim, layers=2, kernel=3, time_steps=3, dropout=0.0, max_len=20, attention=attention
+    )
     if name == "conv_lif":
         with torch.no_grad():  # spiking in every block
             for conv in (*m.enc, *m.dec):
@@ -86,8 +87,16 @@ def test_spiking_model_spikes_and_counts_its_operations(attention):
 
 def _toy_pairs():
     """A tiny 'language': each German word maps to one English word, reversed order."""
-    lex = {"ein": "a", "Hund": "dog", "rennt": "runs", "schnell": "fast", "rot": "red", "Ball": "ball",
-           "Kind": "child", "spielt": "plays"}
+    lex = {
+        "ein": "a",
+        "Hund": "dog",
+        "rennt": "runs",
+        "schnell": "fast",
+        "rot": "red",
+        "Ball": "ball",
+        "Kind": "child",
+        "spielt": "plays",
+    }
     rng = np.random.default_rng(0)
     words = list(lex)
     de, en = [], []
@@ -178,16 +187,31 @@ def _stored_translator(folder, vocab_name="vocab.json", vocab=None):
 
     src = Vocab(SPECIALS + ("ein", "hund", "rennt", "."))
     tgt = Vocab(SPECIALS + ("a", "dog", "runs", "."))
-    spec = {"name": "gru", "dim": 8, "layers": 1, "kernel": 3, "time_steps": 2, "leak": 0.9, "dropout": 0.0,
-            "max_len": 32, "surrogate": "linear", "src_vocab": len(src), "tgt_vocab": len(tgt),
-            "attention": "convs2s", "source_max_len": 10}
+    spec = {
+        "name": "gru",
+        "dim": 8,
+        "layers": 1,
+        "kernel": 3,
+        "time_steps": 2,
+        "leak": 0.9,
+        "dropout": 0.0,
+        "max_len": 32,
+        "surrogate": "linear",
+        "src_vocab": len(src),
+        "tgt_vocab": len(tgt),
+        "attention": "convs2s",
+        "source_max_len": 10,
+    }
     torch.manual_seed(0)
     model = seq2seq_from_spec(spec)
     folder.mkdir(parents=True, exist_ok=True)
-    bundles.write(folder / "gru.npz", text_bundle(model, spec, {}, extra={
-        "vocab": vocab_name, "vocab_sha256": vocab_digest(src, tgt)}))
-    (folder / "vocab.json").write_text(json.dumps(vocab if vocab is not None else
-                                                  {"source": list(src.tokens), "target": list(tgt.tokens)}))
+    bundles.write(
+        folder / "gru.npz",
+        text_bundle(model, spec, {}, extra={"vocab": vocab_name, "vocab_sha256": vocab_digest(src, tgt)}),
+    )
+    (folder / "vocab.json").write_text(
+        json.dumps(vocab if vocab is not None else {"source": list(src.tokens), "target": list(tgt.tokens)})
+    )
     return folder / "gru.npz"
 
 
@@ -202,19 +226,38 @@ def test_a_stored_translator_loads_and_translates_empty_input_to_empty_output(tm
         tr.translate("Ein Hund")
 
 
-@pytest.mark.parametrize("vocab_name, vocab, message", [
-    ("../../../../etc/hostname", None, "extra\\['vocab'\\] must name a file beside the bundle"),
-    ("vocab.json", ["a", "b"], "a JSON object with 'source' and 'target'"),
-    ("vocab.json", {"source": []}, "a JSON object with 'source' and 'target'"),
-    ("vocab.json", {"source": ["<pad>", "<unk>", "<bos>", "<eos>", "x", "x", "y", "z"],
-                    "target": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "dog", "runs", "."]},
-     "source vocabulary: a vocabulary holds each token once"),
-    ("vocab.json", {"source": ["<pad>", "<unk>", "<bos>", "<eos>", "ein", "hund", "rennt", "."],
-                    "target": ["<pad>", "<unk>", "<bos>", "<eos>", "dog", "a", "runs", "."]},  # two words swapped
-     "not the vocabularies gru.npz was trained with"),
-    ("vocab.json", {"source": ["<pad>", "<unk>", "<bos>", "<eos>", "ein"],
-                    "target": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "dog", "runs", "."]}, "the model has 8 / 8"),
-])
+@pytest.mark.parametrize(
+    "vocab_name, vocab, message",
+    [
+        ("../../../../etc/hostname", None, "extra\\['vocab'\\] must name a file beside the bundle"),
+        ("vocab.json", ["a", "b"], "a JSON object with 'source' and 'target'"),
+        ("vocab.json", {"source": []}, "a JSON object with 'source' and 'target'"),
+        (
+            "vocab.json",
+            {
+                "source": ["<pad>", "<unk>", "<bos>", "<eos>", "x", "x", "y", "z"],
+                "target": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "dog", "runs", "."],
+            },
+            "source vocabulary: a vocabulary holds each token once",
+        ),
+        (
+            "vocab.json",
+            {
+                "source": ["<pad>", "<unk>", "<bos>", "<eos>", "ein", "hund", "rennt", "."],
+                "target": ["<pad>", "<unk>", "<bos>", "<eos>", "dog", "a", "runs", "."],
+            },  # two words swapped
+            "not the vocabularies gru.npz was trained with",
+        ),
+        (
+            "vocab.json",
+            {
+                "source": ["<pad>", "<unk>", "<bos>", "<eos>", "ein"],
+                "target": ["<pad>", "<unk>", "<bos>", "<eos>", "a", "dog", "runs", "."],
+            },
+            "the model has 8 / 8",
+        ),
+    ],
+)
 def test_a_translator_bundle_with_a_bad_vocabulary_is_refused_naming_the_file(tmp_path, vocab_name, vocab, message):
     from bioSNN.bundles import BundleError
     from bioSNN.models.seq2seq import load_translator

@@ -55,7 +55,7 @@ def test_padding_does_not_change_outputs(name):
         a = m(tok, lens)
         b = m(torch.cat([tok, torch.zeros(len(lens), 7, dtype=torch.long)], 1), lens)
         # each sequence alone, padded only to its own length
-        c = torch.cat([m(tok[i:i + 1, :int(n)], lens[i:i + 1]) for i, n in enumerate(lens)])
+        c = torch.cat([m(tok[i : i + 1, : int(n)], lens[i : i + 1]) for i, n in enumerate(lens)])
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)  # float rounding of other shapes only
     torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-6)
 
@@ -184,8 +184,18 @@ def _train(path, epochs, stop_after=None, seed=0):
 
         m.forward = forward
     data = _toy_data()
-    hist, best = fit_tokens(m, opt, SeqCheckpoint(path, {"test": True}), data, data.subset(np.arange(60)),
-                            epochs, batch_size=16, seed=3, progress=False, checkpoint_seconds=0)
+    hist, best = fit_tokens(
+        m,
+        opt,
+        SeqCheckpoint(path, {"test": True}),
+        data,
+        data.subset(np.arange(60)),
+        epochs,
+        batch_size=16,
+        seed=3,
+        progress=False,
+        checkpoint_seconds=0,
+    )
     return m, hist, best
 
 
@@ -225,7 +235,11 @@ def test_frames_encoder_feeds_frame_t_at_step_t():
     # binary frames are input spikes: the first layer accumulates (no MACs) per event and its fan-out
     first = layer.stats.layer_ops()[0]
     assert not first.analog_input and first.synaptic_events == pytest.approx(
-        float(torch.nn.functional.conv2d(ev.flatten(0, 1).sum(1, keepdim=True), torch.ones(1, 1, 3, 3),
-                                         padding=1).sum()) * 4 / 3)
+        float(
+            torch.nn.functional.conv2d(ev.flatten(0, 1).sum(1, keepdim=True), torch.ones(1, 1, 3, 3), padding=1).sum()
+        )
+        * 4
+        / 3
+    )
     with pytest.raises(ValueError, match="frames must be"):
         net.snn(ev[:, :5], 6, "frames")
