@@ -151,6 +151,12 @@ class EnsembleNetwork:
         """Seconds the standalone project took to generate and compile (0 on runtime backends)."""
         return self._runner.build_seconds
 
+    @property
+    def build_result(self):
+        """How a ``cpp_standalone`` binary came (:class:`bioSNN.brian.compile_cache.BuildResult`: from the compile
+        cache or compiled); ``None`` before the build and on other backends."""
+        return self._runner.build_result
+
     def _state_args(self, seqs: dict, plastic: bool) -> dict:
         from brian2 import mV
 

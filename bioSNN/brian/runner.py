@@ -23,6 +23,7 @@ import numpy as np
 
 from .backend import Backend
 from .builder import BrianNetwork
+from .compile_cache import build_device
 
 __all__ = ["ChunkRunner"]
 
@@ -35,6 +36,7 @@ class ChunkRunner:
 
         self.bn, self.backend, self.duration_ms = bn, be, duration_ms
         self.build_seconds = 0.0
+        self.build_result = None  # how the binary came: bioSNN.brian.compile_cache.BuildResult
         self._built = False
         if not be.standalone:
             bn.network.store("initial")  # restored before every chunk
@@ -99,7 +101,6 @@ class ChunkRunner:
 
     def build(self, compile: bool = True) -> None:
         """Generate (and compile) the standalone project; see :meth:`EnsembleNetwork.build`."""
-        import brian2 as b2
 
         if not self.backend.standalone:
             raise RuntimeError(f"backend {self.backend.name!r} compiles at run time; nothing to build")
@@ -115,7 +116,7 @@ class ChunkRunner:
                 )
         self._run_segments(0.0)
         tb = time.perf_counter()
-        b2.device.build(directory=self.backend.directory, compile=compile, run=False, with_output=False)
+        self.build_result = build_device(self.backend.directory, compile)
         self.build_seconds = time.perf_counter() - tb
         self._built = True
 

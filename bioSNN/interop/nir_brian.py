@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..brian.compile_cache import build_device
 from .nir_graph import RESET, THRESHOLD_RULE, NIRError, validate
 
 __all__ = ["NIRBrianNetwork", "BrianResult", "simulate", "brian_to_nir", "linear_map"]
@@ -558,7 +559,7 @@ class NIRBrianNetwork:
                 if not self._built:
                     self.network.run(duration, namespace={})
                     tb = time.perf_counter()
-                    b2.device.build(directory=self._directory, compile=True, run=False, with_output=False)
+                    build_device(self._directory)
                     self.build_seconds = time.perf_counter() - tb
                     self._built = True
                 t0 = time.perf_counter()
