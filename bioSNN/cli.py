@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -131,11 +132,47 @@ def resolve_command(command: str):
     return args.name, build_config(mod, args.preset or "quick", args.config, args.set, args.name)
 
 
+def preset_times() -> dict[tuple[str, str], float]:
+    """Wall seconds of each ``(experiment, preset)`` run as it is, read from the stored runs beside the
+    experiments (``experiments/results``: those whose config is exactly the preset's, threads aside; measured on
+    a 2-core CPU); empty where no stored runs are installed."""
+    from . import experiments
+
+    out: dict[tuple[str, str], float] = {}
+    for cfg_file in sorted((Path(experiments.__file__).parent / "results").glob("*/config.json")):
+        try:
+            saved = json.loads(cfg_file.read_text())
+            wall = json.loads((cfg_file.parent / "metrics.json").read_text()).get("wall_seconds")
+            if not is_run_config(saved) or saved.get("merged") or not isinstance(wall, (int, float)):
+                continue
+            command = re.sub(r" --set threads=\d+", "", reproduce_command(saved))
+        except (OSError, ValueError, ConfigError):
+            continue
+        key = (saved["experiment"], saved.get("preset") or "full")
+        if command == f"biosnn run {key[0]} --preset {key[1]}":
+            out[key] = min(out.get(key, wall), wall)
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return (
+        f"{seconds:.0f} s"
+        if seconds < 90
+        else f"{seconds / 60:.0f} min"
+        if seconds < 5400
+        else f"{seconds / 3600:.1f} h"
+    )
+
+
 def cmd_list(_args) -> int:
     width = max(map(len, EXPERIMENTS))
+    times = preset_times()
     for name in EXPERIMENTS:
         mod = _experiment(name)
-        print(f"{name:<{width}}  {mod.SUMMARY}  [presets: {', '.join(mod.PRESETS)}]")
+        presets = ", ".join(f"{p} ~{_duration(times[name, p])}" if (name, p) in times else p for p in mod.PRESETS)
+        print(f"{name:<{width}}  {mod.SUMMARY}  [presets: {presets}]")
+    if times:
+        print("(~: wall time of the stored run of that preset on a 2-core CPU, experiments/results)")
     return 0
 
 
@@ -229,7 +266,6 @@ def cmd_run(args) -> int:
             print(f"run folder: {run_dir}  (preset {saved.get('preset')}; --set values apply on top of it)")
         stop_on_sigterm()
         clock = RunClock(run_dir, command) if main_rank else None
-        _log_to_console(not args.no_progress)
         status, signal_name = "failed", None
         try:
             metrics = mod.run(cfg, run_dir, progress=not args.no_progress)
@@ -389,9 +425,10 @@ class _TqdmHandler(logging.StreamHandler):
 _HANDLER: logging.Handler | None = None
 
 
-def _log_to_console(verbose: bool) -> None:
-    """bioSNN's messages (logger ``bioSNN``) on stdout above tqdm's bars: INFO and up when ``verbose``, warnings
-    only under ``--no-progress``. Records still reach other handlers (e.g. pytest's)."""
+def _log_to_console() -> None:
+    """bioSNN's messages (logger ``bioSNN``) on stdout above tqdm's bars: one line per phase, compilation and
+    training progress, with or without bars (``--no-progress`` turns off the bars only). Records still reach other
+    handlers (e.g. pytest's)."""
     global _HANDLER
 
     logger = logging.getLogger("bioSNN")
@@ -399,7 +436,7 @@ def _log_to_console(verbose: bool) -> None:
         logger.removeHandler(_HANDLER)
     _HANDLER = _TqdmHandler()
     _HANDLER.setFormatter(logging.Formatter("%(message)s"))
-    _HANDLER.setLevel(logging.INFO if verbose else logging.WARNING)
+    _HANDLER.setLevel(logging.INFO)
     logger.addHandler(_HANDLER)
     logger.setLevel(logging.INFO)
 
@@ -536,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     i.set_defaults(func=cmd_info)
     args = p.parse_args(argv)
     args.argv = argv
+    _log_to_console()
     try:
         return args.func(args)
     except KeyboardInterrupt as e:

@@ -23,12 +23,16 @@ arrays) and ``inspect.json`` (settings, firing rates per population, spike count
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from pathlib import Path
 
 import numpy as np
 
 from .config import ConfigError
+
+log = logging.getLogger(__name__)
 
 __all__ = ["inspect", "resolve"]
 
@@ -90,6 +94,8 @@ def inspect(
         if out
         else (path.parent if path.parent.name != "variants" else path.parent.parent) / f"inspect-{engine}"
     )
+    log.info("inspect: %s on %d test item(s) of %s in the %s engine ...", path, items, dataset, engine)
+    t0 = time.perf_counter()
     if multimodal:
         result = _multimodal(b, run_cfg, engine, population, variables, neurons, items)
     elif b.engine == "brian2":
@@ -115,6 +121,7 @@ def inspect(
     summary.update({"source": str(path), "engine": engine, "items": items, "dataset": dataset})
     (out / "inspect.json").write_text(json.dumps(summary, indent=2))
     _figure(out / "inspect.png", recs, summary, fields, neurons)
+    log.info("inspect: simulated and drawn in %.0f s", time.perf_counter() - t0)
     return out
 
 

@@ -232,7 +232,7 @@ def map_in_workers(fn, jobs: list, workers: int) -> list:
         with ProcessPoolExecutor(
             min(workers, len(jobs)),
             mp_context=mp.get_context("spawn"),
-            initializer=die_with_parent,
+            initializer=_worker_init,
             initargs=(os.getpid(),),
         ) as pool:
             try:
@@ -246,6 +246,20 @@ def map_in_workers(fn, jobs: list, workers: int) -> list:
         raise WorkerDiedError(
             "a worker process died (killed, or out of memory?); every variant keeps its last checkpoint"
         ) from None
+
+
+def _worker_init(parent: int) -> None:
+    """A worker of :func:`map_in_workers`: it dies with its parent, and bioSNN's messages (one line per phase,
+    compile and training progress) reach the same console as the parent's."""
+    import logging
+
+    die_with_parent(parent)
+    logger = logging.getLogger("bioSNN")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
 def die_with_parent(parent: int | None = None) -> None:

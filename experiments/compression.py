@@ -258,6 +258,13 @@ def label_and_test(
     in ``cfg.test_engine``; each returns ``counts``, ``repeats`` and the ``seconds`` it simulated. The Brian2
     engine presents through ``brian_net`` (holding this state); the torch engine draws its input spikes from
     generators seeded by ``cfg.seed`` and the phase, so a rerun gives the same responses."""
+    log.info(
+        "%s: labelling on %d and testing on %d images (%s engine)",
+        name or "network",
+        len(label_ids),
+        len(test_ids),
+        cfg.test_engine,
+    )
     if cfg.test_engine == "brian2":
         if brian_net is None:
             raise ValueError("test_engine 'brian2' presents through a built DiehlCookNetwork (brian_net)")

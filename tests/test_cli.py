@@ -139,3 +139,14 @@ def test_hybrid_run_converts_fine_tunes_and_resumes(tmp_path, caplog, isolated_c
     assert m3["ann"]["accuracy"] == m["ann"]["accuracy"] and "history" not in m3["ann"]
     assert m3["converted"]["6"]["accuracy"] == conv["6"]["accuracy"] and m3["hybrid"] == {}
     assert not (run3 / "checkpoints" / "ann.npz").exists()
+
+
+def test_list_shows_each_presets_wall_time_from_the_stored_runs(capsys):
+    from bioSNN.cli import preset_times
+
+    times = preset_times()
+    assert 30 < times["compression", "quick"] < 3600 and ("compression", "full") not in times  # full: no plain run
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("compression "))
+    assert "quick ~" in line and "2-core CPU" in out

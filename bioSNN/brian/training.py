@@ -18,6 +18,7 @@ levels, remainders, the chunk counter that seeds the simulator's random numbers,
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +31,8 @@ from . import readout
 from .compression import CompressionConfig, compress_with_feedback
 from .network import EnsembleNetwork
 from .stdp import eta_schedule
+
+log = logging.getLogger(__name__)
 
 __all__ = ["STDPTraining", "RunningCurve", "previous_result", "residual_key"]
 
@@ -250,6 +253,8 @@ class STDPTraining:
         net, comp, p = self.net, self.comp, self.progress
         total = sum(len(next(iter(o.values()))) for o in orders)
         net.eta_scale = eta_schedule(p["seen"], total, self.eta_end)
+        last_line = [time.monotonic()]
+        who = desc.replace("epoch {epoch}", "").strip() or "STDP training"
         for epoch in range(p["epoch"], len(orders)):
             order = orders[epoch]
             n = len(next(iter(order.values())))
@@ -270,6 +275,18 @@ class STDPTraining:
                 ended = _start + done == _n  # a finished epoch is saved as the start of the next
                 p.update(epoch=_epoch + ended, pos=0 if ended else _start + done, seen=seen)
                 self.save()
+                now = time.monotonic()
+                if ended or now - last_line[0] >= 30.0:
+                    last_line[0] = now
+                    log.info(
+                        "%s: epoch %d/%d, %d of %d images (%.0f s)",
+                        who,
+                        _epoch + 1,
+                        len(orders),
+                        _start + done,
+                        _n,
+                        self.seconds(),
+                    )
                 net.eta_scale = eta_schedule(seen, total, self.eta_end)
 
             ids = {k: v[start:] for k, v in order.items()}
