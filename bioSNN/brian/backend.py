@@ -19,6 +19,7 @@ Backends
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,6 +101,10 @@ def backend(b: Backend) -> Iterator[Backend]:
     import brian2
     from brian2 import prefs, set_device
 
+    if b.standalone:
+        # Brian2 names an object uniquely among the living ones: a finished network still waiting for the garbage
+        # collector would rename this one's code (exc_stateupdater_codeobject_1 ...) and miss the compile cache
+        gc.collect()
     saved_target = prefs.codegen.target
     saved_flags = list(prefs.codegen.cpp.extra_compile_args_gcc)
     saved_dt = brian2.defaultclock.dt_  # set by networks built for cuda_standalone (see bioSNN.brian.builder)

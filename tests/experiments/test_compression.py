@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 
 import brian2  # noqa: F401  (a hard dependency: a broken install must fail, not skip)
 import numpy as np
@@ -18,7 +19,8 @@ from bioSNN.experiments import compression as exp
 pytestmark = pytest.mark.brian2
 
 
-def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
+def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache, caplog):
+    caplog.set_level(logging.INFO, logger="bioSNN")
     cfg = apply_overrides(
         exp.Config(),
         {
@@ -37,6 +39,11 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     )
     out = tmp_path / "v"
     r = exp.train_variant(cfg, "pruned+q2", out)
+    # a line per phase: compiling, training progress, labelling and testing
+    said = caplog.text
+    assert "Brian2 project brian_project: compiling with" in said and "compiled in" in said
+    assert "pruned+q2: epoch 1/1, 400 of 400 images" in said
+    assert "pruned+q2: labelling on 400 and testing on 450 images (torch engine)" in said
     assert 0.2 < r["fraction_pruned"] < 1 and r["bits_per_synapse"] == 2 and r["energy_vs_full"] < 1
     conf = np.array(r["confusion"])
     assert conf.shape == (10, 10) and conf.sum() == 450  # every test digit once
@@ -57,7 +64,9 @@ def test_pruned_quantized_variant_and_resume(tmp_path, isolated_cache):
     assert exp.train_variant(cfg, "pruned+q2", out)["accuracy"] == r["accuracy"]
     assert r["epochs"] == 1 and r["images_seen"] == 400
     longer = dataclasses.replace(cfg, epochs=2)
+    caplog.clear()
     r2 = exp.train_variant(longer, "pruned+q2", out)
+    assert "binary reused from the compile cache" in caplog.text  # the same network: not compiled again
     progress = bundles.read(out / "checkpoint.npz").extra["progress"]
     assert progress["epoch"] == 2 and progress["seen"] == 800
     assert r2["epochs"] == 2 and r2["images_seen"] == 800 and r2["synapses_kept"] <= r["synapses_kept"]
