@@ -156,7 +156,7 @@ def build_project(directory: str | os.PathLike, jobs: int | None = None, timeout
         )
         return BuildResult(key, True, time.perf_counter() - t0)
     log.info(
-        "Brian2 project %s: compiling with %d job(s) (about a minute per project on 2 idle cores) ...",
+        "Brian2 project %s: compiling with %d job(s) (30-60 s on 2 idle cores; cached for the next run) ...",
         directory.name,
         jobs,
     )
