@@ -11,6 +11,8 @@ import pytest
 from bioSNN.experiments import compression as exp
 from bioSNN.experiments.compression_merge import main, merge
 
+pytestmark = pytest.mark.brian2
+
 
 def fake_run(path, variants: dict, **config):
     cfg = {"n_train": 600, "variants": list(variants), "workers": 1, "error_feedback": True, **config}

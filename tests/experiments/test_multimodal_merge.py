@@ -11,6 +11,8 @@ import pytest
 
 from bioSNN.experiments.multimodal_merge import main, merge
 
+pytestmark = pytest.mark.brian2
+
 CONDS = ("clean", "image_noise=0.8", "audio_snr=-5.0dB")
 LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
 

@@ -10,6 +10,8 @@ import torch
 from bioSNN.nn import IF, LIF, LIFParams, lif_step, surrogate
 from bioSNN.nn.neurons import lif_sequence
 
+pytestmark = pytest.mark.torch
+
 
 def test_lif_integrates_leaks_fires_and_soft_resets():
     p = LIFParams(leak=0.5, threshold=1.0, reset="soft")

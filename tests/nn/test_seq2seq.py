@@ -8,6 +8,8 @@ from bioSNN.data.text import BOS, EOS, Vocab
 from bioSNN.models.seq2seq import ATTENTION, SEQ2SEQ_MODELS, build_seq2seq
 from bioSNN.nn.seq2seq import bleu, cased_tokenize, encode_pairs, greedy_decode, seq2seq_loss, translate
 
+pytestmark = pytest.mark.torch
+
 SV, TV = 30, 25
 
 

@@ -8,6 +8,8 @@ from bioSNN.data.text import EOS, UNK, Vocab, detokenize, pad_batch, tokenize
 from bioSNN.models.sequence import TEXT_MODELS, RNNClassifier, SpikingTextClassifier, build_text_model
 from bioSNN.nn.sequence import SeqCheckpoint, TokenData, fit_tokens, length_batches
 
+pytestmark = pytest.mark.torch
+
 V = 40
 
 
