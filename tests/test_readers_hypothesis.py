@@ -25,7 +25,7 @@ from bioSNN.config import ConfigError, read_config_file
 SCALE = float(os.environ.get("BIOSNN_HYPOTHESIS_SCALE", "1"))
 FAST = settings(
     max_examples=int(60 * SCALE),
-    deadline=2000,
+    deadline=10_000,  # a hang fails; a slow first import on a loaded CI machine does not
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     derandomize=os.environ.get("CI", "").lower() == "true",
     database=None,
