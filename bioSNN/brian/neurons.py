@@ -143,7 +143,7 @@ class PopulationModel:
     """Everything a Brian2 ``NeuronGroup`` needs: equations, threshold, reset, refractoriness, namespace,
     integration method."""
 
-    equations: str
+    equations: object  # brian2.Equations
     threshold: str
     reset: str
     refractory: str
@@ -151,15 +151,19 @@ class PopulationModel:
     method: str = "exponential_euler"
 
 
+# the conductance-based membrane; its parameters are renamed per population (exc_tau, inh_tau ...) by Brian2's
+# Equations substitution
 _MEMBRANE = """
-dv/dt = ((P_v_leak - v) + ge*P_ge_mean*(P_e_exc - v) + gi*P_gi_mean*(P_e_inh - v)) / P_tau : volt (unless refractory)
-dge/dt = -ge / P_tau_ge : 1
-dgi/dt = -gi / P_tau_gi : 1
+dv/dt = ((v_leak - v) + ge*ge_mean*(e_exc - v) + gi*gi_mean*(e_inh - v)) / tau : volt (unless refractory)
+dge/dt = -ge / tau_ge : 1
+dgi/dt = -gi / tau_gi : 1
 """
+_MEMBRANE_PARAMETERS = ("v_leak", "ge_mean", "gi_mean", "e_exc", "e_inh", "tau", "tau_ge", "tau_gi")
 
 
-def _membrane(prefix: str, p, integration: str, dt: float | None) -> tuple[str, dict, str]:
-    """Membrane equations, the conductance factors of the chosen integration, and the Brian2 method.
+def _membrane(prefix: str, p, integration: str, dt: float | None) -> tuple:
+    """Membrane equations (``brian2.Equations``), the conductance factors of the chosen integration, and the
+    Brian2 method.
 
     - ``"exponential_euler"``: v exact for the conductances held at their step-start values. Always stays
       between the reversal potentials, but a fresh conductance jump counts as if it lasted the whole step
@@ -182,7 +186,9 @@ def _membrane(prefix: str, p, integration: str, dt: float | None) -> tuple[str, 
             f"{prefix}gi_mean": p.tau_gi / dt * (1 - math.exp(-dt / p.tau_gi)),
         }
     method = "euler" if integration == "euler" else "exponential_euler"
-    return _MEMBRANE.replace("P_", prefix), factors, method
+    from brian2 import Equations
+
+    return Equations(_MEMBRANE, **{n: prefix + n for n in _MEMBRANE_PARAMETERS}), factors, method
 
 
 def branch_free(method: str):

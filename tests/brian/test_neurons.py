@@ -15,7 +15,8 @@ pytestmark = pytest.mark.brian2
 
 
 def test_equations_carry_units():
-    eqs = Equations(excitatory_model().equations)
+    eqs = excitatory_model().equations  # a brian2 Equations, parameters renamed per population
+    assert isinstance(eqs, Equations) and "exc_tau" in eqs.identifiers
     assert eqs["v"].dim == volt.dim and eqs["theta"].dim == volt.dim
     assert eqs["ge"].dim.is_dimensionless and eqs["plastic"].dim.is_dimensionless
     ns = excitatory_model().namespace
