@@ -120,3 +120,22 @@ def restore_training_state(
             scheduler._last_lr = [g["lr"] for g in opt.param_groups]
     if RNG in arrays:  # absent in checkpoints of older bioSNN taken at an epoch boundary
         torch.set_rng_state(torch.from_numpy(np.ascontiguousarray(arrays[RNG], np.uint8)))
+
+
+def write_checkpoint(
+    path, model_bundle, opt: torch.optim.Optimizer, scheduler=None, partial: dict | None = None, **fields
+) -> None:
+    """One atomic checkpoint file: the model's bundle (``model_bundle``), the training state
+    (:func:`training_state`), ``fields`` (epoch, history ...) in its ``extra``, and ``partial``, the running totals
+    of an epoch in progress, when given."""
+    import dataclasses
+
+    from bioSNN import bundles
+
+    arrays, state = training_state(opt, scheduler)
+    extra = {**model_bundle.extra, **fields, **state}
+    if partial is not None:
+        extra["partial"] = dict(partial)
+    bundles.write(
+        path, dataclasses.replace(model_bundle, arrays={**model_bundle.arrays, **arrays}, engine="torch", extra=extra)
+    )

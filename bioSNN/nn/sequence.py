@@ -26,7 +26,7 @@ from torch import nn
 from bioSNN import bundles
 
 from .bundle import STATE_PREFIX, load_state
-from .checkpoint import restore_training_state, training_state
+from .checkpoint import restore_training_state, write_checkpoint
 from .neurons import LIF
 
 log = logging.getLogger(__name__)
@@ -200,28 +200,16 @@ class SeqCheckpoint:
     def save(
         self, model, opt, epoch: int, history: dict, best: dict, partial: dict | None = None, scheduler=None
     ) -> None:
-        arrays, state = training_state(opt, scheduler)
         b = text_bundle(model, self.spec, self.provenance, best=best["state"])
-        extra = {
-            **b.extra,
-            "epoch": epoch,
-            "history": history,
-            **state,
-            "best": {k: v for k, v in best.items() if k != "state"},
-        }
-        if partial is not None:
-            extra["partial"] = dict(partial)
-        bundles.write(
+        write_checkpoint(
             self.path,
-            bundles.Bundle(
-                b.populations,
-                b.projections,
-                {**b.arrays, **arrays},
-                engine="torch",
-                name=b.name,
-                provenance=b.provenance,
-                extra=extra,
-            ),
+            b,
+            opt,
+            scheduler,
+            partial,
+            epoch=epoch,
+            history=history,
+            best={k: v for k, v in best.items() if k != "state"},
         )
 
     def load(self, model, opt, scheduler=None) -> tuple[int, dict, dict, dict | None]:

@@ -21,7 +21,7 @@ from bioSNN import bundles
 
 from . import distributed as dist
 from .bundle import load_state, to_bundle
-from .checkpoint import restore_training_state, training_state
+from .checkpoint import restore_training_state, write_checkpoint
 from .network import Encoder, RunStats, SpikingNet
 
 log = logging.getLogger(__name__)
@@ -267,22 +267,7 @@ class Checkpoint:
         if not dist.is_main():
             return
         b = to_bundle(net, model=self.model_spec, provenance=self.provenance)
-        arrays, state = training_state(opt, scheduler)
-        extra = {**b.extra, "epoch": epoch, "history": history, **state}
-        if partial is not None:
-            extra["partial"] = dict(partial)
-        bundles.write(
-            self.path,
-            bundles.Bundle(
-                b.populations,
-                b.projections,
-                {**b.arrays, **arrays},
-                engine="torch",
-                name=b.name,
-                provenance=b.provenance,
-                extra=extra,
-            ),
-        )
+        write_checkpoint(self.path, b, opt, scheduler, partial, epoch=epoch, history=history)
 
     def load(self, net: SpikingNet, opt: torch.optim.Optimizer, scheduler=None) -> tuple[int, dict]:
         """Restore a saved phase into ``net``, ``opt`` and ``scheduler``, and the torch RNG as it was at the save;
