@@ -65,3 +65,14 @@ def test_scheduler_state_that_json_cannot_hold_is_refused_by_key():
 
     with pytest.raises(TypeError, match="'hook'.*without pickle"):
         scheduler_to_json(Odd())
+
+
+def test_importing_the_engine_switches_off_mkls_dynamic_threads():
+    """With MKL's dynamic threading, a busy machine ran some products on fewer threads than asked for: other
+    summation orders, other last bits, a resume that is not bit-identical."""
+    import subprocess
+    import sys
+
+    code = "import os; os.environ.pop('MKL_DYNAMIC', None); import bioSNN.nn; print(os.environ['MKL_DYNAMIC'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "FALSE", r.stderr[-2000:]
